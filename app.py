@@ -1,0 +1,29 @@
+"""ResNet Explorer: home page. `streamlit run app.py`; pages/ holds the rest."""
+
+import streamlit as st
+
+from resnet_explorer.models.spec import NAMING_RULE
+from resnet_explorer.ui import state
+
+st.set_page_config(page_title="ResNet Explorer", layout="wide")
+
+st.title("ResNet Explorer")
+st.markdown(
+    """
+Why do residual networks train when plain ones of the same depth do not? This app lets you build
+any ResNet (ImageNet ResNet-18 to 152, the CIFAR nets of He et al. 2015 from 20 to 1202 layers, the
+pre-activation nets of He et al. 2016, wide and grouped variants) next to its **plain twin**, the same
+layers without shortcuts, and look inside.
+
+A residual unit computes **y = F(x) + x**: the stacked layers learn only the change F(x), and the
+shortcut carries x (and its gradient) straight through. Without it, a 56-layer plain net trains
+*worse* than a 20-layer one (the degradation problem, He et al. 2015, Fig. 1 and 6).
+"""
+)
+st.page_link("pages/1_Architecture.py", label="Architecture: block graph, parameters and MACs, plain twin",
+             icon=":material/account_tree:")
+spec = state.get_spec()
+st.caption(f"Current model: **{spec.label}** on {state.get_device()}. Training, probes and attributions "
+           "come in the next releases.")
+with st.expander("Naming rule"):
+    st.markdown(NAMING_RULE)

@@ -1,0 +1,111 @@
+"""Architecture: build any variant, see its block graph, counts and plain/residual twin."""
+
+import hashlib
+import time
+
+import streamlit as st
+
+from resnet_explorer.devices import resolve_device
+from resnet_explorer.export import rows_to_csv
+from resnet_explorer.graph import build_graph, layer_rows
+from resnet_explorer.models import ModelSpec, large_model_message
+from resnet_explorer.plots import default_expanded, human, plot_block_graph, plot_stage_bars
+from resnet_explorer.ui import state
+from resnet_explorer.ui.widgets import figure_downloads, filterable_table, model_picker, table
+
+st.set_page_config(page_title="Architecture - ResNet Explorer", layout="wide")
+
+
+@st.cache_data(max_entries=32, show_spinner="Tracing the block graph...")
+def cached_graph(spec_json: str, input_size: int):
+    return build_graph(ModelSpec.from_json(spec_json), input_size)
+
+
+@st.cache_data(max_entries=8, show_spinner="Running torchinfo...")
+def cached_layer_rows(spec_json: str, input_size: int, device: str, depth: int, _model):
+    return layer_rows(_model, input_size, device, depth)
+
+
+st.title("Architecture")
+st.caption("Pick a variant or compose one; see its block graph, where its parameters and compute sit, "
+           "and how its plain twin (same layers, no shortcuts) compares.")
+
+spec, device, input_size = model_picker()
+if spec is None:
+    st.stop()
+try:
+    resolve_device(device)
+except ValueError as err:
+    st.error(str(err))
+    st.stop()
+
+message = large_model_message(spec)
+if message and not st.checkbox(f"{message}. Build it anyway?", key="arch_confirm_large"):
+    st.warning("Large model: nothing built yet. Tick the box above to trace and build it.")
+    st.stop()
+
+try:
+    graph = cached_graph(spec.to_json(), input_size)
+    twin_spec = spec.plain() if spec.residual else spec.with_residual()
+    twin = cached_graph(twin_spec.to_json(), input_size)
+except ValueError as err:
+    st.error(str(err))
+    st.stop()
+state.set_choice(spec, device, input_size)
+
+st.subheader(spec.label)
+m = st.columns(5)
+m[0].metric("Depth (weighted layers)", spec.depth)
+m[1].metric("Residual units", spec.num_blocks)
+m[2].metric("Parameters", f"{graph.total_params:,}")
+m[3].metric(f"MACs at {input_size}x{input_size}", human(graph.total_macs))
+m[4].metric(f"{twin_spec.name} parameters", f"{twin.total_params:,}",
+            delta=f"{twin.total_params - graph.total_params:+,}" if twin.total_params != graph.total_params else None,
+            delta_color="off",
+            help="The twin has the same layers; only projection shortcuts add parameters.")
+
+expand = st.multiselect(
+    "Expand stages (unit by unit)", list(range(1, graph.num_stages + 1)), default=sorted(default_expanded(graph)),
+    format_func=lambda s: f"layer{s} ({len(graph.blocks(s))} units)", key=f"arch_expand_{hashlib.sha1(spec.to_json().encode()).hexdigest()[:10]}",
+    help="Stages past a few dozen units start collapsed so deep nets stay readable.",
+)
+fig = plot_block_graph(graph, expand)
+# theme=None: the chart looks like its downloads (Streamlit's theme shrinks titles and fonts).
+st.plotly_chart(fig, key="arch_graph", theme=None, config={"displaylogo": False})
+figure_downloads(fig, f"{spec.name}_graph", "dl_graph", graph.block_rows())
+
+tab_stage, tab_unit, tab_twin, tab_layers = st.tabs(["Per stage", "Per unit", "Plain vs residual twin", "torchinfo layers"])
+with tab_stage:
+    table(graph.stage_rows())
+    bars = plot_stage_bars(graph.stage_rows(), twin.stage_rows(), (spec.name, twin_spec.name))
+    st.plotly_chart(bars, key="arch_stage_bars", theme=None)
+    figure_downloads(bars, f"{spec.name}_stages", "dl_stages", graph.stage_rows())
+with tab_unit:
+    filterable_table(graph.block_rows(), "arch_unit_filter", "node")
+with tab_twin:
+    st.markdown(
+        f"**{spec.name}** and **{twin_spec.name}** stack the same convolutions. The residual net adds each "
+        "unit's input x to its output F(x); the plain net passes only F(x) on. He et al. 2015 (Fig. 6) "
+        "found deeper plain nets train *worse*, which shortcuts fix: compare them on the Train page."
+    )
+    rows = []
+    for g in (graph, twin):
+        rows.append({"model": g.spec.label, "params": g.total_params, "MACs": g.total_macs,
+                     "shortcut params": sum(n.shortcut_params for n in g.blocks()),
+                     **{f"{k} skips": v for k, v in g.skip_counts().items()}})
+    table(rows)
+with tab_layers:
+    depth = st.slider("Depth", 1, 4, 3, key="arch_summary_depth", help="Module nesting shown by torchinfo")
+    try:
+        started = time.perf_counter()
+        model = state.get_model(confirm_large=True)
+        built = time.perf_counter() - started
+    except ValueError as err:
+        st.error(str(err))
+        st.stop()
+    st.caption(f"Built on **{state.get_device()}** ({next(model.parameters()).device}) in {built:.2f} s; "
+               "torchinfo runs in eval mode with that device.")
+    rows = cached_layer_rows(spec.to_json(), input_size, str(next(model.parameters()).device), depth, model)
+    shown = filterable_table(rows, "arch_layer_filter", "layer", "Filter layers")
+    st.download_button("CSV", rows_to_csv(shown), f"{spec.name}_layers.csv", "text/csv", key="dl_layers",
+                       icon=":material/download:", on_click="ignore")

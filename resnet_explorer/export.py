@@ -1,0 +1,93 @@
+"""Figures and tables to files: self-contained HTML, PNG/SVG (kaleido + Chromium), CSV, JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+STATIC_FORMATS = ("png", "svg")
+# kaleido renders in one headless Chromium; concurrent calls into it have returned the wrong
+# figure (shared/NOTES.md), so one export at a time.
+_KALEIDO_LOCK = threading.Lock()
+
+
+class ExportError(RuntimeError):
+    """A static export could not be made (usually: no Chromium for kaleido)."""
+
+
+def figure_to_html(fig: go.Figure) -> str:
+    """A standalone page with plotly.js embedded: it opens without a network."""
+    return fig.to_html(include_plotlyjs=True, full_html=True, config={"displaylogo": False})
+
+
+def figure_to_image(fig: go.Figure, fmt: str = "png", scale: float = 2.0) -> bytes:
+    """PNG or SVG bytes through kaleido, which drives the system's Chromium.
+
+    Raises:
+        ExportError: kaleido or a Chrome/Chromium is missing, with the fix in the message.
+    """
+    if fmt not in STATIC_FORMATS:
+        raise ValueError(f"static format must be one of {STATIC_FORMATS}, got {fmt!r}")
+    pio.defaults.mathjax = None  # MathJax would be fetched from a CDN
+    try:
+        with _KALEIDO_LOCK:
+            return fig.to_image(format=fmt, scale=scale if fmt == "png" else 1)
+    except Exception as err:  # kaleido raises several types; all mean the same to the user
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ExportError(
+            f"{fmt.upper()} export needs kaleido and a Chrome/Chromium browser "
+            f"(Debian/Ubuntu: apt-get install chromium): {first}"
+        ) from err
+
+
+def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def rows_to_json(rows: Sequence[dict[str, Any]]) -> str:
+    return json.dumps(list(rows), indent=1)
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write to a temp file in the same folder, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_figure(fig: go.Figure, stem: str | Path, formats: Sequence[str] = ("html", "png")) -> list[Path]:
+    """Write `fig` as `<stem>.<fmt>` for every format; returns the paths written."""
+    written = []
+    for fmt in formats:
+        if fmt == "html":
+            data: str | bytes = figure_to_html(fig)
+        elif fmt == "json":
+            data = fig.to_json()
+        else:
+            data = figure_to_image(fig, fmt)
+        written.append(write_atomic(Path(f"{stem}.{fmt}"), data))
+    return written

@@ -1,0 +1,24 @@
+"""The model zoo: specs, blocks, the ResNet module and the registry."""
+
+from .blocks import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck, ZeroPadShortcut
+from .registry import VARIANTS, Variant, get_variant, list_variants
+from .resnet import (
+    LARGE_BLOCKS,
+    LARGE_PARAMS,
+    BlockPlan,
+    LargeModelError,
+    ResNet,
+    build_model,
+    count_parameters,
+    large_model_message,
+    stage_plan,
+)
+from .spec import ModelSpec, nearest_legal_depths
+
+__all__ = [
+    "BasicBlock", "Bottleneck", "PreActBasicBlock", "PreActBottleneck", "ZeroPadShortcut",
+    "VARIANTS", "Variant", "get_variant", "list_variants",
+    "LARGE_BLOCKS", "LARGE_PARAMS", "BlockPlan", "LargeModelError", "ResNet", "build_model",
+    "count_parameters", "large_model_message", "stage_plan",
+    "ModelSpec", "nearest_legal_depths",
+]

@@ -1,0 +1,1 @@
+"""The only core package that imports Streamlit: session-state accessors and shared widgets."""

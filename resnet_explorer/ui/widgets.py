@@ -1,0 +1,173 @@
+"""Shared widgets: the model picker, figure downloads, a filterable table."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from ..devices import DEVICE_CHOICES
+from ..export import figure_to_html, figure_to_image, rows_to_csv
+from ..models import ModelSpec, get_variant, list_variants
+from . import state
+
+SHORTCUT_HELP = {
+    "A": "A: zero-pad where the shape changes (no parameters)",
+    "B": "B: 1x1 projection where the shape changes",
+    "C": "C: 1x1 projection on every unit",
+}
+COUNT_COLUMNS = {"params", "macs", "mult_adds", "shortcut_params", "shortcut params"}
+# widget key -> ModelSpec field
+_FIELDS = {
+    "arch_stem": "stem", "arch_block": "block", "arch_preact": "pre_activation", "arch_shortcut": "shortcut",
+    "arch_width": "width_multiplier", "arch_groups": "groups", "arch_wpg": "width_per_group",
+    "arch_classes": "num_classes", "arch_in_channels": "in_channels", "arch_zero_init": "zero_init_residual",
+}
+
+
+def _load_spec_into_widgets(spec: ModelSpec) -> None:
+    for key, field in _FIELDS.items():
+        st.session_state[key] = getattr(spec, field)
+    st.session_state["arch_layers"] = ", ".join(map(str, spec.layers))
+    st.session_state["arch_plain"] = not spec.residual
+    st.session_state["arch_input_size"] = spec.default_input_size
+
+
+def _on_variant() -> None:
+    st.session_state["arch_typed"] = ""
+    st.session_state.pop("arch_name_error", None)
+    _load_spec_into_widgets(ModelSpec.from_name(st.session_state["arch_variant"]))
+
+
+def _on_typed() -> None:
+    name = st.session_state.get("arch_typed", "").strip()
+    if not name:
+        return
+    try:
+        spec = ModelSpec.from_name(name)
+    except ValueError as err:
+        st.session_state["arch_name_error"] = str(err)
+        return
+    st.session_state.pop("arch_name_error", None)
+    _load_spec_into_widgets(spec)
+    if spec.name in list_variants():
+        st.session_state["arch_variant"] = spec.name
+
+
+def _parse_layers(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.replace(";", ",").split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"units per stage must be whole numbers separated by commas, got {text!r}") from None
+
+
+def model_picker() -> tuple[ModelSpec | None, str, int]:
+    """Variant (named or composed), device and input size; shows its own errors.
+
+    Returns:
+        (spec or None when the inputs are invalid, device name, input size).
+    """
+    if "arch_stem" not in st.session_state:  # first visit, or back from another page
+        chosen = state.get_spec()
+        _load_spec_into_widgets(chosen)
+        st.session_state["arch_input_size"] = state.get_input_size()
+        st.session_state["arch_device"] = state.get_device()
+        variants = list_variants()
+        st.session_state["arch_variant"] = chosen.name if chosen.name in variants else variants[0]
+
+    left, right = st.columns([2, 1])
+    with left:
+        st.selectbox(
+            "Start from a named variant", list_variants(), key="arch_variant", on_change=_on_variant,
+            format_func=_variant_label, help="Fills in the fields below; change any of them to compose your own.",
+        )
+    with right:
+        st.text_input(
+            "...or type any name", key="arch_typed", on_change=_on_typed, placeholder="e.g. resnet74, plain38",
+            help="[cifar_][preact_](resnet|plain)<depth>[_basic|_bottleneck]: basic depth 6n+2, bottleneck 9n+2",
+        )
+    if st.session_state.get("arch_name_error"):
+        st.error(st.session_state["arch_name_error"])
+
+    c1, c2, c3, c4 = st.columns(4)
+    c1.selectbox("Stem / family", ("cifar", "imagenet"), key="arch_stem",
+                 help="cifar: 3x3 conv, stages 16-32-64. imagenet: 7x7/2 conv + max-pool, stages 64-128-256-512.")
+    c2.selectbox("Unit", ("basic", "bottleneck"), key="arch_block")
+    c3.text_input("Units per stage", key="arch_layers", help="3 numbers for cifar, 4 for imagenet")
+    c4.selectbox("Shortcut", ("A", "B", "C"), key="arch_shortcut", format_func=SHORTCUT_HELP.get)
+    c1.toggle("Pre-activation (He et al. 2016)", key="arch_preact")
+    c2.toggle("Plain (no shortcuts)", key="arch_plain")
+    c3.toggle("Zero-init last BN", key="arch_zero_init")
+    with st.expander("Width, groups, classes, input"):
+        d1, d2, d3 = st.columns(3)
+        d1.number_input("Width multiplier", min_value=0.125, max_value=16.0, step=0.25, key="arch_width")
+        d2.number_input("Groups (bottleneck)", min_value=1, max_value=256, step=1, key="arch_groups")
+        d3.number_input("Width per group (bottleneck)", min_value=1, max_value=1024, step=1, key="arch_wpg")
+        d1.number_input("Classes", min_value=1, max_value=100_000, step=1, key="arch_classes")
+        d2.number_input("Input channels", min_value=1, max_value=64, step=1, key="arch_in_channels")
+        d3.number_input("Input size (pixels)", min_value=8, max_value=1024, step=8, key="arch_input_size")
+    st.selectbox("Device", DEVICE_CHOICES, key="arch_device",
+                 help="auto picks cuda, then mps, then cpu; the model is built there")
+
+    try:
+        spec = ModelSpec(
+            layers=_parse_layers(st.session_state["arch_layers"]),
+            residual=not st.session_state["arch_plain"],
+            **{field: st.session_state[key] for key, field in _FIELDS.items()},
+        )
+    except (TypeError, ValueError) as err:
+        st.error(f"Invalid model: {err}")
+        spec = None
+    return spec, st.session_state["arch_device"], int(st.session_state["arch_input_size"])
+
+
+def _variant_label(name: str) -> str:
+    v = get_variant(name)
+    return f"{name} ({v.paper_params} in the paper)" if v and v.paper_params else name
+
+
+def static_export_problem() -> str | None:
+    """Why PNG/SVG export cannot work here, or None when a Chromium for kaleido is present."""
+    for browser in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome"):
+        if shutil.which(browser):
+            return None
+    return "PNG/SVG export needs Chrome or Chromium (Debian/Ubuntu: apt-get install chromium)"
+
+
+def figure_downloads(fig: go.Figure, stem: str, key: str, rows: Sequence[dict[str, Any]] | None = None) -> None:
+    """Download buttons for a figure: HTML (self-contained), PNG, SVG, and its data as CSV."""
+    cols = st.columns(4)
+    cols[0].download_button("HTML", figure_to_html(fig), f"{stem}.html", "text/html", key=f"{key}_html",
+                            icon=":material/download:", on_click="ignore")
+    problem = static_export_problem()
+    for col, fmt, mime in ((cols[1], "png", "image/png"), (cols[2], "svg", "image/svg+xml")):
+        col.download_button(fmt.upper(), _deferred_image(fig, fmt), f"{stem}.{fmt}", mime, key=f"{key}_{fmt}",
+                            icon=":material/download:", disabled=problem is not None, help=problem,
+                            on_click="ignore")
+    if rows is not None:
+        cols[3].download_button("CSV", rows_to_csv(rows), f"{stem}.csv", "text/csv", key=f"{key}_csv",
+                                icon=":material/download:", on_click="ignore")
+
+
+def _deferred_image(fig: go.Figure, fmt: str) -> Callable[[], bytes]:
+    """Rendered only when clicked (kaleido takes ~2 s); the button is disabled without Chromium."""
+    return lambda: figure_to_image(fig, fmt)
+
+
+def filterable_table(rows: Sequence[dict[str, Any]], key: str, column: str, label: str = "Filter") -> list[dict]:
+    """A text filter over `column` (case-insensitive substring) above the table; returns shown rows."""
+    needle = st.text_input(label, key=key, placeholder="e.g. layer3, conv, downsample").strip().lower()
+    shown = [r for r in rows if needle in str(r[column]).lower()] if needle else list(rows)
+    st.caption(f"{len(shown):,} of {len(rows):,} rows")
+    table(shown, height=min(420, 38 + 35 * max(len(shown), 1)))
+    return shown
+
+
+def table(rows: Sequence[dict[str, Any]], height: int | str = "auto") -> None:
+    """A dataframe with thousands separators on the count columns."""
+    counts = {c: st.column_config.NumberColumn(format="localized")
+              for c in (rows[0] if rows else {}) if c.lower() in COUNT_COLUMNS}
+    st.dataframe(rows, hide_index=True, width="stretch", height=height, column_config=counts)

@@ -1,0 +1,131 @@
+"""The running app in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright).
+
+No skip when Chromium is missing: CI installs it, and a missing browser must fail the run.
+Screenshots go to $SCREENSHOT_DIR when set (the README's try-it-yourself step uses them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def chromium_path() -> str:
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    assert path, "Chromium not found: apt-get install chromium (the browser test needs it)"
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start: " + proc.stdout.read().decode(errors="replace")[-2000:])
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 2400}, accept_downloads=True)
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def settle(page: Page, timeout: float = 90_000) -> None:
+    page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=timeout)
+    page.wait_for_timeout(500)
+    page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=timeout)
+
+
+def no_exception(page: Page) -> None:
+    errors = page.locator("[data-testid=stException]")
+    assert errors.count() == 0, errors.first.inner_text()
+
+
+def shot(page: Page, name: str) -> None:
+    folder = os.environ.get("SCREENSHOT_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def test_home_and_architecture(server, page):
+    page.goto(server)
+    settle(page)
+    expect(page.get_by_role("heading", name="ResNet Explorer")).to_be_visible()
+    no_exception(page)
+    shot(page, "home")
+
+    page.get_by_role("link", name="Architecture: block graph").first.click()
+    settle(page)
+    expect(page.get_by_role("heading", name="Architecture")).to_be_visible()
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    no_exception(page)
+    assert "269,722" in page.locator("[data-testid=stMetric]").all_inner_texts().__str__()
+    shot(page, "architecture_resnet20")
+
+    with page.expect_download(timeout=60_000) as dl:
+        page.locator(".st-key-dl_graph_csv button").click()
+    path = dl.value.path()
+    assert Path(path).read_text().startswith("node,kind,stage")
+
+    page.get_by_role("textbox", name="...or type any name").fill("resnet21")
+    page.keyboard.press("Enter")
+    settle(page)
+    expect(page.locator("[data-testid=stAlertContentError]").first).to_contain_text("6n+2")
+    no_exception(page)
+
+    page.get_by_role("textbox", name="...or type any name").fill("resnet1202")
+    page.keyboard.press("Enter")
+    settle(page)
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    no_exception(page)
+    assert "19,421,274" in str(page.locator("[data-testid=stMetric]").all_inner_texts())
+    shot(page, "architecture_resnet1202")

@@ -1,0 +1,102 @@
+"""The home and Architecture pages through Streamlit's AppTest (no browser)."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCH = "pages/1_Architecture.py"
+
+
+@pytest.fixture
+def at():
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    app.run()
+    assert not app.exception
+    return app
+
+
+def metric(app, label_start: str) -> str:
+    return next(m.value for m in app.metric if m.label.startswith(label_start))
+
+
+def test_home_page(at):
+    assert "ResNet Explorer" in at.title[0].value
+    assert "resnet20" in at.caption[0].value
+
+
+def test_architecture_default(at):
+    at.switch_page(ARCH).run()
+    assert not at.exception and not at.error
+    assert metric(at, "Parameters") == "269,722"
+    assert metric(at, "Depth") == "20"
+    assert len(at.get("plotly_chart")) == 2
+    assert at.session_state["rx_spec"].name == "resnet20"
+
+
+def test_pick_deep_variant(at):
+    at.switch_page(ARCH).run()
+    at.selectbox(key="arch_variant").set_value("resnet1202").run()
+    assert not at.exception and not at.error
+    assert metric(at, "Parameters") == "19,421,274"
+    assert at.multiselect[0].label.startswith("Expand stages") and at.multiselect[0].value == []
+
+
+def test_bad_name_keeps_session_alive(at):
+    at.switch_page(ARCH).run()
+    at.text_input(key="arch_typed").set_value("resnet21").run()
+    assert not at.exception
+    assert any("6n+2" in e.value for e in at.error)
+    at.text_input(key="arch_typed").set_value("plain56").run()
+    assert not at.exception and not at.error
+    assert metric(at, "Parameters") == "853,018"
+    assert at.session_state["rx_spec"].name == "plain56"
+
+
+def test_compose_and_invalid_layers(at):
+    at.switch_page(ARCH).run()
+    at.text_input(key="arch_layers").set_value("2, 2").run()
+    assert any("3 block counts" in e.value for e in at.error) and not at.exception
+    at.text_input(key="arch_layers").set_value("2, 2, 2").run()
+    at.toggle(key="arch_preact").set_value(True).run()
+    at.selectbox(key="arch_block").set_value("bottleneck").run()
+    assert not at.error and not at.exception
+    assert at.session_state["rx_spec"].name == "preact_resnet20"
+
+
+def test_large_model_is_confirmed_first(at):
+    at.switch_page(ARCH).run()
+    at.text_input(key="arch_typed").set_value("resnet10004").run()
+    assert not at.exception
+    assert at.warning and not at.get("plotly_chart")
+    assert at.session_state["rx_spec"].name == "resnet20"  # nothing chosen yet
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_absent_device_is_an_error(at):
+    at.switch_page(ARCH).run()
+    at.selectbox(key="arch_device").set_value("cuda").run()
+    assert not at.exception
+    assert any("CUDA" in e.value for e in at.error)
+
+
+def test_choice_survives_page_switch(at):
+    at.switch_page(ARCH).run()
+    at.selectbox(key="arch_variant").set_value("resnet56").run()
+    at.switch_page("app.py").run()
+    assert "resnet56" in at.caption[0].value
+    at.switch_page(ARCH).run()
+    assert metric(at, "Parameters") == "853,018"
+
+
+def test_layer_table_filter(at):
+    at.switch_page(ARCH).run()
+    at.text_input(key="arch_layer_filter").set_value("layer3.2").run()
+    assert not at.exception
+    assert any("rows" in c.value and c.value.split()[0] != c.value.split()[2] for c in at.caption)
