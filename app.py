@@ -2,7 +2,10 @@
 
 import streamlit as st
 
+from resnet_explorer.graph import build_graph
+from resnet_explorer.models import ModelSpec
 from resnet_explorer.models.spec import NAMING_RULE
+from resnet_explorer.plots import plot_block_graph
 from resnet_explorer.ui import state
 
 st.set_page_config(page_title="ResNet Explorer", layout="wide")
@@ -20,6 +23,14 @@ shortcut carries x (and its gradient) straight through. Without it, a 56-layer p
 *worse* than a 20-layer one (the degradation problem, He et al. 2015, Fig. 1 and 6).
 """
 )
+
+
+@st.cache_data(max_entries=2)
+def home_graph(name: str):
+    return plot_block_graph(build_graph(ModelSpec.from_name(name)), height=360)
+
+
+st.plotly_chart(home_graph("resnet20"), theme=None, key="home_graph", config={"displaylogo": False})
 st.page_link("pages/1_Architecture.py", label="Architecture: block graph, parameters and MACs, plain twin",
              icon=":material/account_tree:")
 spec = state.get_spec()

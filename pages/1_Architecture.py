@@ -40,7 +40,8 @@ except ValueError as err:
     st.stop()
 
 message = large_model_message(spec)
-if message and not st.checkbox(f"{message}. Build it anyway?", key="arch_confirm_large"):
+spec_key = hashlib.sha1(spec.to_json().encode()).hexdigest()[:10]  # widget keys tied to this spec
+if message and not st.checkbox(f"{message}. Build it anyway?", key=f"arch_confirm_large_{spec_key}"):
     st.warning("Large model: nothing built yet. Tick the box above to trace and build it.")
     st.stop()
 
@@ -66,7 +67,7 @@ m[4].metric(f"{twin_spec.name} parameters", f"{twin.total_params:,}",
 
 expand = st.multiselect(
     "Expand stages (unit by unit)", list(range(1, graph.num_stages + 1)), default=sorted(default_expanded(graph)),
-    format_func=lambda s: f"layer{s} ({len(graph.blocks(s))} units)", key=f"arch_expand_{hashlib.sha1(spec.to_json().encode()).hexdigest()[:10]}",
+    format_func=lambda s: f"layer{s} ({len(graph.blocks(s))} units)", key=f"arch_expand_{spec_key}",
     help="Stages past a few dozen units start collapsed so deep nets stay readable.",
 )
 fig = plot_block_graph(graph, expand)
@@ -95,7 +96,7 @@ with tab_twin:
                      **{f"{k} skips": v for k, v in g.skip_counts().items()}})
     table(rows)
 with tab_layers:
-    depth = st.slider("Depth", 1, 4, 3, key="arch_summary_depth", help="Module nesting shown by torchinfo")
+    depth = st.slider("Nesting depth", 1, 4, 3, key="arch_summary_depth", help="Module nesting shown by torchinfo")
     try:
         started = time.perf_counter()
         model = state.get_model(confirm_large=True)

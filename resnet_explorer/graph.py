@@ -269,10 +269,13 @@ def layer_rows(model: nn.Module, input_size: int, device: torch.device | str, de
         )
     finally:
         model.train(was_training)
+    # torchinfo's multiply-adds of a container are not the sum of its layers; sum the leaves.
+    leaf_macs = {id(i.module): i.macs for i in stats.summary_list if i.is_leaf_layer}
     rows = []
     for info in stats.summary_list:
         if info.depth == 0:
             continue
+        macs = info.macs if info.is_leaf_layer else sum(leaf_macs.get(id(m), 0) for m in info.module.modules())
         rows.append({
             "layer": names.get(id(info.module), info.var_name),
             "type": info.class_name,
@@ -280,6 +283,6 @@ def layer_rows(model: nn.Module, input_size: int, device: torch.device | str, de
             "output_shape": _fmt_shape(info.output_size[1:]) if info.output_size else "",
             # torchinfo reports a parent's params as its whole subtree; keep leaf params exact.
             "params": info.num_params if info.is_leaf_layer else sum(p.numel() for p in info.module.parameters()),
-            "mult_adds": info.macs,
+            "mult_adds": macs,
         })
     return rows

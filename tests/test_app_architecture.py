@@ -70,6 +70,20 @@ def test_compose_and_invalid_layers(at):
     assert at.session_state["rx_spec"].name == "preact_resnet20"
 
 
+def test_depth_field_sets_units(at):
+    at.switch_page(ARCH).run()
+    at.number_input(key="arch_depth").set_value(110).run()
+    assert at.text_input(key="arch_layers").value == "18, 18, 18"
+    assert at.session_state["rx_spec"].name == "resnet110"
+    at.number_input(key="arch_depth").set_value(111).run()
+    assert any("6n+2" in e.value for e in at.error) and not at.exception
+    assert at.number_input(key="arch_depth").value == 110  # the field snaps back to the spec
+    at.selectbox(key="arch_stem").set_value("imagenet").run()
+    assert at.session_state["rx_spec"].name == "resnet18" and not at.error
+    at.number_input(key="arch_depth").set_value(50).run()
+    assert at.session_state["rx_spec"].label == "resnet50" and not at.error
+
+
 def test_large_model_is_confirmed_first(at):
     at.switch_page(ARCH).run()
     at.text_input(key="arch_typed").set_value("resnet10004").run()

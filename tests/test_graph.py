@@ -66,6 +66,12 @@ def test_torchinfo_rows_agree():
     assert all((a == b).all() for a, b in zip(was, now))  # eval mode: BN statistics untouched
     top = [r for r in rows if r["depth"] == 1]
     assert sum(r["params"] for r in top) == 269_722
+    # the convs agree with the graph's MACs (torchinfo adds the bias to fc and counts BN too)
+    graph = build_graph(ModelSpec.from_name("resnet20"))
+    conv_macs = sum(r["mult_adds"] for r in rows if r["type"] == "Conv2d")
+    assert conv_macs == graph.total_macs - graph.node("fc").macs
+    block = next(r for r in rows if r["layer"] == "layer2.0")
+    assert block["mult_adds"] == sum(r["mult_adds"] for r in rows if r["layer"].startswith("layer2.0.")) > 0
     assert {r["layer"] for r in rows} >= {"conv1", "layer1.0.conv1", "layer3.2.residual_tap", "fc"}
 
 

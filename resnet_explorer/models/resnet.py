@@ -114,8 +114,7 @@ def large_model_message(spec: ModelSpec) -> str | None:
     gb = params * 4 / 1e9
     return (
         f"{spec.name} is large: {spec.num_blocks:,} residual units, {params:,} parameters "
-        f"(about {gb:.1f} GB of float32 weights, {3 * gb:.1f} GB with gradients and SGD momentum); "
-        "confirm to build it"
+        f"(about {gb:.1f} GB of float32 weights, {3 * gb:.1f} GB with gradients and SGD momentum)"
     )
 
 
@@ -240,7 +239,7 @@ def build_model(
     dev = torch.device("meta") if str(device) == "meta" else resolve_device(device)
     message = large_model_message(spec)
     if message and not confirm_large and dev.type != "meta":
-        raise LargeModelError(message)
+        raise LargeModelError(f"{message}; pass confirm_large=True to build it")
     with dev:
         model = ResNet(spec)
     return model

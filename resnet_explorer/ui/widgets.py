@@ -12,6 +12,7 @@ import streamlit as st
 from ..devices import DEVICE_CHOICES
 from ..export import figure_to_html, figure_to_image, rows_to_csv
 from ..models import ModelSpec, get_variant, list_variants
+from ..models.spec import CONVS_PER_BLOCK, IMAGENET_LAYERS, cifar_blocks_per_stage
 from . import state
 
 SHORTCUT_HELP = {
@@ -57,6 +58,42 @@ def _on_typed() -> None:
         st.session_state["arch_variant"] = spec.name
 
 
+def _on_stem() -> None:
+    """A new family starts from its smallest named net (the old stage counts do not fit it)."""
+    start = ModelSpec.from_name("resnet20" if st.session_state["arch_stem"] == "cifar" else "resnet18")
+    _load_spec_into_widgets(start.replace(pre_activation=st.session_state["arch_preact"]))
+    st.session_state["arch_plain"] = st.session_state.get("arch_plain_keep", False)
+
+
+def _on_depth() -> None:
+    """Depth -> units per stage: CIFAR n = (D-2)/6 or (D-2)/9; ImageNet one of torchvision's five."""
+    depth, stem = int(st.session_state["arch_depth"]), st.session_state["arch_stem"]
+    try:
+        if stem == "cifar":
+            n = cifar_blocks_per_stage(depth, st.session_state["arch_block"])
+            st.session_state["arch_layers"] = f"{n}, {n}, {n}"
+        elif depth in IMAGENET_LAYERS:
+            block, layers = IMAGENET_LAYERS[depth]
+            st.session_state["arch_block"] = block
+            st.session_state["arch_layers"] = ", ".join(map(str, layers))
+        else:
+            raise ValueError(
+                f"ImageNet depth {depth}: the named depths are {', '.join(map(str, IMAGENET_LAYERS))}; "
+                "set the units per stage for any other"
+            )
+        st.session_state.pop("arch_depth_error", None)
+    except ValueError as err:
+        st.session_state["arch_depth_error"] = str(err)
+
+
+def _current_depth() -> int | None:
+    try:
+        layers = _parse_layers(st.session_state["arch_layers"])
+    except ValueError:
+        return None
+    return 2 + CONVS_PER_BLOCK[st.session_state["arch_block"]] * sum(layers) if layers else None
+
+
 def _parse_layers(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.replace(";", ",").split(",") if v.strip())
@@ -92,12 +129,20 @@ def model_picker() -> tuple[ModelSpec | None, str, int]:
     if st.session_state.get("arch_name_error"):
         st.error(st.session_state["arch_name_error"])
 
-    c1, c2, c3, c4 = st.columns(4)
-    c1.selectbox("Stem / family", ("cifar", "imagenet"), key="arch_stem",
+    depth = _current_depth()
+    if depth is not None:
+        st.session_state["arch_depth"] = depth  # follows the units per stage
+    c1, c2, c3, c4, c5 = st.columns(5)
+    st.session_state["arch_plain_keep"] = st.session_state.get("arch_plain", False)
+    c1.selectbox("Stem / family", ("cifar", "imagenet"), key="arch_stem", on_change=_on_stem,
                  help="cifar: 3x3 conv, stages 16-32-64. imagenet: 7x7/2 conv + max-pool, stages 64-128-256-512.")
     c2.selectbox("Unit", ("basic", "bottleneck"), key="arch_block")
-    c3.text_input("Units per stage", key="arch_layers", help="3 numbers for cifar, 4 for imagenet")
-    c4.selectbox("Shortcut", ("A", "B", "C"), key="arch_shortcut", format_func=SHORTCUT_HELP.get)
+    c3.number_input("Depth", min_value=3, max_value=1_000_000, step=1, key="arch_depth", on_change=_on_depth,
+                    help="Weighted layers. CIFAR: 6n+2 (basic) or 9n+2 (bottleneck); ImageNet: 18, 34, 50, 101, 152")
+    c4.text_input("Units per stage", key="arch_layers", help="3 numbers for cifar, 4 for imagenet")
+    c5.selectbox("Shortcut", ("A", "B", "C"), key="arch_shortcut", format_func=SHORTCUT_HELP.get)
+    if st.session_state.get("arch_depth_error"):
+        st.error(st.session_state.pop("arch_depth_error"))
     c1.toggle("Pre-activation (He et al. 2016)", key="arch_preact")
     c2.toggle("Plain (no shortcuts)", key="arch_plain")
     c3.toggle("Zero-init last BN", key="arch_zero_init")

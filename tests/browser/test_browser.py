@@ -115,6 +115,10 @@ def test_home_and_architecture(server, page):
         page.locator(".st-key-dl_graph_csv button").click()
     path = dl.value.path()
     assert Path(path).read_text().startswith("node,kind,stage")
+    with page.expect_download(timeout=90_000) as dl:  # rendered on click by kaleido
+        page.locator(".st-key-dl_graph_png button").click()
+    assert Path(dl.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert dl.value.suggested_filename == "resnet20_graph.png"
 
     page.get_by_role("textbox", name="...or type any name").fill("resnet21")
     page.keyboard.press("Enter")
