@@ -1,4 +1,4 @@
-"""Pure functions from data to plotly figures; shared by the app, the CLI and reports."""
+"""The block graph and per-stage figures (Architecture page)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import plotly.graph_objects as go
 
-from .graph import BlockGraph, Node
+from ..graph import BlockGraph, Node
 
 SKIP_STYLE: dict[str, tuple[str, str]] = {
     "identity": ("#2ca02c", "identity shortcut (x)"),
