@@ -17,7 +17,14 @@ from typing import Any
 from . import __version__
 
 EXIT_OK = 0
+EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130
+# The degradation preset's budget: four runs in about three minutes on a 2-core CPU.
+DEGRADATION_STEPS = 250
+DEGRADATION_BATCH = 64
+STATUS_EXIT = {"done": EXIT_OK, "stopped": EXIT_INTERRUPTED, "diverged": EXIT_DIVERGED, "failed": EXIT_FAILED}
 
 
 class CliError(Exception):
@@ -153,6 +160,140 @@ def cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class Progress:
+    """A one-line progress bar on stderr (redrawn on a terminal, every 10% otherwise)."""
+
+    def __init__(self, label: str, stream=None) -> None:
+        self.label, self.stream = label, stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.total, self.eval_acc, self.last_decile = 0, None, -1
+
+    def __call__(self, event) -> None:
+        if event.kind == "start":
+            self.total = event.data["total_steps"]
+            print(f"{self.label}: {self.total} steps on {event.data['device']}", file=self.stream)
+        elif event.kind == "eval":
+            self.eval_acc = event.data["accuracy"]
+        elif event.kind == "step":
+            d = event.data
+            frac = event.step / max(1, self.total)
+            bar = "#" * int(24 * frac) + "." * (24 - int(24 * frac))
+            line = (f"[{bar}] {event.step}/{self.total} loss {d['loss']:.3f} acc {d['accuracy']:.3f}"
+                    + (f" | test acc {self.eval_acc:.3f}" if self.eval_acc is not None else "")
+                    + f" | {d['seconds']:.0f} s")
+            if self.tty:
+                print("\r" + line, end="", file=self.stream, flush=True)
+            elif int(frac * 10) > self.last_decile:
+                self.last_decile = int(frac * 10)
+                print(line, file=self.stream, flush=True)
+        elif event.kind == "done":
+            if self.tty:
+                print(file=self.stream)
+            acc = f", test accuracy {self.eval_acc:.3f}" if self.eval_acc is not None else ""
+            print(f"{event.data['status']}: {event.data['message']}{acc} ({event.data['seconds']:.1f} s)",
+                  file=self.stream)
+
+
+def _train_config(args: argparse.Namespace):
+    from .training import TrainConfig
+
+    budget = {"steps": args.steps} if args.steps is not None else {"epochs": args.epochs or 1.0}
+    return TrainConfig(
+        dataset=args.dataset, data_root=args.data_root, download=args.download, train_size=args.train_size,
+        test_size=args.test_size, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+        momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule,
+        label_smoothing=args.label_smoothing, augment=not args.no_augment, seed=args.seed, device=args.device,
+        probe_every=args.probe_every, log_every=args.log_every, eval_every=args.eval_every, **budget,
+    )
+
+
+def _run_training(spec, config, root: str, yes: bool, stream=None):
+    """Train one spec into a new run folder under `root`; Ctrl-C stops it cleanly."""
+    import signal
+    import threading
+
+    from .data import load_data
+    from .models import large_model_message
+    from .runs import RunWriter
+    from .training import train
+
+    message = large_model_message(spec)
+    if message:
+        _confirm_large(message, yes)
+    data = load_data(config.dataset, root=config.data_root, seed=config.seed, train_size=config.train_size,
+                     test_size=config.test_size, download=config.download)
+    spec = spec.replace(num_classes=data.num_classes, in_channels=data.in_channels)
+    writer = RunWriter(root, spec, config)
+    stop = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        result = train(spec, config, data=data, listeners=[writer, Progress(spec.label, stream)], stop=stop)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+    return result, writer.path
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.epochs is not None and args.steps is not None:
+        raise CliError("give --epochs or --steps, not both")
+    spec = _spec_from_args(args)
+    config = _train_config(args)
+    result, path = _run_training(spec, config, args.out, args.yes)
+    print(path)
+    return STATUS_EXIT[result.status]
+
+
+def _tail_mean(rows: list[dict], key: str, fraction: float = 0.2) -> float:
+    """Mean of `key` over the last `fraction` of logged rows: the end of training, less noisy."""
+    tail = rows[-max(1, int(len(rows) * fraction)):]
+    return sum(r[key] for r in tail) / len(tail)
+
+
+def cmd_degradation(args: argparse.Namespace) -> int:
+    """He et al. 2015 Fig. 6 in miniature: plain and residual twins at two depths, equal budgets."""
+    from .models import ModelSpec, count_parameters
+
+    depths = [int(d) for d in args.depths.split(",") if d.strip()]
+    if len(depths) < 2:
+        raise CliError("--depths wants at least two CIFAR depths, e.g. 20,56")
+    specs = [ModelSpec.from_name(f"{kind}{d}") for kind in ("plain", "resnet") for d in depths]
+    args.epochs = None
+    args.model, args.stem, args.block, args.layers = None, None, None, None
+    config = _train_config(args)
+    rows = []
+    for spec in specs:
+        result, path = _run_training(spec, config, args.out, True)
+        if result.status != "done":
+            raise CliError(f"{spec.name} {result.status}: {result.message}")
+        rows.append({
+            "model": spec.name, "params": count_parameters(spec.replace(num_classes=10)),
+            "train_loss": round(_tail_mean(result.metrics, "loss"), 4),
+            "train_error_%": round(100 * (1 - _tail_mean(result.metrics, "accuracy")), 2),
+            "test_error_%": round(100 * (1 - result.evals[-1]["accuracy"]), 2),
+            "seconds": round(result.seconds, 1), "run": path.name,
+        })
+    print()
+    print(f"{config.steps} steps of batch {config.batch_size} on {config.dataset}, seed {config.seed}; "
+          "train loss/error: mean of the last 20% of logged steps")
+    print(_table(rows))
+    loss = {r["model"]: r["train_loss"] for r in rows}
+    shallow, deep = min(depths), max(depths)
+    checks = [
+        (f"plain{deep} trains worse than plain{shallow}", loss[f"plain{deep}"] > loss[f"plain{shallow}"],
+         f"{loss[f'plain{deep}']:.4f} vs {loss[f'plain{shallow}']:.4f}"),
+        (f"resnet{deep} trains better than plain{deep}", loss[f"resnet{deep}"] < loss[f"plain{deep}"],
+         f"{loss[f'resnet{deep}']:.4f} vs {loss[f'plain{deep}']:.4f}"),
+    ]
+    print()
+    for text, ok, detail in checks:
+        print(f"{'yes' if ok else 'NO '}  {text} (train loss {detail})")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m resnet_explorer",
@@ -186,7 +327,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export", metavar="DIR", help="write the graph and tables here")
     p.add_argument("--format", default="html,png,csv", help="comma list of html, png, svg, json, csv")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("train", help="train a model briefly with probes; prints the run folder last")
+    _model_args(p)
+    _train_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("degradation", help="He et al. 2015 Fig. 6 in miniature: plain vs residual at two depths")
+    p.add_argument("--depths", default="20,56", help="CIFAR depths (6n+2), default 20,56")
+    _train_args(p)
+    p.set_defaults(func=cmd_degradation, steps=DEGRADATION_STEPS, batch_size=DEGRADATION_BATCH)
     return parser
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", dest="model", help="a variant name, e.g. resnet56, plain20 (see `list`)")
+    p.add_argument("--stem", choices=("imagenet", "cifar"), help="compose: the stem family")
+    p.add_argument("--block", choices=("basic", "bottleneck"), help="compose: the unit type")
+    p.add_argument("--layers", type=_layers, help="compose: units per stage, e.g. 3,3,3")
+    p.add_argument("--preact", action="store_true", help="full pre-activation units (He et al. 2016)")
+    p.add_argument("--plain", action="store_true", help="the twin without shortcuts")
+    p.add_argument("--shortcut", choices=("A", "B", "C"))
+    p.add_argument("--width-multiplier", type=float)
+    p.add_argument("--groups", type=int)
+    p.add_argument("--width-per-group", type=int)
+    p.add_argument("--zero-init", action="store_true", help="zero the last BN of every residual branch")
+    p.set_defaults(num_classes=None, in_channels=None)
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="shapes", help="shapes (embedded, default), cifar10, cifar100 or folder:PATH")
+    p.add_argument("--data-root", help="folder with CIFAR in the python-pickle layout (default ./data)")
+    p.add_argument("--download", action="store_true", help="download CIFAR if it is missing (checksum verified)")
+    p.add_argument("--train-size", type=int, help="use this many training images")
+    p.add_argument("--test-size", type=int, help="use this many held-out images")
+    p.add_argument("--epochs", type=float, help="budget in epochs (default 1)")
+    p.add_argument("--steps", type=int, help="budget in optimizer steps")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--schedule", choices=("onecycle", "cosine", "step", "constant"), default="onecycle")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--no-augment", action="store_true", help="no random crop / flip")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--probe-every", type=int, default=10, help="probe every K steps (0: off)")
+    p.add_argument("--log-every", type=int, default=10, help="log averaged loss/accuracy every K steps")
+    p.add_argument("--eval-every", type=int, default=0, help="evaluate every K steps (0: each epoch and at the end)")
+    p.add_argument("--out", default="runs", help="the runs folder (default ./runs)")
+    p.add_argument("--yes", action="store_true", help="train a very large model without asking")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

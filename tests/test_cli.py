@@ -72,3 +72,50 @@ def test_export_writes_files(tmp_path, capsys):
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["resnet20_blocks.csv", "resnet20_graph.html", "resnet20_stages.csv"]
     assert (tmp_path / "resnet20_stages.csv").read_text().startswith("stage,units,out_shape,params")
+
+
+TINY_TRAIN = ["--steps", "4", "--batch-size", "16", "--train-size", "64", "--test-size", "32", "--log-every", "2",
+              "--probe-every", "2"]
+
+
+def test_train_prints_the_run_folder_last(tmp_path):
+    out = run("train", "--model", "resnet20", *TINY_TRAIN, "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    folder = out.stdout.strip().splitlines()[-1]
+    assert folder.startswith(str(tmp_path))
+    names = {p.name for p in __import__("pathlib").Path(folder).iterdir()}
+    assert {"run.json", "metrics.csv", "eval.csv", "residual_norms.csv", "grad_flow.csv", "responses.csv",
+            "model.pt"} <= names
+    assert "done: trained 4 steps" in out.stderr and "[" in out.stderr  # progress and summary
+
+
+def test_train_plain_twin(tmp_path, capsys):
+    assert main(["train", "--model", "resnet20", "--plain", *TINY_TRAIN, "--out", str(tmp_path)]) == 0
+    assert "plain20" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--model", "resnet20", "--steps", "0"], "steps"),
+        (["--model", "resnet20", "--steps", "5", "--epochs", "1"], "not both"),
+        (["--model", "resnet20", "--steps", "2", "--dataset", "imagenet22k"], "dataset"),
+        (["--model", "resnet20", "--steps", "2", "--dataset", "cifar10", "--data-root", "/nonexistent"], "cifar"),
+        (["--model", "resnet20", "--steps", "2", "--dataset", "folder:/nonexistent"], "nonexistent"),
+        (["--model", "resnet21", "--steps", "2"], "6n+2"),
+        (["--model", "resnet20", "--steps", "2", "--lr", "-1"], "lr"),
+    ],
+)
+def test_train_bad_input_exits_2(tmp_path, args, fragment):
+    out = run("train", *args, "--out", str(tmp_path))
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    assert fragment.lower() in out.stderr.lower() and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_train_divergence_exits_3(tmp_path):
+    out = run("train", "--model", "resnet20", "--steps", "30", "--batch-size", "16", "--train-size", "64",
+              "--test-size", "16", "--lr", "1e30", "--schedule", "constant", "--log-every", "1",
+              "--probe-every", "0", "--out", str(tmp_path))
+    assert out.returncode == 3, out.stderr
+    assert "diverged" in out.stderr and "at step" in out.stderr

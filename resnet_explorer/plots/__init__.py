@@ -11,5 +11,19 @@ from .architecture import (
     plot_block_graph,
     plot_stage_bars,
 )
+from .training import (
+    available_steps,
+    depth_key,
+    plot_grad_flow_heatmap,
+    plot_grad_flow_profile,
+    plot_residual_heatmap,
+    plot_residual_norms,
+    plot_responses,
+    plot_training_curves,
+)
 
-__all__ = ["AUTO_EXPAND_BLOCKS", "SKIP_STYLE", "default_expanded", "human", "plot_block_graph", "plot_stage_bars"]
+__all__ = [
+    "AUTO_EXPAND_BLOCKS", "SKIP_STYLE", "default_expanded", "human", "plot_block_graph", "plot_stage_bars",
+    "available_steps", "depth_key", "plot_grad_flow_heatmap", "plot_grad_flow_profile", "plot_residual_heatmap",
+    "plot_residual_norms", "plot_responses", "plot_training_curves",
+]

@@ -1,0 +1,113 @@
+"""Train: a brief run of the chosen model on this machine, with live curves."""
+
+import streamlit as st
+
+from resnet_explorer.models import ModelSpec, large_model_message, list_variants
+from resnet_explorer.plots import plot_training_curves
+from resnet_explorer.training import TrainConfig
+from resnet_explorer.ui import jobs, state
+from resnet_explorer.ui.widgets import figure_downloads
+
+st.set_page_config(page_title="Train - ResNet Explorer", layout="wide")
+jobs.limit_torch_threads()
+
+st.title("Train")
+st.caption("Train the chosen model for a few minutes on the embedded shapes dataset (or CIFAR / your "
+           "own images) while probes record residual norms, gradient flow and responses for the Inspect page.")
+
+chosen = state.get_spec()
+left, right = st.columns([2, 1])
+with left:
+    source = st.radio("Model", ["From the Architecture page", "Pick a named variant"], horizontal=True,
+                      key="train_model_source")
+    if source == "Pick a named variant":
+        names = list_variants()
+        name = st.selectbox("Variant", names, key="train_variant",
+                            index=names.index(chosen.name) if chosen.name in names else 0)
+        spec = ModelSpec.from_name(name)
+    else:
+        spec = chosen
+    twin = st.toggle("Train its plain twin instead" if spec.residual else "Train its residual twin instead",
+                     key="train_twin")
+    if twin:
+        spec = spec.plain() if spec.residual else spec.with_residual()
+    st.markdown(f"**{spec.label}** on **{state.get_device()}** (change either on the Architecture page)")
+
+with st.form("train_form"):
+    c1, c2, c3, c4 = st.columns(4)
+    dataset = c1.selectbox("Dataset", ["shapes", "cifar10", "cifar100", "folder"], key="train_dataset",
+                           help="shapes is embedded (no download); CIFAR reads ./data or the folder below")
+    data_root = c2.text_input("Data folder (CIFAR root or image folder)", key="train_data_root")
+    budget_kind = c3.radio("Budget", ["steps", "epochs"], horizontal=True, key="train_budget_kind")
+    budget = c4.number_input("Budget", min_value=1.0, value=200.0, step=10.0, key="train_budget")
+    d1, d2, d3, d4 = st.columns(4)
+    batch = d1.number_input("Batch size", min_value=1, max_value=4096, value=64, step=16, key="train_batch")
+    lr = d2.number_input("Learning rate", min_value=1e-5, max_value=10.0, value=0.1, step=0.01, format="%.4f",
+                         key="train_lr")
+    optimizer = d3.selectbox("Optimizer", ["sgd", "adamw"], key="train_optimizer")
+    schedule = d4.selectbox("Schedule", ["onecycle", "cosine", "step", "constant"], key="train_schedule")
+    e1, e2, e3, e4 = st.columns(4)
+    wd = e1.number_input("Weight decay", min_value=0.0, max_value=1.0, value=5e-4, step=1e-4, format="%.5f",
+                         key="train_wd")
+    seed = e2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="train_seed")
+    probe_every = e3.number_input("Probe every k steps (0: off)", min_value=0, max_value=10_000, value=10,
+                                  key="train_probe_every")
+    train_size = e4.number_input("Training images (0: all)", min_value=0, max_value=10_000_000, value=0,
+                                 step=1000, key="train_size")
+    confirm = st.checkbox("Build it even if it is very large", key="train_confirm_large") \
+        if large_model_message(spec) else True
+    started = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
+
+job = jobs.current_job()
+if started:
+    try:
+        if not confirm:
+            raise ValueError(f"{large_model_message(spec)}: tick the box to confirm")
+        name = dataset if dataset != "folder" else f"folder:{data_root.strip()}"
+        budget_arg = {"steps": int(budget)} if budget_kind == "steps" else {"epochs": float(budget)}
+        config = TrainConfig(
+            dataset=name, data_root=(data_root.strip() or None) if dataset != "folder" else None,
+            batch_size=int(batch), lr=float(lr), optimizer=optimizer, schedule=schedule, weight_decay=float(wd),
+            seed=int(seed), device=state.get_device(), probe_every=int(probe_every),
+            train_size=int(train_size) or None, log_every=5, **budget_arg,
+        )
+        job = jobs.start_job(spec, config)
+    except ValueError as err:
+        st.error(str(err))
+
+if job is None:
+    st.info("No run yet in this session. Choose the settings above and press Start training.")
+    st.stop()
+
+
+@st.fragment(run_every=0.5 if job.running else None)
+def live(job: jobs.TrainingJob) -> None:
+    snap = job.snapshot()
+    status = snap["status"]
+    total = max(1, snap["total"])
+    st.progress(min(1.0, snap["step"] / total), text=f"{snap['label']}: step {snap['step']} / {snap['total']} "
+                f"({status}: {snap['message']})")
+    if job.running:
+        st.button("Stop", key="train_stop", on_click=job.stop, icon=":material/stop:")
+    if snap["metrics"]:
+        import pandas as pd
+
+        label = snap["label"]
+        evals = {label: pd.DataFrame(snap["evals"])} if snap["evals"] else None
+        fig = plot_training_curves({label: pd.DataFrame(snap["metrics"])}, evals)
+        st.plotly_chart(fig, key="train_curves", theme=None)
+        if not job.running:
+            figure_downloads(fig, f"{snap['run_id']}_curves", "dl_train_curves", snap["metrics"])
+    if status == "failed":
+        st.error(snap["message"])
+    elif status == "diverged":
+        st.error(f"Diverged: {snap['message']}")
+    elif status in ("done", "stopped"):
+        st.success(f"Run {snap['run_id']} {status}. Look inside it on the Inspect page.")
+        st.page_link("pages/3_Inspect.py", label="Inspect this run", icon=":material/monitoring:")
+    if not job.running and st.session_state.get("train_seen_end") != snap["run_id"]:
+        st.session_state["train_seen_end"] = snap["run_id"]
+        st.rerun()  # once, so the page leaves live mode
+
+
+live(job)

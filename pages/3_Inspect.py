@@ -1,0 +1,131 @@
+"""Inspect: residual norms, gradient flow and layer responses of a run, its twin overlaid."""
+
+from pathlib import Path
+
+import streamlit as st
+
+from resnet_explorer.plots import (
+    available_steps,
+    plot_grad_flow_heatmap,
+    plot_grad_flow_profile,
+    plot_residual_heatmap,
+    plot_residual_norms,
+    plot_responses,
+    plot_training_curves,
+)
+from resnet_explorer.runs import list_runs, load_run
+from resnet_explorer.ui import jobs
+from resnet_explorer.ui.widgets import figure_downloads
+
+st.set_page_config(page_title="Inspect - ResNet Explorer", layout="wide")
+jobs.limit_torch_threads()
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def cached_tables(path: str, updated: float):
+    """A run's tables, re-read whenever run.json's `updated` changes (live runs)."""
+    run = load_run(path, with_model=False)
+    return run.label, run.spec.residual, run.status, run.tables
+
+
+st.title("Inspect")
+st.caption("Look inside a run: how big each unit's change F(x) is next to its input x, how gradients "
+           "reach the early layers, and how strongly each 3x3 layer responds.")
+
+runs = list_runs(jobs.runs_root())
+if not runs:
+    st.info("No runs yet: train one on the Train page (or `python -m resnet_explorer train`).")
+    st.page_link("pages/2_Train.py", label="Go to Train", icon=":material/play_arrow:")
+    st.stop()
+
+by_id = {r["id"]: r for r in runs}
+ids = list(by_id)
+job = jobs.current_job()
+current = job.snapshot()["run_id"] if job else None
+default = ids.index(current) if current in by_id else 0
+
+
+def describe(run_id: str) -> str:
+    r = by_id[run_id]
+    return f"{r['model']} - {r['status']} - {r['steps']}/{r['total_steps']} steps - {run_id}"
+
+
+left, right = st.columns(2)
+main_id = left.selectbox("Run", ids, index=default, format_func=describe, key="inspect_run")
+main = by_id[main_id]
+twin_model = main["model"].replace("resnet", "plain", 1) if "resnet" in main["model"] else \
+    main["model"].replace("plain", "resnet", 1)
+candidates = [i for i in ids if i != main_id]
+twin_default = next((i for i in candidates if by_id[i]["model"] == twin_model), None)
+options = [None] + candidates
+other_id = right.selectbox(
+    "Overlay a second run (its twin is picked when there is one)", options,
+    index=options.index(twin_default) if twin_default else 0,
+    format_func=lambda i: "none" if i is None else describe(i), key=f"inspect_other_{main_id}",
+)
+
+def tables_of(run_id: str):
+    path = Path(by_id[run_id]["path"])
+    return cached_tables(str(path), (path / "run.json").stat().st_mtime)
+
+
+try:
+    loaded = [tables_of(i) for i in (main_id, other_id) if i is not None]
+except (ValueError, OSError) as err:
+    st.error(str(err))
+    st.stop()
+labels = [label for label, *_ in loaded]
+if len(set(labels)) < len(labels):
+    labels = [f"{label} [{i + 1}]" for i, label in enumerate(labels)]
+tables = {label: t for label, (_, _, _, t) in zip(labels, loaded)}
+status = loaded[0][2]
+if status == "running":
+    st.info("This run is still training: the figures show what has been written so far (refresh to update).")
+
+
+def series(name: str) -> dict:
+    return {label: t[name] for label, t in tables.items()}
+
+
+st.subheader("Training curves")
+fig = plot_training_curves(series("metrics"), series("eval"))
+st.plotly_chart(fig, key="inspect_curves", theme=None)
+figure_downloads(fig, f"{main_id}_curves", "dl_inspect_curves", tables[labels[0]]["metrics"].to_dict("records"))
+
+norms = series("residual_norms")
+steps = available_steps(tables[labels[0]]["residual_norms"])
+if not steps:
+    st.info("This run has no probe data (probes were off, or it has not reached its first probe).")
+    st.stop()
+step = st.select_slider("Probe step", steps, value=steps[-1], key=f"inspect_step_{main_id}",
+                        help="The residual-norm, gradient and response figures show this step")
+
+st.subheader("Residual norms across depth")
+fig = plot_residual_norms(norms, step)
+st.plotly_chart(fig, key="inspect_norms", theme=None)
+figure_downloads(fig, f"{main_id}_residual_norms", "dl_inspect_norms",
+                 tables[labels[0]]["residual_norms"].to_dict("records"))
+residual_label = next((label for label, (_, residual, _, _) in zip(labels, loaded) if residual), None)
+if residual_label is not None:  # a plain net has no shortcut, so no ratio
+    fig = plot_residual_heatmap(tables[residual_label]["residual_norms"], "ratio",
+                                title=f"{residual_label}: ||F(x)|| / ||x|| per unit over training")
+    st.plotly_chart(fig, key="inspect_norm_heat", theme=None)
+    figure_downloads(fig, f"{main_id}_ratio_heatmap", "dl_inspect_norm_heat")
+
+st.subheader("Gradient flow")
+value = st.radio("Statistic", ["grad_norm", "grad_abs_mean", "update_ratio", "weight_norm"], horizontal=True,
+                 key="inspect_grad_value",
+                 format_func={"grad_norm": "gradient L2 norm", "grad_abs_mean": "mean |gradient|",
+                              "update_ratio": "update / weight", "weight_norm": "weight L2 norm"}.get)
+grads = series("grad_flow")
+fig = plot_grad_flow_heatmap(grads, value)
+st.plotly_chart(fig, key="inspect_grad_heat", theme=None)
+figure_downloads(fig, f"{main_id}_grad_flow", "dl_inspect_grad_heat", tables[labels[0]]["grad_flow"].to_dict("records"))
+fig = plot_grad_flow_profile(grads, step, value)
+st.plotly_chart(fig, key="inspect_grad_profile", theme=None)
+figure_downloads(fig, f"{main_id}_grad_profile", "dl_inspect_grad_profile")
+
+st.subheader("Layer responses (He et al. 2015, Fig. 7)")
+fig = plot_responses(series("responses"), step)
+st.plotly_chart(fig, key="inspect_responses", theme=None)
+figure_downloads(fig, f"{main_id}_responses", "dl_inspect_responses", tables[labels[0]]["responses"].to_dict("records"))

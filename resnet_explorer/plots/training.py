@@ -1,0 +1,633 @@
+"""Training figures: loss and error curves, residual norms, gradient flow and layer responses.
+
+Each function takes the tables a run writes (one pandas DataFrame per run, keyed by run label in
+display order) and returns a plotly Figure. Labels containing "plain" are plain nets (no shortcuts)
+and are drawn dashed; runs of the same depth share a colour. Empty tables, NaN values and runs
+missing from a mapping are skipped; with nothing left to draw a figure says "no data yet".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+NO_DATA = "no data yet"
+ROW_HEIGHT = 380  # px per row of panels; the title margin comes on top
+TITLE_MARGIN = 130
+FAMILY_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
+HEATMAP_SCALE = "Viridis"  # dark = small, so vanishing gradients read as a dark band
+SMOOTH_MIN_POINTS = 20  # fewer logged points than this are drawn raw
+VALUE_LABELS = {
+    "grad_norm": "gradient norm ||dL/dW||",
+    "grad_abs_mean": "mean |dL/dW|",
+    "weight_norm": "weight norm ||W||",
+    "update_ratio": "update ratio ||dW||/||W||",
+    "residual_norm": "||F(x)||",
+    "shortcut_norm": "||x||",
+    "ratio": "||F(x)|| / ||x||",
+    "std": "std of BN output",
+}
+_LOG_VALUES = {"ratio", "residual_norm", "shortcut_norm", "grad_norm", "grad_abs_mean", "weight_norm", "update_ratio"}
+_TAIL = ("bn_final", "relu_final", "avgpool", "fc")  # modules after the last stage, in forward order
+_KIND_RANK = {"conv": 0, "bn": 1, "relu": 2, "maxpool": 3, "pool": 3}
+_TOKEN = re.compile(r"^(.*?)(\d+)$")
+_UNIT = re.compile(r"^(layer\d+\.\d+)(?:\.|$)")
+_STAGE = re.compile(r"^(layer\d+)(?:\.|$)")
+
+
+# --- names and depth order ---------------------------------------------------------------------
+
+def _token_key(token: str) -> tuple[float, int, str]:
+    """'conv2' -> (2, 0, 'conv'), 'bn2' -> (2, 1, 'bn'), '13' -> (13, -1, ''), 'downsample' -> (inf, 4, ...)."""
+    match = _TOKEN.match(token)
+    if match is None:
+        return math.inf, _KIND_RANK.get(token, 4), token
+    prefix, number = match.groups()
+    return float(number), _KIND_RANK.get(prefix, 4) if prefix else -1, prefix
+
+
+def depth_key(name: str) -> tuple:
+    """Sort key that orders module or unit names from the input to the output.
+
+    Stem modules ("conv1", "bn1", "relu", "maxpool") come first, then "layer1" ... "layer4" with
+    numeric unit indices (layer1.2 < layer1.10 < layer2.0), then "bn_final", "relu_final",
+    "avgpool", "fc". Inside a unit, attributes sort by their number, then conv < bn < relu
+    (conv1 < bn1 < relu1 < conv2), and unnumbered ones such as "downsample" last. Pre-activation
+    units run bn1 before conv1; this key still puts conv1 first (it reads names, not the graph).
+    """
+    tokens = str(name).split(".")
+    if tokens[0] in _TAIL:
+        group, rank = 2, _TAIL.index(tokens[0])
+    elif _STAGE.match(str(name)):
+        group, rank = 1, 0
+    else:
+        group, rank = 0, 0
+    return (group, rank, *(_token_key(t) for t in tokens))
+
+
+def _unit_of(name: str) -> str:
+    """'layer2.13.conv1' -> 'layer2.13'; names outside the stages are kept."""
+    match = _UNIT.match(name)
+    return match.group(1) if match else name
+
+
+def _stage_of(name: str) -> str:
+    """'layer2.13.conv1' -> 'layer2'; names outside the stages are kept."""
+    match = _STAGE.match(name)
+    return match.group(1) if match else name
+
+
+def available_steps(df: pd.DataFrame | None) -> list[int]:
+    """Sorted unique steps of a table ([] when it is empty or has no 'step' column)."""
+    if df is None or df.empty or "step" not in df.columns:
+        return []
+    steps = pd.to_numeric(df["step"], errors="coerce").dropna().unique()
+    return sorted(int(s) for s in steps)
+
+
+# --- shared helpers ----------------------------------------------------------------------------
+
+def _is_plain(label: str) -> bool:
+    return "plain" in label.lower()
+
+
+def _lighten(colour: str, amount: float) -> str:
+    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    r, g, b = (round(c + (255 - c) * amount) for c in (r, g, b))
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def _run_styles(labels: Iterable[str]) -> dict[str, dict]:
+    """Line style per run: plain dashed, residual solid; same depth (first number in the label) same hue.
+
+    Repeated runs of the same depth and kind ("resnet56 (run 3)") get lighter shades of that hue.
+    """
+    families: dict[str, int] = {}
+    seen: dict[tuple[str, bool], int] = {}
+    styles = {}
+    for label in labels:
+        number = re.search(r"\d+", label)
+        family = number.group(0) if number else label
+        hue = families.setdefault(family, len(families))
+        plain = _is_plain(label)
+        repeat = seen.get((family, plain), 0)
+        seen[(family, plain)] = repeat + 1
+        colour = _lighten(FAMILY_COLOURS[hue % len(FAMILY_COLOURS)], min(0.6, 0.25 * repeat))
+        styles[label] = dict(color=colour, dash="dash" if plain else "solid", width=2)
+    return styles
+
+
+def _frame(df: pd.DataFrame | None, columns: Iterable[str], table: str) -> pd.DataFrame | None:
+    """The table with its value columns numeric, or None when it has no rows.
+
+    Raises:
+        ValueError: a non-empty table lacks one of `columns`.
+    """
+    if df is None or len(df) == 0:
+        return None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{table} table lacks column(s) {missing}; it has {list(df.columns)}")
+    df = df.copy()
+    for column in columns:
+        if column not in ("block", "layer"):
+            df[column] = pd.to_numeric(df[column], errors="coerce")
+    df = df.dropna(subset=["step"])
+    return df if len(df) else None
+
+
+def _at_step(df: pd.DataFrame, step: int | None) -> tuple[pd.DataFrame, int]:
+    """Rows logged at `step` (None: the latest; a step this run lacks: its nearest, earlier on ties)."""
+    steps = np.sort(df["step"].unique())
+    chosen = steps[-1] if step is None else steps[int(np.argmin(np.abs(steps - step)))]
+    return df[df["step"] == chosen], int(chosen)
+
+
+def _step_text(chosen: dict[str, int], step: int | None) -> str:
+    values = set(chosen.values())
+    if len(values) == 1:
+        return f"at step {values.pop():,}"
+    each = ", ".join(f"{label} {s:,}" for label, s in chosen.items())
+    return f"at the {'latest' if step is None else 'nearest logged'} step of each run ({each})"
+
+
+def _positive(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Rows whose `column` a log axis can show: finite and > 0."""
+    values = df[column]
+    return df[np.isfinite(values) & (values > 0)]
+
+
+def _depth_order(names: Iterable[str]) -> dict[str, int]:
+    """Position of each name in the depth order of all names together, so twins line up layer by layer."""
+    return {name: i for i, name in enumerate(sorted(set(names), key=depth_key))}
+
+
+def _mark_stages(fig: go.Figure, order: dict[str, int], rows: Iterable[int]) -> None:
+    """Dotted vertical line where each stage (layerN) starts; x ticks name the first unit or layer there."""
+    starts: dict[str, tuple[int, str]] = {}
+    for name, pos in order.items():
+        stage = _STAGE.match(name)
+        if stage and stage.group(1) not in starts:
+            starts[stage.group(1)] = pos, name
+    for row in rows:
+        for pos, _ in starts.values():
+            fig.add_vline(x=pos - 0.5, line=dict(color="#999", width=1, dash="dot"), row=row, col=1)
+        if starts:
+            fig.update_xaxes(tickmode="array", tickvals=[p for p, _ in starts.values()],
+                             ticktext=[n for _, n in starts.values()], row=row, col=1)
+
+
+def _no_data(title: str, message: str = NO_DATA) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                       font=dict(size=18, color="#666"))
+    fig.update_layout(title=dict(text=title), height=320, plot_bgcolor="white",
+                      xaxis=dict(visible=False), yaxis=dict(visible=False), margin=dict(t=80))
+    return fig
+
+
+def _layout(fig: go.Figure, title: str, rows: int, height: int | None = None) -> None:
+    height = height or TITLE_MARGIN + ROW_HEIGHT * rows
+    fig.update_layout(
+        # "bottom" pins the first line's baseline 34 px from the top; plotly's "top" mis-measures
+        # multi-line titles and clips them, and its default centring pushes <sup> lines into the plot.
+        title=dict(text=title, font=dict(size=18), yref="container", y=1 - 34 / height, yanchor="bottom"),
+        height=height,
+        margin=dict(l=70, r=30, t=TITLE_MARGIN, b=60), font=dict(size=13), plot_bgcolor="white",
+        hoverlabel=dict(align="left"), legend=dict(title=dict(text="run")),
+    )
+    fig.update_xaxes(showgrid=True, gridcolor="#eee", zeroline=False, showline=True, linecolor="#888")
+    fig.update_yaxes(showgrid=True, gridcolor="#eee", zeroline=False, showline=True, linecolor="#888")
+
+
+def _log10(values: np.ndarray) -> np.ndarray:
+    """log10 where positive and finite, NaN elsewhere (a gap in a heat-map)."""
+    values = np.asarray(values, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.isfinite(values) & (values > 0), np.log10(values), np.nan)
+
+
+def _log_ticks(zmin: float, zmax: float) -> tuple[list[float], list[str]]:
+    """Colour-bar ticks at 1-2-5 steps (whole decades when the range is wide), labelled in real values."""
+    for mantissas in ((1, 2, 5), (1,)):
+        vals = [k + math.log10(m) for k in range(math.floor(zmin), math.ceil(zmax) + 1) for m in mantissas]
+        vals = [v for v in vals if zmin - 1e-9 <= v <= zmax + 1e-9]
+        if len(vals) <= 8:
+            break
+    vals = vals[::max(1, math.ceil(len(vals) / 8))]
+    if len(vals) < 3:  # less than one 1-2-5 step wide: evenly spaced ticks instead
+        vals = list(np.linspace(zmin, zmax, 5))
+    return vals, [f"{10 ** v:.3g}" for v in vals]
+
+
+def _z_range(arrays: Iterable[np.ndarray]) -> tuple[float, float] | None:
+    finite = [a[np.isfinite(a)] for a in arrays]
+    finite = [a for a in finite if a.size]
+    if not finite:
+        return None
+    zmin, zmax = float(min(a.min() for a in finite)), float(max(a.max() for a in finite))
+    if zmax - zmin < 1e-9:  # one value: give the colour scale some width
+        zmin, zmax = zmin - 0.5, zmax + 0.5
+    return zmin, zmax
+
+
+def _grid(df: pd.DataFrame, row: str, value: str) -> pd.DataFrame:
+    """rows (depth order) x steps table of `value`; duplicate (row, step) entries averaged."""
+    grid = df.groupby([row, "step"])[value].mean().unstack("step")
+    return grid.reindex(sorted(grid.index, key=depth_key))
+
+
+def _category_ticks(names: list[str], limit: int = 40) -> dict:
+    """y-tick settings: plotly's own when the names fit, else one tick per stage at its first row."""
+    if len(names) <= limit:
+        return {}
+    firsts = {}
+    for name in names:
+        stage = _STAGE.match(name)
+        if stage:
+            firsts.setdefault(stage.group(1), name)
+    return dict(tickmode="array", tickvals=list(firsts.values()), ticktext=list(firsts))
+
+
+# --- training curves ---------------------------------------------------------------------------
+
+def _smooth(values: pd.Series) -> pd.Series | None:
+    """Centred running mean over ~4% of the points; None when there are too few points to bother."""
+    if len(values) < SMOOTH_MIN_POINTS:
+        return None
+    window = max(3, len(values) // 25)
+    return values.rolling(window, center=True, min_periods=1).mean()
+
+
+def _line(fig: go.Figure, x, y, label: str, style: dict, col: int, hover: str, customdata=None, **kwargs) -> None:
+    group = label.removesuffix(" (raw)")
+    fig.add_trace(go.Scatter(x=list(x), y=list(y), name=label, legendgroup=group, line=style, mode="lines",
+                             customdata=None if customdata is None else list(customdata),
+                             hovertemplate=hover + f"<extra>{label}</extra>", **kwargs), row=1, col=col)
+
+
+def plot_training_curves(metrics: dict[str, pd.DataFrame],
+                         evals: dict[str, pd.DataFrame] | None = None) -> go.Figure:
+    """Training loss (left) and error (right) against step, plain vs residual (He et al. 2015, Fig. 6).
+
+    The right panel shows error = 100 x (1 - accuracy) %, as in the paper: thin lines training,
+    bold markers the held-out split. Runs with many logged points are smoothed by a centred running
+    mean (the raw values stay, faint). The loss axis is log-scaled; zero or NaN losses are dropped.
+
+    Args:
+        metrics: run label -> metrics table (step, epoch, loss, accuracy, lr, seconds).
+        evals: run label -> eval table (step, epoch, loss, accuracy); runs may be missing.
+    """
+    evals = evals or {}
+    title = "Training curves, plain vs residual (He et al. 2015, Fig. 6)"
+    labels = list(dict.fromkeys([*metrics, *evals]))
+    train = {label: _frame(metrics.get(label), ("step", "loss", "accuracy"), "metrics") for label in labels}
+    held = {label: _frame(evals.get(label), ("step", "loss", "accuracy"), "eval") for label in labels}
+    if all(train[label] is None and held[label] is None for label in labels):
+        return _no_data(title)
+    styles = _run_styles(labels)
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.09,
+                        subplot_titles=("training loss (log scale)", "error = 100 x (1 - accuracy)"))
+    smoothed_any = False
+    for label in labels:
+        style = styles[label]
+        df = train[label]
+        if df is not None:
+            df = df.sort_values("step")
+            epoch = df["epoch"] if "epoch" in df.columns else df["step"] * np.nan
+            df = df.assign(error=100 * (1 - df["accuracy"]), epoch=epoch)
+            for col, column, hover in ((1, "loss", "loss %{y:.4g}"), (2, "error", "training error %{y:.2f}%")):
+                rows = _positive(df, column) if column == "loss" else df.dropna(subset=[column])
+                smooth = _smooth(rows[column])
+                hover = "step %{x:,}<br>epoch %{customdata:.2f}<br>" + hover
+                if smooth is not None:
+                    smoothed_any = True
+                    _line(fig, rows["step"], rows[column], f"{label} (raw)", dict(style, width=1), col, hover,
+                          rows["epoch"], opacity=0.25, showlegend=False)
+                _line(fig, rows["step"], rows[column] if smooth is None else smooth, label, style, col,
+                      hover + (" (smoothed)" if smooth is not None else ""), rows["epoch"], showlegend=col == 1)
+        df = held[label]
+        if df is not None:
+            df = df.sort_values("step").drop_duplicates("step", keep="last")
+            epoch = df["epoch"] if "epoch" in df.columns else df["step"] * np.nan
+            df = df.assign(error=100 * (1 - df["accuracy"]), epoch=epoch)
+            name = f"{label} (held-out)"
+            for col, column, hover in ((1, "loss", "held-out loss %{y:.4g}"),
+                                       (2, "error", "held-out error %{y:.2f}%")):
+                rows = _positive(df, column) if column == "loss" else df.dropna(subset=[column])
+                fig.add_trace(go.Scatter(
+                    x=list(rows["step"]), y=list(rows[column]), name=name, legendgroup=name,
+                    mode="lines+markers", line=dict(style, width=3), marker=dict(size=8, color=style["color"]),
+                    customdata=list(rows["epoch"]), showlegend=col == 2,
+                    hovertemplate="step %{x:,}<br>epoch %{customdata:.2f}<br>" + hover + f"<extra>{name}</extra>",
+                ), row=1, col=col)
+    note = ("Thin lines: training, smoothed by a running mean (raw values faint); bold markers: held-out."
+            if smoothed_any else "Thin lines: training; bold markers: held-out.")
+    _layout(fig, f"{title}<br><sup>A deeper plain net (dashed) trains worse, with higher training error than a "
+                 f"shallower one; its residual twin (solid) does not.<br>{note}</sup>", rows=1)
+    fig.update_xaxes(title_text="training step")
+    fig.update_yaxes(type="log", dtick="D2", title_text="cross-entropy loss", row=1, col=1)
+    fig.update_yaxes(title_text="error (%)", ticksuffix="%", row=1, col=2)
+    return fig
+
+
+# --- residual norms ----------------------------------------------------------------------------
+
+def plot_residual_norms(norms: dict[str, pd.DataFrame], step: int | None = None) -> go.Figure:
+    """||F(x)||, ||x|| and their ratio per residual unit at one step, overlaid runs (log y).
+
+    x is the unit's position in the depth order of all runs' units, so twins line up unit by unit;
+    hover shows the unit name. Plain runs have no shortcut and show ||F(x)|| only.
+
+    Args:
+        norms: run label -> residual_norms table (step, block, stage, residual_norm, shortcut_norm, ratio).
+        step: training step; None takes each run's latest; a run without it uses its nearest logged step.
+    """
+    title = "Residual branch ||F(x)|| vs shortcut ||x|| across depth"
+    columns = ("step", "block", "residual_norm", "shortcut_norm", "ratio")
+    runs: dict[str, pd.DataFrame] = {}
+    chosen: dict[str, int] = {}
+    for label, df in norms.items():
+        df = _frame(df, columns, "residual_norms")
+        if df is None:
+            continue
+        at, chosen[label] = _at_step(df, step)
+        runs[label] = at.groupby("block", as_index=False)[list(columns[2:])].mean()
+    if not runs:
+        return _no_data(title)
+    order = _depth_order(name for df in runs.values() for name in df["block"])
+    styles = _run_styles(norms)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
+                        subplot_titles=("per-sample L2 norms (log scale)", "ratio ||F(x)|| / ||x|| (log scale)"))
+    drawn = False
+    for label, df in runs.items():
+        style = styles[label]
+        df = df.assign(pos=df["block"].map(order)).sort_values("pos")
+        panels = [(1, "residual_norm", label, style, "||F(x)||")]
+        if not _is_plain(label):
+            panels += [(1, "shortcut_norm", f"{label}: ||x||", dict(style, dash="dot", width=1.5), "||x||"),
+                       (2, "ratio", label, style, "||F(x)||/||x||")]
+        for row, column, name, line, what in panels:
+            rows = _positive(df, column)
+            if rows.empty:
+                continue
+            drawn = True
+            fig.add_trace(go.Scatter(
+                x=list(rows["pos"]), y=list(rows[column]), name=name, legendgroup=label, line=line,
+                mode="lines+markers", marker=dict(size=6, symbol="circle-open" if column == "shortcut_norm" else "circle"),
+                customdata=list(rows["block"]), showlegend=row == 1,
+                hovertemplate=f"%{{customdata}}<br>{what} = %{{y:.3g}}<br>step {chosen[label]:,}<extra>{label}</extra>",
+            ), row=row, col=1)
+    if not drawn:
+        return _no_data(title, f"{NO_DATA}: every norm is NaN or zero")
+    _mark_stages(fig, order, rows=(1, 2))
+    _layout(fig, f"{title}, {_step_text(chosen, step)}<br><sup>A small ratio means each unit adds a small change to "
+                 "its input, the identity-mapping view of He et al. 2016.<br>Solid: ||F(x)|| of residual nets; dotted: "
+                 "their ||x||; dashed: plain nets, which have F(x) only (no shortcut, no ratio).</sup>", rows=2)
+    fig.update_yaxes(type="log")
+    fig.update_yaxes(title_text="norm", row=1, col=1)
+    fig.update_yaxes(title_text="||F(x)|| / ||x||", row=2, col=1)
+    fig.update_xaxes(title_text="residual unit (input -> output; hover for the name)", row=2, col=1)
+    return fig
+
+
+def plot_residual_heatmap(norms: pd.DataFrame, value: str = "ratio", title: str = "") -> go.Figure:
+    """Heat-map of one residual-norm column: units (y, input at the top) x training step (x).
+
+    Ratios and norms are coloured on a log scale (log10 values, colour-bar ticks in real values);
+    NaN and non-positive entries are left blank.
+
+    Args:
+        norms: one run's residual_norms table.
+        value: "ratio", "residual_norm" or "shortcut_norm" (any numeric column works; those three,
+            and columns ending in "_norm", are log-scaled).
+        title: figure title; empty gives a default naming the value.
+    """
+    what = VALUE_LABELS.get(value, value)
+    title = title or f"{what} per residual unit during training"
+    df = _frame(norms, ("step", "block", value), "residual_norms")
+    if df is None:
+        return _no_data(title)
+    log = value in _LOG_VALUES or value.endswith("_norm")
+    grid = _grid(df, "block", value)
+    real = grid.to_numpy(dtype=float)
+    z = _log10(real) if log else real
+    zrange = _z_range([z])
+    if zrange is None:
+        why = " (plain nets have no shortcut, so no ||x|| or ratio)" if value in ("ratio", "shortcut_norm") else ""
+        return _no_data(title, f"{NO_DATA}: no {'positive' if log else 'finite'} values of {value}{why}")
+    names = list(grid.index)
+    colorbar = dict(title=dict(text=what + ("<br>(log scale)" if log else ""), side="right"))
+    if log:
+        tickvals, ticktext = _log_ticks(*zrange)
+        colorbar.update(tickvals=tickvals, ticktext=ticktext)
+    fig = go.Figure(go.Heatmap(
+        x=list(grid.columns), y=names, z=z, customdata=real, zmin=zrange[0], zmax=zrange[1],
+        colorscale=HEATMAP_SCALE, colorbar=colorbar, hoverongaps=False,
+        hovertemplate=f"%{{y}}<br>step %{{x:,}}<br>{what} = %{{customdata:.3g}}<extra></extra>",
+    ))
+    note = ("Dark rows: units whose branch barely changes its input." if value == "ratio"
+            else "Watch how the norms grow or shrink with depth and over training.")
+    _layout(fig, f"{title}<br><sup>Rows are residual units, input side at the top; colour is "
+                 f"{'log-scaled' if log else 'linear'}; blank cells have no value.<br>{note}</sup>", rows=1,
+            height=max(TITLE_MARGIN + ROW_HEIGHT, min(900, TITLE_MARGIN + 60 + 14 * len(names))))
+    fig.update_layout(plot_bgcolor="#f4f4f4")
+    fig.update_xaxes(title_text="training step", showgrid=False)
+    fig.update_yaxes(title_text="residual unit", autorange="reversed", showgrid=False, **_category_ticks(names))
+    return fig
+
+
+# --- gradient flow -----------------------------------------------------------------------------
+
+_AGGREGATIONS: tuple[tuple[str, Callable[[str], str]], ...] = (
+    ("layer", str), ("residual unit", _unit_of), ("stage", _stage_of),
+)
+
+
+def _aggregate(df: pd.DataFrame, value: str, group: Callable[[str], str]) -> pd.DataFrame:
+    """Merge layers into groups (units or stages), per step.
+
+    Norms combine as the norm of the concatenated tensors, sqrt(sum of squares); update_ratio as
+    ||dW|| / ||W|| of the group (recovered through weight_norm); anything else as the mean.
+    """
+    df = df.assign(layer=df["layer"].map(group))
+    keys = [df["layer"], df["step"]]
+    if value.endswith("_norm"):
+        out = np.sqrt((df[value] ** 2).groupby(keys).sum(min_count=1))
+    elif value == "update_ratio" and "weight_norm" in df.columns:
+        weight = pd.to_numeric(df["weight_norm"], errors="coerce")
+        valid = np.isfinite(df[value]) & np.isfinite(weight)
+        update_sq = ((df[value] * weight) ** 2).where(valid).groupby(keys).sum(min_count=1)
+        weight_sq = (weight ** 2).where(valid).groupby(keys).sum(min_count=1)
+        out = np.sqrt(update_sq / weight_sq)
+    else:
+        out = df[value].groupby(keys).mean()
+    return out.rename(value).reset_index()
+
+
+def plot_grad_flow_heatmap(grad: dict[str, pd.DataFrame], value: str = "grad_norm", max_rows: int = 200) -> go.Figure:
+    """Gradient flow across depth: one heat-map per run (layer x step), one shared log colour scale.
+
+    When a run has more layers than `max_rows`, every run is merged per residual unit (and per stage
+    if that is still too many), so the shared colour scale compares like with like; subplot titles
+    say so. Norms merge as sqrt(sum of squares), means as the mean.
+
+    Args:
+        grad: run label -> grad_flow table (step, layer, grad_norm, grad_abs_mean, weight_norm, update_ratio).
+        value: the column to colour by.
+        max_rows: most rows per heat-map before layers are merged.
+    """
+    what = VALUE_LABELS.get(value, value)
+    title = f"Gradient flow across depth: {what}"
+    runs = {label: df for label, df in ((label, _frame(df, ("step", "layer", value), "grad_flow"))
+                                        for label, df in grad.items()) if df is not None}
+    if not runs:
+        return _no_data(title)
+    counts = {label: df["layer"].nunique() for label, df in runs.items()}
+    level = 0
+    for df in runs.values():
+        while level < len(_AGGREGATIONS) - 1 and df["layer"].map(_AGGREGATIONS[level][1]).nunique() > max_rows:
+            level += 1
+    level_name, group = _AGGREGATIONS[level]
+    grids = {}
+    for label, df in runs.items():
+        merged = _aggregate(df, value, group) if level else df
+        grid = _grid(merged, "layer", value)
+        grids[label] = (grid, _log10(grid.to_numpy(dtype=float)))
+    zrange = _z_range(z for _, z in grids.values())
+    if zrange is None:
+        return _no_data(title, f"{NO_DATA}: no positive values of {value}")
+    tickvals, ticktext = _log_ticks(*zrange)
+    subtitles = [label if not level else f"{label}<br><sup>per {level_name}: {counts[label]} layers -> "
+                 f"{len(grids[label][0])} rows</sup>" for label in grids]
+    fig = make_subplots(rows=1, cols=len(grids), subplot_titles=subtitles, horizontal_spacing=0.14)
+    for i, (label, (grid, z)) in enumerate(grids.items(), start=1):
+        names = list(grid.index)
+        fig.add_trace(go.Heatmap(
+            x=list(grid.columns), y=names, z=z, customdata=grid.to_numpy(dtype=float), name=label,
+            zmin=zrange[0], zmax=zrange[1], colorscale=HEATMAP_SCALE, showscale=i == len(grids),
+            colorbar=dict(title=dict(text=f"{what}<br>(log scale)", side="right"), tickvals=tickvals,
+                          ticktext=ticktext),
+            hoverongaps=False,
+            hovertemplate=f"%{{y}}<br>step %{{x:,}}<br>{what} = %{{customdata:.3g}}<extra>{label}</extra>",
+        ), row=1, col=i)
+        fig.update_yaxes(autorange="reversed", showgrid=False, row=1, col=i, **_category_ticks(names))
+    _layout(fig, f"{title}<br><sup>Rows run from the input (top) to the output; one colour scale for all runs, dark = "
+                 "small. Vanishing gradients show as a dark band near the input,<br>expected in deep plain nets; "
+                 "He et al. 2015 report that BN keeps them mostly healthy, so compare the twins side by side.</sup>",
+            rows=1, height=TITLE_MARGIN + 440)
+    fig.update_layout(plot_bgcolor="#f4f4f4", margin_t=TITLE_MARGIN + (20 if level else 0))
+    fig.update_xaxes(title_text="training step", showgrid=False)
+    fig.update_yaxes(title_text=level_name, row=1, col=1)
+    return fig
+
+
+def _has_weights(name: str) -> bool:
+    """Conv and linear layers: not BN, not the BN of a projection shortcut (downsample.1)."""
+    return "bn" not in name and not name.endswith("downsample.1")
+
+
+def plot_grad_flow_profile(grad: dict[str, pd.DataFrame], step: int | None = None, value: str = "grad_norm",
+                           weights_only: bool = True) -> go.Figure:
+    """One line per run: `value` per layer at one step, input to output (log y).
+
+    x is the layer's position in the depth order of all runs' layers, so twins line up; hover
+    shows the name. Zero and NaN values are dropped (a log axis cannot show them).
+
+    Args:
+        grad: run label -> grad_flow table.
+        step: training step; None takes each run's latest; a run without it uses its nearest logged step.
+        value: the column to draw.
+        weights_only: keep conv and linear layers only, so the line does not zig-zag between BN and conv.
+    """
+    what = VALUE_LABELS.get(value, value)
+    title = f"Gradient flow across depth: {what} per layer"
+    runs: dict[str, pd.DataFrame] = {}
+    chosen: dict[str, int] = {}
+    for label, df in grad.items():
+        df = _frame(df, ("step", "layer", value), "grad_flow")
+        if df is None:
+            continue
+        at, chosen[label] = _at_step(df, step)
+        at = at.groupby("layer", as_index=False)[value].mean()
+        if weights_only:
+            at = at[at["layer"].map(_has_weights)]
+        runs[label] = _positive(at, value)
+    if not any(len(df) for df in runs.values()):
+        return _no_data(title, NO_DATA if not runs else f"{NO_DATA}: no positive values of {value}")
+    order = _depth_order(name for df in runs.values() for name in df["layer"])
+    styles = _run_styles(grad)
+    fig = make_subplots(rows=1, cols=1)
+    for label, df in runs.items():
+        if df.empty:
+            continue
+        df = df.assign(pos=df["layer"].map(order)).sort_values("pos")
+        fig.add_trace(go.Scatter(
+            x=list(df["pos"]), y=list(df[value]), name=label, line=styles[label], mode="lines+markers",
+            marker=dict(size=5), customdata=list(df["layer"]),
+            hovertemplate=f"%{{customdata}}<br>{what} = %{{y:.3g}}<br>step {chosen[label]:,}<extra>{label}</extra>",
+        ))
+    _mark_stages(fig, order, rows=(1,))
+    layers = "conv and linear layers" if weights_only else "all layers"
+    _layout(fig, f"{title}, {_step_text(chosen, step)}<br><sup>{layers.capitalize()} from input (left) to output. "
+                 "A line falling toward the input means gradients vanish on the way back;<br>compare a deep plain net "
+                 "(dashed) with its residual twin (solid), whose shortcuts carry the gradient straight through.</sup>",
+            rows=1)
+    fig.update_yaxes(type="log", title_text=what)
+    fig.update_xaxes(title_text=f"{layers[:-1]} (input -> output; hover for the name)")
+    return fig
+
+
+# --- layer responses ---------------------------------------------------------------------------
+
+def plot_responses(responses: dict[str, pd.DataFrame], step: int | None = None) -> go.Figure:
+    """Std of each 3x3 layer's BN output, in depth order and sorted (He et al. 2015, Fig. 7).
+
+    The y axes are linear, as in the paper; NaN stds are dropped.
+
+    Args:
+        responses: run label -> responses table (step, layer, std).
+        step: training step; None takes each run's latest; a run without it uses its nearest logged step.
+    """
+    title = "Layer responses (He et al. 2015, Fig. 7)"
+    runs: dict[str, pd.DataFrame] = {}
+    chosen: dict[str, int] = {}
+    for label, df in responses.items():
+        df = _frame(df, ("step", "layer", "std"), "responses")
+        if df is None:
+            continue
+        at, chosen[label] = _at_step(df, step)
+        at = at.groupby("layer", as_index=False)["std"].mean()
+        runs[label] = at[np.isfinite(at["std"])]
+    if not any(len(df) for df in runs.values()):
+        return _no_data(title)
+    order = _depth_order(name for df in runs.values() for name in df["layer"])
+    styles = _run_styles(responses)
+    fig = make_subplots(rows=2, cols=1, vertical_spacing=0.13,
+                        subplot_titles=("in depth order", "sorted by magnitude (descending)"))
+    for label, df in runs.items():
+        if df.empty:
+            continue
+        df = df.assign(pos=df["layer"].map(order)).sort_values("pos")
+        ranked = df.sort_values("std", ascending=False, kind="stable")
+        for row, rows, x in ((1, df, df["pos"]), (2, ranked, range(1, len(ranked) + 1))):
+            fig.add_trace(go.Scatter(
+                x=list(x), y=list(rows["std"]), name=label, legendgroup=label, line=styles[label],
+                mode="lines+markers", marker=dict(size=5), customdata=list(rows["layer"]), showlegend=row == 1,
+                hovertemplate=f"%{{customdata}}<br>std = %{{y:.3g}}<br>step {chosen[label]:,}<extra>{label}</extra>",
+            ), row=row, col=1)
+    _mark_stages(fig, order, rows=(1,))
+    _layout(fig, f"{title}, {_step_text(chosen, step)}<br><sup>Std of each 3x3 layer's output after BN, before the "
+                 "addition and ReLU. Residual functions' responses (solid) are generally<br>smaller than plain nets' "
+                 "(dashed), supporting the view that residual functions are closer to zero than non-residual ones.</sup>",
+            rows=2)
+    fig.update_yaxes(title_text="std of response", rangemode="tozero")
+    fig.update_xaxes(title_text="3x3 layer (input -> output; hover for the name)", row=1, col=1)
+    fig.update_xaxes(title_text="rank of the layer's std (1 = largest)", row=2, col=1)
+    return fig

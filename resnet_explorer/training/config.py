@@ -1,0 +1,114 @@
+"""`TrainConfig`: everything a run needs besides the model, validated on construction."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("onecycle", "cosine", "step", "constant")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A brief training run.
+
+    Args:
+        dataset: "shapes" (embedded, default), "cifar10", "cifar100" or "folder:PATH".
+        data_root: where CIFAR lives (python-pickle layout); None: ./data.
+        download: fetch CIFAR when it is missing (only when asked).
+        train_size, test_size: subsample the splits (None: the dataset's default).
+        epochs, steps: the budget; give exactly one (epochs may be fractional).
+        batch_size: images per step.
+        optimizer: "sgd" (momentum, He et al. 2015) or "adamw".
+        lr: peak learning rate (one-cycle and cosine) or the start rate (step, constant).
+        momentum: SGD momentum (AdamW's beta1).
+        weight_decay: L2 penalty (SGD) or decoupled decay (AdamW).
+        schedule: "onecycle" (Smith 2018, 25% warm-up), "cosine", "step" (x0.1 at 50% and 75%,
+            as He et al. 2015's 32k/48k of 64k iterations), "constant".
+        label_smoothing: cross-entropy label smoothing.
+        augment: random crop (4-pixel padding) and horizontal flip, He et al. 2015 Sec. 4.2.
+        seed: model init, data order and augmentation; repeatable bit for bit on CPU.
+        device: "auto", "cpu", "cuda", "cuda:N" or "mps".
+        precision: "auto" is bf16 autocast on CUDA and float32 elsewhere.
+        channels_last: None is on for CUDA, off elsewhere.
+        probe_every: run the probes every k steps (0: never).
+        log_every: training loss/accuracy averaged over this many steps per logged row.
+        eval_every: held-out evaluation every this many steps (0: each epoch and at the end).
+    """
+
+    dataset: str = "shapes"
+    data_root: str | None = None
+    download: bool = False
+    train_size: int | None = None
+    test_size: int | None = None
+    epochs: float | None = None
+    steps: int | None = None
+    batch_size: int = 128
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: Literal["onecycle", "cosine", "step", "constant"] = "onecycle"
+    label_smoothing: float = 0.0
+    augment: bool = True
+    seed: int = 0
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    channels_last: bool | None = None
+    probe_every: int = 10
+    log_every: int = 10
+    eval_every: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.epochs is None) == (self.steps is None):
+            raise ValueError("give exactly one budget: epochs or steps")
+        if self.epochs is not None and not (isinstance(self.epochs, (int, float)) and self.epochs > 0
+                                            and math.isfinite(self.epochs)):
+            raise ValueError(f"epochs must be a positive number, got {self.epochs!r}")
+        self._positive_int("steps", allow_none=True)
+        self._positive_int("batch_size")
+        self._positive_int("log_every")
+        self._positive_int("train_size", allow_none=True)
+        self._positive_int("test_size", allow_none=True)
+        for name in ("probe_every", "eval_every", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+        if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr <= 0:
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise ValueError("dataset must be shapes, cifar10, cifar100 or folder:PATH")
+
+    def _positive_int(self, name: str, allow_none: bool = False) -> None:
+        value = getattr(self, name)
+        if value is None and allow_none:
+            return
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

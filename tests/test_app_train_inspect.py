@@ -1,0 +1,99 @@
+"""Train and Inspect pages through AppTest, on a tiny budget and a temporary runs folder."""
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from resnet_explorer import ModelSpec
+from resnet_explorer.data import load_data
+from resnet_explorer.runs import RunWriter, list_runs
+from resnet_explorer.training import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("RESNET_EXPLORER_RUNS", str(tmp_path))
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    return tmp_path
+
+
+def make_run(root: Path, name: str) -> str:
+    data = load_data("shapes", seed=0, train_size=64, test_size=32)
+    spec = ModelSpec.from_name(name, num_classes=10)
+    config = TrainConfig(steps=4, batch_size=16, probe_every=1, log_every=1, device="cpu")
+    writer = RunWriter(root, spec, config)
+    train(spec, config, data=data, listeners=[writer])
+    return writer.id
+
+
+def app(page: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page(page).run()
+    return at
+
+
+def test_train_page_runs_and_shows_curves(runs):
+    at = app("pages/2_Train.py")
+    assert not at.exception
+    assert at.info  # no run yet
+    at.number_input(key="train_budget").set_value(4.0)
+    at.number_input(key="train_batch").set_value(16)
+    at.number_input(key="train_size").set_value(64)
+    at.number_input(key="train_probe_every").set_value(1)
+    at.button[0].click()  # the form's submit button
+    at.run()
+    assert not at.exception and not at.error
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        at.run()
+        if any("Inspect" in s.value for s in at.success):
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"training did not finish: {[p.value for p in at.get('progress')]}")
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 1
+    stored = list_runs(runs)
+    assert len(stored) == 1 and stored[0]["status"] == "done" and stored[0]["model"] == "resnet20"
+
+
+def test_train_page_bad_input_keeps_session(runs):
+    at = app("pages/2_Train.py")
+    at.selectbox(key="train_dataset").set_value("folder")
+    at.text_input(key="train_data_root").set_value(str(runs / "does-not-exist"))
+    at.number_input(key="train_budget").set_value(2.0)
+    at.button[0].click()
+    at.run()
+    deadline = time.time() + 60
+    while time.time() < deadline and not at.error:
+        time.sleep(0.3)
+        at.run()
+    assert not at.exception
+    assert at.error and "does-not-exist" in at.error[0].value
+
+
+def test_inspect_without_runs(runs):
+    at = app("pages/3_Inspect.py")
+    assert not at.exception and at.info
+
+
+def test_inspect_overlays_the_twin(runs):
+    make_run(runs, "resnet20")
+    make_run(runs, "plain20")
+    at = app("pages/3_Inspect.py")
+    assert not at.exception and not at.error
+    assert at.selectbox(key="inspect_run").value == list_runs(runs)[0]["id"]  # the newest
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 6
+    other = [s for s in at.selectbox if s.key.startswith("inspect_other_")][0]
+    assert other.value is not None  # the twin was picked
+    at.radio(key="inspect_grad_value").set_value("update_ratio").run()
+    assert not at.exception
