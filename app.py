@@ -33,8 +33,12 @@ def home_graph(name: str):
 st.plotly_chart(home_graph("resnet20"), theme=None, key="home_graph", config={"displaylogo": False})
 st.page_link("pages/1_Architecture.py", label="Architecture: block graph, parameters and MACs, plain twin",
              icon=":material/account_tree:")
+st.page_link("pages/2_Train.py", label="Train: a few minutes on this machine, live curves",
+             icon=":material/play_arrow:")
+st.page_link("pages/3_Inspect.py", label="Inspect: residual norms, gradient flow, layer responses",
+             icon=":material/monitoring:")
 spec = state.get_spec()
-st.caption(f"Current model: **{spec.label}** on {state.get_device()}. Training, probes and attributions "
-           "come in the next releases.")
+st.caption(f"Current model: **{spec.label}** on {state.get_device()}. Attributions and the plain-vs-residual "
+           "Compare page come in the next releases.")
 with st.expander("Naming rule"):
     st.markdown(NAMING_RULE)

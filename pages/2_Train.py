@@ -38,7 +38,7 @@ with st.form("train_form"):
     dataset = c1.selectbox("Dataset", ["shapes", "cifar10", "cifar100", "folder"], key="train_dataset",
                            help="shapes is embedded (no download); CIFAR reads ./data or the folder below")
     data_root = c2.text_input("Data folder (CIFAR root or image folder)", key="train_data_root")
-    budget_kind = c3.radio("Budget", ["steps", "epochs"], horizontal=True, key="train_budget_kind")
+    budget_kind = c3.radio("Budget in", ["steps", "epochs"], horizontal=True, key="train_budget_kind")
     budget = c4.number_input("Budget", min_value=1.0, value=200.0, step=10.0, key="train_budget")
     d1, d2, d3, d4 = st.columns(4)
     batch = d1.number_input("Batch size", min_value=1, max_value=4096, value=64, step=16, key="train_batch")

@@ -65,6 +65,38 @@ def test_train_page_runs_and_shows_curves(runs):
     assert len(stored) == 1 and stored[0]["status"] == "done" and stored[0]["model"] == "resnet20"
 
 
+def wait_done(at: AppTest, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        at.run()
+        if any("Inspect" in s.value for s in at.success) or at.error:
+            return
+        time.sleep(0.5)
+    pytest.fail("training did not finish")
+
+
+def submit_tiny(at: AppTest, steps: int = 6) -> None:
+    at.number_input(key="train_budget").set_value(float(steps))
+    at.number_input(key="train_batch").set_value(16)
+    at.number_input(key="train_size").set_value(64)
+    at.button[0].click()
+    at.run()
+
+
+def test_two_sessions_train_at_once_and_survive_page_switches(runs):
+    first, second = app("pages/2_Train.py"), app("pages/2_Train.py")
+    submit_tiny(first, steps=40)
+    submit_tiny(second, steps=40)
+    first.switch_page("pages/1_Architecture.py").run()  # leave while it trains
+    assert not first.exception
+    first.switch_page("pages/2_Train.py").run()
+    wait_done(first)
+    wait_done(second)
+    assert not first.exception and not second.exception and not first.error and not second.error
+    stored = list_runs(runs)
+    assert len(stored) == 2 and all(r["status"] == "done" and r["steps"] == 40 for r in stored)
+
+
 def test_train_page_bad_input_keeps_session(runs):
     at = app("pages/2_Train.py")
     at.selectbox(key="train_dataset").set_value("folder")

@@ -182,7 +182,9 @@ def train(
             listener(event)
 
     def run_eval(step: int) -> None:
-        loss, acc = evaluate(model, test_x, test_y, mean, std, autocast=autocast, channels_last=channels_last)
+        # evaluation batches no larger than training ones: the run's peak memory is training's
+        loss, acc = evaluate(model, test_x, test_y, mean, std, batch_size=config.batch_size, autocast=autocast,
+                             channels_last=channels_last)
         row = {"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": loss, "accuracy": acc}
         result.evals.append(row)
         emit("eval", step, row)

@@ -36,12 +36,13 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(tmp_path_factory):
     port = free_port()
+    env = dict(os.environ, RESNET_EXPLORER_RUNS=str(tmp_path_factory.mktemp("runs")))
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
@@ -133,3 +134,27 @@ def test_home_and_architecture(server, page):
     no_exception(page)
     assert "19,421,274" in str(page.locator("[data-testid=stMetric]").all_inner_texts())
     shot(page, "architecture_resnet1202")
+
+
+def test_train_then_inspect(server, page):
+    page.goto(f"{server}/Train")
+    settle(page)
+    no_exception(page)
+    page.get_by_role("spinbutton", name="Budget").fill("12")
+    page.get_by_role("spinbutton", name="Batch size").fill("32")
+    page.get_by_role("spinbutton", name="Training images (0: all)").fill("512")
+    page.get_by_role("spinbutton", name="Probe every k steps (0: off)").fill("2")
+    page.get_by_role("button", name="Start training").click()
+    page.wait_for_selector("[data-testid=stAlertContentSuccess]", timeout=120_000)
+    settle(page)
+    no_exception(page)
+    page.wait_for_selector(".js-plotly-plot", timeout=30_000)
+    expect(page.locator("[data-testid=stAlertContentSuccess]")).to_contain_text("Inspect")
+    shot(page, "train_done")
+
+    page.get_by_role("link", name="Inspect this run").click()
+    settle(page)
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    no_exception(page)
+    assert page.locator(".js-plotly-plot").count() >= 5
+    shot(page, "inspect")
