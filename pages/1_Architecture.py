@@ -11,7 +11,7 @@ from resnet_explorer.graph import build_graph, layer_rows
 from resnet_explorer.models import ModelSpec, large_model_message
 from resnet_explorer.plots import default_expanded, human, plot_block_graph, plot_stage_bars
 from resnet_explorer.ui import state
-from resnet_explorer.ui.widgets import figure_downloads, filterable_table, model_picker, table
+from resnet_explorer.ui.widgets import figure_downloads, filterable_table, model_picker, spec_to_query, table
 
 st.set_page_config(page_title="Architecture - ResNet Explorer", layout="wide")
 
@@ -53,6 +53,7 @@ except ValueError as err:
     st.error(str(err))
     st.stop()
 state.set_choice(spec, device, input_size)
+st.query_params.from_dict(spec_to_query(spec, device))  # the URL reopens this model: share it
 
 st.subheader(spec.label)
 m = st.columns(5)

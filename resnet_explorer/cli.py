@@ -2,28 +2,31 @@
 
     python -m resnet_explorer list
     python -m resnet_explorer info resnet56 [--plain] [--export DIR --format html,png,csv]
+    python -m resnet_explorer train --model resnet56 --steps 250
+    python -m resnet_explorer degradation
+    python -m resnet_explorer attribute RUN --methods saliency,gradcam --out DIR
 
-Exit codes: 0 done; 2 bad arguments or config (one line on stderr, no traceback).
+Exit codes: 0 done; 1 failed; 2 bad arguments or config (one line on stderr, no traceback);
+3 diverged; 130 stopped with Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .training.presets import DEGRADATION_BATCH, DEGRADATION_STEPS
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
-# The degradation preset's budget: four runs in about three minutes on a 2-core CPU.
-DEGRADATION_STEPS = 250
-DEGRADATION_BATCH = 64
 STATUS_EXIT = {"done": EXIT_OK, "stopped": EXIT_INTERRUPTED, "diverged": EXIT_DIVERGED, "failed": EXIT_FAILED}
 
 
@@ -207,7 +210,7 @@ def _train_config(args: argparse.Namespace):
     )
 
 
-def _run_training(spec, config, root: str, yes: bool, stream=None):
+def _run_training(spec, config, root: str, yes: bool, stream=None, save_model: bool = True):
     """Train one spec into a new run folder under `root`; Ctrl-C stops it cleanly."""
     import signal
     import threading
@@ -223,7 +226,7 @@ def _run_training(spec, config, root: str, yes: bool, stream=None):
     data = load_data(config.dataset, root=config.data_root, seed=config.seed, train_size=config.train_size,
                      test_size=config.test_size, download=config.download)
     spec = spec.replace(num_classes=data.num_classes, in_channels=data.in_channels)
-    writer = RunWriter(root, spec, config)
+    writer = RunWriter(root, spec, config, save_model=save_model)
     stop = threading.Event()
     previous = signal.getsignal(signal.SIGINT)
     in_main = threading.current_thread() is threading.main_thread()
@@ -242,7 +245,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CliError("give --epochs or --steps, not both")
     spec = _spec_from_args(args)
     config = _train_config(args)
-    result, path = _run_training(spec, config, args.out, args.yes)
+    result, path = _run_training(spec, config, args.out, args.yes, save_model=not args.no_weights)
     print(path)
     return STATUS_EXIT[result.status]
 
@@ -255,18 +258,20 @@ def _tail_mean(rows: list[dict], key: str, fraction: float = 0.2) -> float:
 
 def cmd_degradation(args: argparse.Namespace) -> int:
     """He et al. 2015 Fig. 6 in miniature: plain and residual twins at two depths, equal budgets."""
-    from .models import ModelSpec, count_parameters
+    from .models import count_parameters
+    from .training.presets import degradation_specs
 
-    depths = [int(d) for d in args.depths.split(",") if d.strip()]
-    if len(depths) < 2:
-        raise CliError("--depths wants at least two CIFAR depths, e.g. 20,56")
-    specs = [ModelSpec.from_name(f"{kind}{d}") for kind in ("plain", "resnet") for d in depths]
+    try:
+        depths = [int(d) for d in args.depths.split(",") if d.strip()]
+    except ValueError:
+        raise CliError(f"--depths wants comma-separated CIFAR depths, got {args.depths!r}") from None
+    specs = degradation_specs(depths)
     args.epochs = None
     args.model, args.stem, args.block, args.layers = None, None, None, None
     config = _train_config(args)
     rows = []
     for spec in specs:
-        result, path = _run_training(spec, config, args.out, True)
+        result, path = _run_training(spec, config, args.out, True, save_model=not args.no_weights)
         if result.status != "done":
             raise CliError(f"{spec.name} {result.status}: {result.message}")
         rows.append({
@@ -291,6 +296,108 @@ def cmd_degradation(args: argparse.Namespace) -> int:
     print()
     for text, ok, detail in checks:
         print(f"{'yes' if ok else 'NO '}  {text} (train loss {detail})")
+    return EXIT_OK
+
+
+def _resolve_run_path(run: str, runs_root: str) -> Path:
+    from .runs import run_dir
+
+    path = Path(run)
+    if (path / "run.json").is_file():
+        return path
+    candidate = run_dir(runs_root, run)  # validates the id
+    if (candidate / "run.json").is_file():
+        return candidate
+    raise CliError(f"no run {run!r}: give a run folder or an id under {runs_root}/")
+
+
+def cmd_attribute(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .analysis.study import dataset_inputs, run_study, upload_inputs
+    from .devices import resolve_device
+    from .export import rows_to_csv, write_atomic
+    from .plots import denormalize, render_attribution_png
+    from .runs import load_run
+
+    if args.image and args.samples is not None:
+        raise CliError("give --samples or --image, not both")
+    import warnings
+
+    # captum announces its DeepLift hooks on every call; the CLI's user cannot act on it
+    warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    device = resolve_device(args.device)
+    run = load_run(_resolve_run_path(args.run, args.runs), device=str(device))
+    if run.model is None:
+        raise CliError(f"run {run.id} has no saved model yet")
+    classes = (run.info.get("data") or {}).get("classes") or [str(i) for i in range(run.spec.num_classes)]
+    target = None
+    if args.target is not None:
+        target = classes.index(args.target) if args.target in classes else _class_index(args.target, len(classes))
+    if args.image:
+        inputs = upload_inputs(run, Path(args.image), Path(args.image).name)
+    else:
+        inputs = dataset_inputs(run, args.samples or 8)
+    study = run_study(run.model, inputs, methods, target=target, layer=args.layer, sanity=not args.no_sanity,
+                      steps=args.steps)
+
+    out = Path(args.out)
+    arrays = {"inputs": inputs.images.numpy(), "targets": next(iter(study.results.values())).targets.numpy(),
+              "predicted": study.predicted.numpy()}
+    for method, result in study.results.items():
+        arrays[method] = result.maps.numpy()
+        if result.delta is not None:
+            arrays[f"{method}_delta"] = result.delta.numpy()
+        if method == "integrated_gradients" and result.baselines is not None:
+            arrays["baselines"] = result.baselines.numpy()
+    if inputs.masks is not None:
+        arrays["masks"] = inputs.masks.numpy()
+    out.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    paths = [write_atomic(out / "attributions.npz", buffer.getvalue())]
+    mean, std = (run.info["data"]["mean"], run.info["data"]["std"])
+    shown = denormalize(inputs.images, mean, std)
+    titles = [f"{name}: pred {classes[int(p)]} {float(c):.2f}"
+              + (f" (true {classes[int(t)]})" if inputs.labels is not None else "")
+              for name, p, c, t in zip(inputs.names, study.predicted, study.confidence,
+                                       inputs.labels if inputs.labels is not None else study.predicted)]
+    for method, result in study.results.items():
+        png = render_attribution_png(shown, result.heatmap("absolute"), row_titles=titles, masks=inputs.masks,
+                                     title=f"{run.spec.name}: {method}" + (f" at {result.layer}" if result.layer else ""))
+        paths.append(write_atomic(out / f"{method}.png", png))
+    paths.append(write_atomic(out / "scores.csv", rows_to_csv(study.scores)))
+    for method, result in study.results.items():
+        if result.note:
+            print(f"note: {method}: {result.note}", file=sys.stderr)
+    for p in paths:
+        print(p)
+    return EXIT_OK
+
+
+def _class_index(text: str, n: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise CliError(f"--target {text!r} is neither a class name nor a class number") from None
+    if not 0 <= value < n:
+        raise CliError(f"--target {value} is outside 0..{n - 1}")
+    return value
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Comparison figures, tables and an offline index.html for one or more runs."""
+    from .export import ExportError
+    from .report import write_report_files
+
+    paths = [_resolve_run_path(run, args.runs) for run in args.run]
+    try:
+        written = write_report_files(paths, args.out, args.format.split(","))
+    except ExportError as err:
+        raise CliError(str(err)) from None
+    for path in written:
+        print(path)
     return EXIT_OK
 
 
@@ -336,7 +443,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("degradation", help="He et al. 2015 Fig. 6 in miniature: plain vs residual at two depths")
     p.add_argument("--depths", default="20,56", help="CIFAR depths (6n+2), default 20,56")
     _train_args(p)
-    p.set_defaults(func=cmd_degradation, steps=DEGRADATION_STEPS, batch_size=DEGRADATION_BATCH)
+    p.set_defaults(func=cmd_degradation, steps=DEGRADATION_STEPS, batch_size=DEGRADATION_BATCH)  # the preset's budget
+
+    p = sub.add_parser("attribute", help="captum attributions of a trained run: npz, PNG grids, scores")
+    p.add_argument("run", help="a run folder, or a run id under --runs")
+    p.add_argument("--methods", default="saliency,integrated_gradients,gradcam,occlusion",
+                   help="comma list of saliency, integrated_gradients, smoothgrad, gradcam, occlusion, deeplift")
+    p.add_argument("--layer", help="Grad-CAM layer: a stage (layer3) or a unit (layer3.8); default the last unit")
+    p.add_argument("--samples", type=int, help="held-out images to explain (default 8)")
+    p.add_argument("--image", help="explain this image file instead (PNG/JPEG, any mode)")
+    p.add_argument("--target", help="class name or number to explain (default: each image's prediction)")
+    p.add_argument("--steps", type=int, default=50, help="Integrated Gradients steps")
+    p.add_argument("--no-sanity", action="store_true", help="skip the model-randomisation sanity check")
+    p.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default cpu)")
+    p.add_argument("--runs", default="runs", help="the runs folder for run ids (default ./runs)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=cmd_attribute)
+
+    p = sub.add_parser("report", help="figures, tables and an offline index.html comparing runs")
+    p.add_argument("run", nargs="+", metavar="RUN", help="run folders, or run ids under --runs")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--format", default="html,png,svg", help="comma list of html, png, svg (default all three)")
+    p.add_argument("--runs", default="runs", help="the runs folder for run ids (default ./runs)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 
@@ -378,6 +507,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-every", type=int, default=0, help="evaluate every K steps (0: each epoch and at the end)")
     p.add_argument("--out", default="runs", help="the runs folder (default ./runs)")
     p.add_argument("--yes", action="store_true", help="train a very large model without asking")
+    p.add_argument("--no-weights", action="store_true", help="do not save model.pt (curves and probes only)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -89,14 +89,16 @@ class RunWriter:
         config: the training config.
         run_id: a fresh id when None.
         flush_seconds: least time between CSV rewrites while training.
+        save_model: write model.pt (at each evaluation and at the end).
     """
 
     def __init__(self, root: str | Path, spec: ModelSpec, config: TrainConfig, run_id: str | None = None,
-                 flush_seconds: float = 2.0) -> None:
+                 flush_seconds: float = 2.0, save_model: bool = True) -> None:
         self.id = run_id or new_run_id(spec)
         self.path = run_dir(root, self.id)
         self.path.mkdir(parents=True, exist_ok=False)
         self.flush_seconds = flush_seconds
+        self.save_model = save_model
         self.rows: dict[str, list[dict]] = {name: [] for name in TABLES}
         self.info: dict[str, Any] = {
             "id": self.id, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "created_ts": time.time(),
@@ -148,7 +150,7 @@ class RunWriter:
             rows = self.rows[name]
             text = rows_to_csv([{c: r.get(c) for c in columns} for r in rows]) if rows else ",".join(columns) + "\n"
             write_atomic(self.path / f"{name}.csv", text)
-        if save_model and self.model is not None:
+        if save_model and self.save_model and self.model is not None:
             save_state_dict(self.model, self.path / "model.pt")
         self.info["updated"] = time.time()
         _write_json(self.path / "run.json", self.info)

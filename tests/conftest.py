@@ -1,10 +1,9 @@
-import os
-
 import pytest
 import torch
 
-# Two cores: keep torch from oversubscribing them when pytest and a browser run side by side.
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One intra-op thread: the tests' tensors are tiny, and on a 2-core machine shared with the
+# browser test's Streamlit server (or other jobs) two spinning threads made them 5-10x slower.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

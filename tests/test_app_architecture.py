@@ -26,9 +26,13 @@ def metric(app, label_start: str) -> str:
     return next(m.value for m in app.metric if m.label.startswith(label_start))
 
 
+def current_model_caption(app) -> str:
+    return next(c.value for c in app.caption if c.value.startswith("Current model"))
+
+
 def test_home_page(at):
     assert "ResNet Explorer" in at.title[0].value
-    assert "resnet20" in at.caption[0].value
+    assert "resnet20" in current_model_caption(at)
 
 
 def test_architecture_default(at):
@@ -104,7 +108,7 @@ def test_choice_survives_page_switch(at):
     at.switch_page(ARCH).run()
     at.selectbox(key="arch_variant").set_value("resnet56").run()
     at.switch_page("app.py").run()
-    assert "resnet56" in at.caption[0].value
+    assert "resnet56" in current_model_caption(at)
     at.switch_page(ARCH).run()
     assert metric(at, "Parameters") == "853,018"
 
@@ -114,3 +118,24 @@ def test_layer_table_filter(at):
     at.text_input(key="arch_layer_filter").set_value("layer3.2").run()
     assert not at.exception
     assert any("rows" in c.value and c.value.split()[0] != c.value.split()[2] for c in at.caption)
+
+
+def test_shared_link_opens_the_model():
+    import streamlit as st
+
+    st.cache_data.clear()
+    at = AppTest.from_file(str(ROOT / ARCH), default_timeout=120)
+    at.query_params["model"] = "plain56"
+    at.run()
+    assert not at.exception
+    assert metric(at, "Parameters") == "853,018" and at.session_state["rx_spec"].name == "plain56"
+    at.selectbox(key="arch_shortcut").set_value("B").run()
+    assert "spec" in at.query_params and "model" not in at.query_params  # a custom spec travels whole
+
+
+def test_bad_shared_link_is_an_error_not_a_crash():
+    at = AppTest.from_file(str(ROOT / ARCH), default_timeout=120)
+    at.query_params["model"] = "resnet21"
+    at.run()
+    assert not at.exception
+    assert any("link" in e.value and "6n+2" in e.value for e in at.error)

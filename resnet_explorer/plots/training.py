@@ -332,7 +332,7 @@ def plot_training_curves(metrics: dict[str, pd.DataFrame],
     _layout(fig, f"{title}<br><sup>A deeper plain net (dashed) trains worse, with higher training error than a "
                  f"shallower one; its residual twin (solid) does not.<br>{note}</sup>", rows=1)
     fig.update_xaxes(title_text="training step")
-    fig.update_yaxes(type="log", dtick="D2", title_text="cross-entropy loss", row=1, col=1)
+    fig.update_yaxes(type="log", title_text="cross-entropy loss", row=1, col=1)  # plotly picks ticks: "D2" left none inside one decade
     fig.update_yaxes(title_text="error (%)", ticksuffix="%", row=1, col=2)
     return fig
 
@@ -438,7 +438,7 @@ def plot_residual_heatmap(norms: pd.DataFrame, value: str = "ratio", title: str 
                  f"{'log-scaled' if log else 'linear'}; blank cells have no value.<br>{note}</sup>", rows=1,
             height=max(TITLE_MARGIN + ROW_HEIGHT, min(900, TITLE_MARGIN + 60 + 14 * len(names))))
     fig.update_layout(plot_bgcolor="#f4f4f4")
-    fig.update_xaxes(title_text="training step", showgrid=False)
+    fig.update_xaxes(title_text="training step", showgrid=False, tickformat="d")  # whole steps
     fig.update_yaxes(title_text="residual unit", autorange="reversed", showgrid=False, **_category_ticks(names))
     return fig
 
@@ -523,7 +523,7 @@ def plot_grad_flow_heatmap(grad: dict[str, pd.DataFrame], value: str = "grad_nor
                  "He et al. 2015 report that BN keeps them mostly healthy, so compare the twins side by side.</sup>",
             rows=1, height=TITLE_MARGIN + 440)
     fig.update_layout(plot_bgcolor="#f4f4f4", margin_t=TITLE_MARGIN + (20 if level else 0))
-    fig.update_xaxes(title_text="training step", showgrid=False)
+    fig.update_xaxes(title_text="training step", showgrid=False, tickformat="d")  # whole steps
     fig.update_yaxes(title_text=level_name, row=1, col=1)
     return fig
 

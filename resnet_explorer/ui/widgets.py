@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ..devices import DEVICE_CHOICES
-from ..export import figure_to_html, figure_to_image, rows_to_csv
+from ..export import chromium_path, figure_to_html, figure_to_image, rows_to_csv
 from ..models import ModelSpec, get_variant, list_variants
 from ..models.spec import CONVS_PER_BLOCK, IMAGENET_LAYERS, cifar_blocks_per_stage
 from . import state
@@ -108,6 +107,11 @@ def model_picker() -> tuple[ModelSpec | None, str, int]:
         (spec or None when the inputs are invalid, device name, input size).
     """
     if "arch_stem" not in st.session_state:  # first visit, or back from another page
+        shared = spec_from_query(st.query_params)
+        if isinstance(shared, str):
+            st.session_state["arch_name_error"] = shared
+        elif shared is not None:
+            state.set_choice(shared, st.query_params.get("device", state.get_device()), shared.default_input_size)
         chosen = state.get_spec()
         _load_spec_into_widgets(chosen)
         st.session_state["arch_input_size"] = state.get_input_size()
@@ -169,6 +173,30 @@ def model_picker() -> tuple[ModelSpec | None, str, int]:
     return spec, st.session_state["arch_device"], int(st.session_state["arch_input_size"])
 
 
+def spec_from_query(params) -> ModelSpec | str | None:
+    """The model a shared link names (``?model=resnet56`` or ``?spec=<json>``); an error text if bad."""
+    try:
+        if params.get("spec"):
+            return ModelSpec.from_json(params["spec"])
+        if params.get("model"):
+            return ModelSpec.from_name(params["model"])
+    except (ValueError, TypeError) as err:  # a hand-edited link: say why, keep the session
+        return f"The link's model is invalid: {err}"
+    return None
+
+
+def spec_to_query(spec: ModelSpec, device: str) -> dict[str, str]:
+    """Query parameters that reopen this model: its name when that says it all, else the spec."""
+    try:
+        named = ModelSpec.from_name(spec.name) == spec
+    except ValueError:
+        named = False
+    params = {"model": spec.name} if named else {"spec": spec.to_json()}
+    if device != "auto":
+        params["device"] = device
+    return params
+
+
 def _variant_label(name: str) -> str:
     v = get_variant(name)
     return f"{name} ({v.paper_params} in the paper)" if v and v.paper_params else name
@@ -176,9 +204,8 @@ def _variant_label(name: str) -> str:
 
 def static_export_problem() -> str | None:
     """Why PNG/SVG export cannot work here, or None when a Chromium for kaleido is present."""
-    for browser in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome"):
-        if shutil.which(browser):
-            return None
+    if chromium_path() is not None:
+        return None
     return "PNG/SVG export needs Chrome or Chromium (Debian/Ubuntu: apt-get install chromium)"
 
 

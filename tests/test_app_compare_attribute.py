@@ -1,0 +1,145 @@
+"""Home tour, Compare and Attribute pages through AppTest, on tiny runs in a temporary folder."""
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from resnet_explorer import ModelSpec
+from resnet_explorer.data import load_data
+from resnet_explorer.runs import RunWriter, list_runs
+from resnet_explorer.training import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def run_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    data = load_data("shapes", seed=0, train_size=64, test_size=32)
+    for name in ("resnet20", "plain20"):
+        spec = ModelSpec.from_name(name, num_classes=10)
+        config = TrainConfig(steps=4, batch_size=16, probe_every=1, log_every=1, device="cpu")
+        train(spec, config, data=data, listeners=[RunWriter(root, spec, config)])
+    return root
+
+
+@pytest.fixture
+def runs(run_root, monkeypatch):
+    monkeypatch.setenv("RESNET_EXPLORER_RUNS", str(run_root))
+    import streamlit as st
+
+    st.cache_data.clear()
+    return run_root
+
+
+def page(path: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / path), default_timeout=180)
+    return at
+
+
+def test_home_tour_from_the_shipped_examples():
+    at = page("app.py").run()
+    assert not at.exception
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3  # degradation curves, residual norms, gradient flow
+    assert any("degradation" in c.value for c in at.caption)
+
+
+def test_compare_selected_runs(runs):
+    ids = [r["id"] for r in list_runs(runs)]
+    at = page("pages/5_Compare.py")
+    at.query_params["runs"] = ",".join(ids)
+    at.run()
+    assert not at.exception and not at.error
+    assert at.multiselect(key="compare_runs").value == ids
+    assert len(at.get("plotly_chart")) >= 5
+    table = at.dataframe[0].value
+    assert sorted(table["model"]) == ["plain20", "resnet20"] and list(table["params"]) == [269_722, 269_722]
+    assert at.query_params["runs"] == [",".join(ids)] or at.query_params["runs"] == ",".join(ids)
+
+
+def test_compare_ignores_unknown_linked_runs(runs):
+    at = page("pages/5_Compare.py")
+    at.query_params["runs"] = "nope,../../etc"
+    at.run()
+    assert not at.exception
+    assert at.multiselect(key="compare_runs").value == []
+
+
+def test_compare_preset_trains_every_run(runs, monkeypatch, tmp_path):
+    monkeypatch.setenv("RESNET_EXPLORER_RUNS", str(tmp_path))
+    at = page("pages/5_Compare.py").run()
+    at.multiselect(key="compare_depths").set_value([8, 14])
+    at.number_input(key="compare_steps").set_value(3)
+    at.button[0].click()
+    at.run()
+    assert not at.exception and not at.error
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        at.run()
+        if len(list_runs(tmp_path)) == 4 and all(r["status"] == "done" for r in list_runs(tmp_path)):
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"preset did not finish: {list_runs(tmp_path)}")
+    at.run()
+    assert not at.exception
+    assert sorted(r["model"] for r in list_runs(tmp_path)) == ["plain14", "plain8", "resnet14", "resnet8"]
+
+
+def test_attribute_page(runs):
+    at = page("pages/4_Attribute.py").run()
+    assert not at.exception and not at.error
+    at.slider(key="attr_count").set_value(2)
+    at.button[0].click()
+    at.run()
+    assert not at.exception and not at.error
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3  # two grids (run and its twin) and the scores
+    assert len(at.dataframe) >= 2
+
+
+def test_attribute_bad_upload_keeps_session(runs):
+    at = page("pages/4_Attribute.py").run()
+    at.radio(key="attr_source").set_value("Upload an image")
+    at.button[0].click()  # no file chosen
+    at.run()
+    assert not at.exception
+    assert any("upload" in e.value.lower() for e in at.error)
+
+
+def _png(mode: str, size=(40, 30)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new(mode, size).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "name, content, ok",
+    [
+        ("corrupt.png", b"\x89PNG\r\n\x1a\nnot really", False),
+        ("empty.png", b"", False),
+        ("gray.png", _png("L"), True),
+        ("palette.png", _png("P"), True),
+        ("alpha.png", _png("RGBA"), True),
+    ],
+)
+def test_attribute_uploads(runs, name, content, ok):
+    at = page("pages/4_Attribute.py").run()
+    at.radio(key="attr_source").set_value("Upload an image")
+    at.get("file_uploader")[0].upload(name, content, "image/png")
+    at.multiselect(key="attr_methods").set_value(["saliency"])
+    at.toggle(key="attr_sanity").set_value(False)
+    at.button[0].click()
+    at.run()
+    assert not at.exception
+    if ok:
+        assert not at.error and len(at.get("plotly_chart")) == 3
+    else:
+        assert at.error and "image" in at.error[0].value.lower()
