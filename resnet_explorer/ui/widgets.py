@@ -210,8 +210,8 @@ def static_export_problem() -> str | None:
 
 
 def figure_downloads(fig: go.Figure, stem: str, key: str, rows: Sequence[dict[str, Any]] | None = None) -> None:
-    """Download buttons for a figure: HTML (self-contained), PNG, SVG, and its data as CSV."""
-    cols = st.columns(4)
+    """Downloads for a figure: HTML (self-contained), PNG, SVG, its data as CSV (when tabular) and JSON."""
+    cols = st.columns(5)
     cols[0].download_button("HTML", figure_to_html(fig), f"{stem}.html", "text/html", key=f"{key}_html",
                             icon=":material/download:", on_click="ignore")
     problem = static_export_problem()
@@ -222,6 +222,9 @@ def figure_downloads(fig: go.Figure, stem: str, key: str, rows: Sequence[dict[st
     if rows is not None:
         cols[3].download_button("CSV", rows_to_csv(rows), f"{stem}.csv", "text/csv", key=f"{key}_csv",
                                 icon=":material/download:", on_click="ignore")
+    cols[4].download_button("JSON", fig.to_json, f"{stem}.json", "application/json", key=f"{key}_json",
+                            icon=":material/download:", on_click="ignore",
+                            help="The figure with all its data (plotly's JSON: every trace's x, y, z)")
 
 
 def _deferred_image(fig: go.Figure, fmt: str) -> Callable[[], bytes]:

@@ -39,10 +39,12 @@ def free_port() -> int:
 def server(tmp_path_factory):
     port = free_port()
     env = dict(os.environ, RESNET_EXPLORER_RUNS=str(tmp_path_factory.mktemp("runs")))
+    # The server's output goes to a file: a pipe nobody reads fills up and blocks the server.
+    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w+b")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
@@ -54,13 +56,15 @@ def server(tmp_path_factory):
             time.sleep(0.5)
     else:
         proc.kill()
-        pytest.fail("streamlit did not start: " + proc.stdout.read().decode(errors="replace")[-2000:])
+        log.seek(0)
+        pytest.fail("streamlit did not start: " + log.read().decode(errors="replace")[-2000:])
     yield url
     proc.terminate()
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+    log.close()
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +84,13 @@ def page(browser):
 
 
 def settle(page: Page, timeout: float = 90_000) -> None:
-    page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=timeout)
-    page.wait_for_timeout(500)
-    page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=timeout)
+    try:
+        page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=timeout)
+        page.wait_for_timeout(500)
+        page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=timeout)
+    except Exception:
+        shot(page, "timeout")  # what the page showed when it never settled
+        raise
 
 
 def no_exception(page: Page) -> None:
@@ -158,3 +166,40 @@ def test_train_then_inspect(server, page):
     no_exception(page)
     assert page.locator(".js-plotly-plot").count() >= 5
     shot(page, "inspect")
+
+
+def test_home_tour_compare_and_attribute(server, page):
+    page.goto(server)
+    settle(page)
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    no_exception(page)
+    assert page.locator(".js-plotly-plot").count() >= 3  # the tour's figures
+    shot(page, "home_tour")
+
+    # the Train test above left one run in this server's runs folder: attribute it
+    page.goto(f"{server}/Attribute")
+    settle(page)
+    no_exception(page)
+    page.get_by_role("button", name="Explain").click()
+    page.wait_for_selector("[data-testid=stApp][data-test-script-state=running]", timeout=10_000)
+    settle(page, timeout=180_000)
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    no_exception(page)
+    assert page.locator(".js-plotly-plot").count() >= 2  # the grid and the scores
+    shot(page, "attribute")
+
+    page.goto(f"{server}/Compare")
+    settle(page)
+    no_exception(page)
+    page.get_by_role("combobox", name="Runs to compare").click()  # pick the first run
+    page.get_by_role("option").first.click()
+    page.keyboard.press("Escape")
+    settle(page)
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    no_exception(page)
+    assert "runs=" in page.url  # the selection travels in the link
+    with page.expect_download(timeout=120_000) as dl:
+        page.locator(".st-key-dl_compare_report button").click()
+    assert dl.value.suggested_filename == "resnet_explorer_report.zip"
+    assert Path(dl.value.path()).read_bytes()[:2] == b"PK"
+    shot(page, "compare")
