@@ -13,7 +13,7 @@ from resnet_explorer.plots import (
     plot_responses,
     plot_training_curves,
 )
-from resnet_explorer.runs import list_runs, load_run
+from resnet_explorer.runs import find_twin, list_runs, load_run
 from resnet_explorer.ui import jobs
 from resnet_explorer.ui.widgets import figure_downloads
 
@@ -52,11 +52,8 @@ def describe(run_id: str) -> str:
 
 left, right = st.columns(2)
 main_id = left.selectbox("Run", ids, index=default, format_func=describe, key="inspect_run")
-main = by_id[main_id]
-twin_model = main["model"].replace("resnet", "plain", 1) if "resnet" in main["model"] else \
-    main["model"].replace("plain", "resnet", 1)
 candidates = [i for i in ids if i != main_id]
-twin_default = next((i for i in candidates if by_id[i]["model"] == twin_model), None)
+twin_default = find_twin(runs, main_id)
 options = [None] + candidates
 other_id = right.selectbox(
     "Overlay a second run (its twin is picked when there is one)", options,

@@ -8,7 +8,7 @@ from resnet_explorer.analysis import METHODS, ImageError, layer_choices, method_
 from resnet_explorer.analysis.study import dataset_inputs, run_study, summary, upload_inputs
 from resnet_explorer.devices import resolve_device
 from resnet_explorer.plots import denormalize, plot_attribution_grid, plot_attribution_scores
-from resnet_explorer.runs import list_runs, load_run
+from resnet_explorer.runs import find_twin, list_runs, load_run
 from resnet_explorer.ui import jobs, state
 from resnet_explorer.ui.widgets import figure_downloads, table
 
@@ -58,9 +58,7 @@ except ValueError as err:
 
 left, right = st.columns(2)
 main_id = left.selectbox("Run", ids, format_func=describe, key="attr_run")
-twin_name = by_id[main_id]["model"]
-twin_name = twin_name.replace("resnet", "plain", 1) if "resnet" in twin_name else twin_name.replace("plain", "resnet", 1)
-twin_id = next((i for i in ids if i != main_id and by_id[i]["model"] == twin_name), None)
+twin_id = find_twin(runs, main_id)
 others = [None] + [i for i in ids if i != main_id]
 other_id = right.selectbox("Side by side with (its twin is picked when there is one)", others,
                            index=others.index(twin_id) if twin_id else 0, format_func=describe,

@@ -250,15 +250,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     return STATUS_EXIT[result.status]
 
 
-def _tail_mean(rows: list[dict], key: str, fraction: float = 0.2) -> float:
-    """Mean of `key` over the last `fraction` of logged rows: the end of training, less noisy."""
-    tail = rows[-max(1, int(len(rows) * fraction)):]
-    return sum(r[key] for r in tail) / len(tail)
-
-
 def cmd_degradation(args: argparse.Namespace) -> int:
     """He et al. 2015 Fig. 6 in miniature: plain and residual twins at two depths, equal budgets."""
-    from .models import count_parameters
+    from .compare import summary_rows
+    from .runs import load_run
     from .training.presets import degradation_specs
 
     try:
@@ -269,18 +264,18 @@ def cmd_degradation(args: argparse.Namespace) -> int:
     args.epochs = None
     args.model, args.stem, args.block, args.layers = None, None, None, None
     config = _train_config(args)
-    rows = []
+    paths = []
     for spec in specs:
         result, path = _run_training(spec, config, args.out, True, save_model=not args.no_weights)
         if result.status != "done":
             raise CliError(f"{spec.name} {result.status}: {result.message}")
-        rows.append({
-            "model": spec.name, "params": count_parameters(spec.replace(num_classes=10)),
-            "train_loss": round(_tail_mean(result.metrics, "loss"), 4),
-            "train_error_%": round(100 * (1 - _tail_mean(result.metrics, "accuracy")), 2),
-            "test_error_%": round(100 * (1 - result.evals[-1]["accuracy"]), 2),
-            "seconds": round(result.seconds, 1), "run": path.name,
-        })
+        paths.append(path)
+    rows = [
+        {"model": r["model"], "params": r["params"], "train_loss": round(r["train_loss"], 4),
+         "train_error_%": round(r["train_error_%"], 2), "test_error_%": round(r["test_error_%"], 2),
+         "seconds": round(r["seconds"], 1), "run": r["id"]}
+        for r in summary_rows([load_run(p, with_model=False) for p in paths])
+    ]
     print()
     print(f"{config.steps} steps of batch {config.batch_size} on {config.dataset}, seed {config.seed}; "
           "train loss/error: mean of the last 20% of logged steps")

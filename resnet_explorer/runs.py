@@ -249,3 +249,18 @@ def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict[str, Any]]:
             "created": info.get("created"), "created_ts": info.get("created_ts", 0.0), "path": str(child),
         })
     return sorted(runs, key=lambda r: (r["created_ts"], r["id"]), reverse=True)
+
+
+def twin_name(model: str) -> str:
+    """The plain/residual twin's name: resnet56 <-> plain56, preact_resnet164 <-> preact_plain164."""
+    if "resnet" in model:
+        return model.replace("resnet", "plain", 1)
+    return model.replace("plain", "resnet", 1)
+
+
+def find_twin(runs: list[dict[str, Any]], run_id: str) -> str | None:
+    """The newest other run (from `list_runs`) of `run_id`'s twin model, or None."""
+    model = next((r["model"] for r in runs if r["id"] == run_id), None)
+    if model is None:
+        return None
+    return next((r["id"] for r in runs if r["id"] != run_id and r["model"] == twin_name(model)), None)

@@ -119,3 +119,15 @@ def test_train_divergence_exits_3(tmp_path):
               "--probe-every", "0", "--out", str(tmp_path))
     assert out.returncode == 3, out.stderr
     assert "diverged" in out.stderr and "at step" in out.stderr
+
+
+def test_degradation_preset_prints_table_and_verdicts(tmp_path, capsys):
+    args = ["degradation", "--depths", "8,14", "--steps", "3", "--train-size", "64", "--test-size", "32",
+            "--batch-size", "16", "--probe-every", "0", "--no-weights", "--out", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    for model in ("plain8", "plain14", "resnet8", "resnet14"):
+        assert model in out
+    assert "plain14 trains worse than plain8" in out and "resnet14 trains better than plain14" in out
+    folders = list(tmp_path.iterdir())
+    assert len(folders) == 4 and not any((f / "model.pt").exists() for f in folders)  # --no-weights

@@ -108,3 +108,14 @@ def test_corrupt_weights_are_a_clear_error(tmp_path):
         load_run(writer.path)
     info = json.loads((writer.path / "run.json").read_text())
     assert info["status"] == "done"
+
+
+def test_find_twin():
+    from resnet_explorer.runs import find_twin, twin_name
+
+    assert twin_name("resnet56") == "plain56" and twin_name("plain20") == "resnet20"
+    assert twin_name("preact_resnet164") == "preact_plain164"
+    runs = [{"id": "c", "model": "plain20"}, {"id": "b", "model": "resnet20"}, {"id": "a", "model": "plain20"}]
+    assert find_twin(runs, "b") == "c"  # the newest (list_runs order)
+    assert find_twin(runs, "c") == "b"
+    assert find_twin(runs, "zzz") is None
