@@ -143,3 +143,19 @@ def test_attribute_uploads(runs, name, content, ok):
         assert not at.error and len(at.get("plotly_chart")) == 3
     else:
         assert at.error and "image" in at.error[0].value.lower()
+
+
+def test_tour_reproduce_starts_the_preset(tmp_path, monkeypatch):
+    monkeypatch.setenv("RESNET_EXPLORER_RUNS", str(tmp_path))
+    at = page("app.py").run()
+    at.button(key="tour_reproduce").click().run()
+    assert not at.exception and not at.error
+    job = at.session_state["rx_job"]
+    try:
+        assert [s.name for s in job.specs] == ["plain20", "plain56", "resnet20", "resnet56"]
+        assert job.config.steps == 250 and job.config.batch_size == 64
+        assert at.title[0].value == "Compare"  # it switched to the page that shows the progress
+    finally:
+        job.stop()
+        job.thread.join(timeout=120)
+    assert not job.running
