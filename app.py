@@ -41,17 +41,15 @@ if {"plain20", "plain56", "resnet20", "resnet56"} <= set(tables):
     st.plotly_chart(fig, key="tour_curves", theme=None)
     st.markdown("**1. The degradation problem.** The 56-layer plain net trains *worse* than the 20-layer one, "
                 "although it could copy it and set the extra layers to the identity. Its residual twin trains.")
-    left, right = st.columns(2)
-    with left:
-        fig = plot_residual_norms({m: tables[m]["residual_norms"] for m in ("resnet56", "plain56")})
-        st.plotly_chart(fig, key="tour_norms", theme=None)
-        st.markdown("**2. Small changes.** In resnet56 most units add an F(x) smaller than their input x "
-                    "(ratio below 1): each unit refines rather than replaces (He et al. 2016).")
-    with right:
-        fig = plot_grad_flow_heatmap({m: tables[m]["grad_flow"] for m in ("resnet56", "plain56")})
-        st.plotly_chart(fig, key="tour_grads", theme=None)
-        st.markdown("**3. Gradients reach the input.** Through the shortcuts, resnet56's early layers get "
-                    "gradients as large as its late ones; plain56's early layers get far smaller ones.")
+    # full width: the figures' titles and subtitles need it (half-width columns cut them off)
+    fig = plot_residual_norms({m: tables[m]["residual_norms"] for m in ("resnet56", "plain56")})
+    st.plotly_chart(fig, key="tour_norms", theme=None)
+    st.markdown("**2. Small changes.** In resnet56 most units add an F(x) smaller than their input x "
+                "(ratio below 1): each unit refines rather than replaces (He et al. 2016).")
+    fig = plot_grad_flow_heatmap({m: tables[m]["grad_flow"] for m in ("resnet56", "plain56")})
+    st.plotly_chart(fig, key="tour_grads", theme=None)
+    st.markdown("**3. Gradients reach the input.** Through the shortcuts, resnet56's early layers get "
+                "gradients as large as its late ones; plain56's early layers get far smaller ones.")
     if st.button("Reproduce it live (about 2.5 minutes)", icon=":material/replay:", key="tour_reproduce"):
         try:
             jobs.start_job(degradation_specs(), degradation_config(device=state.get_device()))
