@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -409,18 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="block graph counts, per-stage table and the plain/residual twin")
     p.add_argument("model", nargs="?", help="a variant name, e.g. resnet56, plain20, resnet50, preact_resnet164")
-    p.add_argument("--stem", choices=("imagenet", "cifar"), help="compose: the stem family")
-    p.add_argument("--block", choices=("basic", "bottleneck"), help="compose: the unit type")
-    p.add_argument("--layers", type=_layers, help="compose: units per stage, e.g. 2,2,2,2 or 9,9,9")
-    p.add_argument("--preact", action="store_true", help="full pre-activation units (He et al. 2016)")
-    p.add_argument("--plain", action="store_true", help="the twin without shortcuts")
-    p.add_argument("--shortcut", choices=("A", "B", "C"), help="A zero-pad, B projection where shapes change, C always")
-    p.add_argument("--width-multiplier", type=float)
-    p.add_argument("--groups", type=int)
-    p.add_argument("--width-per-group", type=int)
+    _model_args(p)
     p.add_argument("--num-classes", type=int)
     p.add_argument("--in-channels", type=int)
-    p.add_argument("--zero-init", action="store_true", help="zero the last BN of every residual branch")
     p.add_argument("--input-size", type=int, help="square input side (default 224 imagenet, 32 cifar)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--blocks", action="store_true", help="also print the per-unit table")
@@ -431,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("train", help="train a model briefly with probes; prints the run folder last")
+    p.add_argument("--model", dest="model", help="a variant name, e.g. resnet56, plain20 (see `list`)")
     _model_args(p)
     _train_args(p)
     p.set_defaults(func=cmd_train)
@@ -465,18 +458,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", dest="model", help="a variant name, e.g. resnet56, plain20 (see `list`)")
+    """Compose / modify a model: shared by `info` (name positional) and `train` (--model)."""
+    p.set_defaults(num_classes=None, in_channels=None)
     p.add_argument("--stem", choices=("imagenet", "cifar"), help="compose: the stem family")
     p.add_argument("--block", choices=("basic", "bottleneck"), help="compose: the unit type")
-    p.add_argument("--layers", type=_layers, help="compose: units per stage, e.g. 3,3,3")
+    p.add_argument("--layers", type=_layers, help="compose: units per stage, e.g. 2,2,2,2 or 9,9,9")
     p.add_argument("--preact", action="store_true", help="full pre-activation units (He et al. 2016)")
     p.add_argument("--plain", action="store_true", help="the twin without shortcuts")
-    p.add_argument("--shortcut", choices=("A", "B", "C"))
+    p.add_argument("--shortcut", choices=("A", "B", "C"), help="A zero-pad, B projection where shapes change, C always")
     p.add_argument("--width-multiplier", type=float)
     p.add_argument("--groups", type=int)
     p.add_argument("--width-per-group", type=int)
     p.add_argument("--zero-init", action="store_true", help="zero the last BN of every residual branch")
-    p.set_defaults(num_classes=None, in_channels=None)
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
@@ -519,3 +512,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK

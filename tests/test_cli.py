@@ -131,3 +131,13 @@ def test_degradation_preset_prints_table_and_verdicts(tmp_path, capsys):
     assert "plain14 trains worse than plain8" in out and "resnet14 trains better than plain14" in out
     folders = list(tmp_path.iterdir())
     assert len(folders) == 4 and not any((f / "model.pt").exists() for f in folders)  # --no-weights
+
+
+def test_closed_pipe_is_not_a_traceback():
+    # the per-unit table of resnet1202 (~100 KB) overflows the pipe buffer, so the write hits the closed pipe
+    proc = subprocess.Popen([sys.executable, "-m", "resnet_explorer", "info", "resnet1202", "--blocks"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()  # like `| head -1`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and "Traceback" not in err
