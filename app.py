@@ -4,21 +4,22 @@ from pathlib import Path
 
 import streamlit as st
 
+from resnet_explorer.compare import degradation_finding, group_runs
+from resnet_explorer.findings import gradient_finding, ratio_finding
 from resnet_explorer.models.spec import NAMING_RULE
 from resnet_explorer.plots import plot_grad_flow_heatmap, plot_residual_norms, plot_training_curves
 from resnet_explorer.runs import list_runs, load_run
-from resnet_explorer.training.presets import DEGRADATION_COMMAND, degradation_config, degradation_specs
+from resnet_explorer.training.presets import DEGRADATION_COMMAND, degradation_config, degradation_specs, describe
 from resnet_explorer.ui import jobs, state
 
 st.set_page_config(page_title="ResNet Explorer", layout="wide")
-jobs.limit_torch_threads()
 EXAMPLES = Path(__file__).resolve().parent / "examples" / "degradation"
 
 
 @st.cache_data(max_entries=1, show_spinner=False)
-def example_tables(folder: str) -> dict:
-    """The shipped example runs' tables by model name (plain20, plain56, resnet20, resnet56)."""
-    return {r["model"]: load_run(r["path"], with_model=False).tables for r in reversed(list_runs(folder))}
+def example_runs(folder: str) -> list:
+    """The shipped example runs (every model and seed), oldest first."""
+    return [load_run(r["path"], with_model=False) for r in reversed(list_runs(folder))]
 
 
 st.title("ResNet Explorer")
@@ -31,26 +32,38 @@ shortcuts), train both on this machine, and look inside.
 """
 )
 
-tables = example_tables(str(EXAMPLES)) if EXAMPLES.is_dir() else {}
-if {"plain20", "plain56", "resnet20", "resnet56"} <= set(tables):
+runs = example_runs(str(EXAMPLES)) if EXAMPLES.is_dir() else []
+checks = degradation_finding(runs)
+if checks:
+    groups = group_runs(runs)
+    seeds = sorted({r.config.seed for r in runs})
+    first = {g[0].spec.name: g[0] for g in groups}  # the lowest seed of each model, for the probe figures
+    residual = {g[0].spec.name: bool(g[0].spec.residual) for g in groups}
     st.subheader("The point, in three figures")
-    st.caption(f"Four runs shipped with the app, made by `{DEGRADATION_COMMAND}`: 250 steps of batch 64 on the "
-               "embedded shapes data, the same seed, data order and budget for every net (about 2.5 minutes on a "
-               "2-core CPU).")
-    fig = plot_training_curves({m: t["metrics"] for m, t in tables.items()}, {m: t["eval"] for m, t in tables.items()})
+    st.caption(f"{len(runs)} runs shipped with the app, made by `{DEGRADATION_COMMAND}`: "
+               f"{describe(runs[0].config)}, for seeds {', '.join(map(str, seeds))}; every net gets the same data, "
+               "data order and budget per seed.")
+    fig = plot_training_curves({g[0].spec.name: [r.tables["metrics"] for r in g] for g in groups},
+                               {g[0].spec.name: [r.tables["eval"] for r in g] for g in groups}, residual=residual)
     st.plotly_chart(fig, key="tour_curves", theme=None)
-    st.markdown("**1. The degradation problem.** The 56-layer plain net trains *worse* than the 20-layer one, "
-                "although it could copy it and set the extra layers to the identity. Its residual twin trains.")
-    # full width: the figures' titles and subtitles need it (half-width columns cut them off)
-    fig = plot_residual_norms({m: tables[m]["residual_norms"] for m in ("resnet56", "plain56")})
+    st.markdown("**1. The degradation problem.** He et al. 2015 found that a deeper plain net trains *worse* than a "
+                "shallower one, although it could copy it and set its extra layers to the identity; its residual "
+                "twin does not. In these runs:")
+    for check in checks:
+        st.markdown(f"- {'✅' if check.held == check.of else '⚠️'} {check.text()}")
+    pair = {f"{m} (seed {first[m].config.seed})": first[m] for m in ("resnet56", "plain56") if m in first}
+    fig = plot_residual_norms({label: run.tables["residual_norms"] for label, run in pair.items()})
     st.plotly_chart(fig, key="tour_norms", theme=None)
-    st.markdown("**2. Small changes.** In resnet56 most units add an F(x) smaller than their input x "
-                "(ratio below 1): each unit refines rather than replaces (He et al. 2016).")
-    fig = plot_grad_flow_heatmap({m: tables[m]["grad_flow"] for m in ("resnet56", "plain56")})
+    res_label = next((label for label, run in pair.items() if run.spec.residual), None)
+    ratio_text = ratio_finding(res_label, pair[res_label].tables["residual_norms"]) if res_label else None
+    st.markdown("**2. Small changes?** " + (ratio_text or "No residual-norm probes in these runs."))
+    fig = plot_grad_flow_heatmap({label: run.tables["grad_flow"] for label, run in pair.items()})
     st.plotly_chart(fig, key="tour_grads", theme=None)
-    st.markdown("**3. Gradients reach the input.** Through the shortcuts, resnet56's early layers get "
-                "gradients as large as its late ones; plain56's early layers get far smaller ones.")
-    if st.button("Reproduce it live (about 2.5 minutes)", icon=":material/replay:", key="tour_reproduce"):
+    grad_text = gradient_finding({label: run.tables["grad_flow"] for label, run in pair.items()},
+                                 {label: bool(run.spec.residual) for label, run in pair.items()})
+    st.markdown("**3. Do gradients reach the input?** " + (grad_text or "No gradient probes in these runs."))
+    minutes = "about 1.5 minutes on a 2-core CPU"
+    if st.button(f"Reproduce it live (one seed, {minutes})", icon=":material/replay:", key="tour_reproduce"):
         try:
             jobs.start_job(degradation_specs(), degradation_config(device=state.get_device()))
             st.switch_page("pages/5_Compare.py")

@@ -9,7 +9,6 @@ from resnet_explorer.ui import jobs, state
 from resnet_explorer.ui.widgets import figure_downloads
 
 st.set_page_config(page_title="Train - ResNet Explorer", layout="wide")
-jobs.limit_torch_threads()
 
 st.title("Train")
 st.caption("Train the chosen model for a few minutes on the embedded shapes dataset (or CIFAR / your "
@@ -35,8 +34,9 @@ with left:
 
 with st.form("train_form"):
     c1, c2, c3, c4 = st.columns(4)
-    dataset = c1.selectbox("Dataset", ["shapes", "cifar10", "cifar100", "folder"], key="train_dataset",
-                           help="shapes is embedded (no download); CIFAR reads ./data or the folder below")
+    dataset = c1.selectbox("Dataset", ["shapes", "shapes-easy", "cifar10", "cifar100", "folder"], key="train_dataset",
+                           help="shapes and shapes-easy (bigger, cleaner shapes) are embedded, no download; "
+                                "CIFAR reads ./data or the folder below")
     data_root = c2.text_input("Data folder (CIFAR root or image folder)", key="train_data_root")
     budget_kind = c3.radio("Budget in", ["steps", "epochs"], horizontal=True, key="train_budget_kind")
     budget = c4.number_input("Budget", min_value=1.0, value=200.0, step=10.0, key="train_budget")
@@ -80,21 +80,28 @@ if job is None:
     st.stop()
 
 
-@st.fragment(run_every=0.5 if job.running else None)
+@st.fragment(run_every=jobs.LIVE_SECONDS if job.running else None)
 def live(job: jobs.TrainingJob) -> None:
     snap = job.snapshot()
     status = snap["status"]
     total = max(1, snap["total"])
-    st.progress(min(1.0, snap["step"] / total), text=f"{snap['label']}: step {snap['step']} / {snap['total']} "
-                f"({status}: {snap['message']})")
+    st.progress(min(1.0, snap["step"] / total), text=f"{snap['label']}: {jobs.phase_text(snap)}")
     if job.running:
-        st.button("Stop", key="train_stop", on_click=job.stop, icon=":material/stop:")
+        stopping = job.stop_event.is_set()
+        st.button("Stopping…" if stopping else "Stop", key="train_stop", on_click=job.stop, icon=":material/stop:",
+                  disabled=stopping)
     if snap["metrics"]:
         import pandas as pd
 
         label = snap["label"]
-        evals = {label: pd.DataFrame(snap["evals"])} if snap["evals"] else None
-        fig = plot_training_curves({label: pd.DataFrame(snap["metrics"])}, evals)
+
+        def build():
+            evals = {label: pd.DataFrame(snap["evals"])} if snap["evals"] else None
+            return plot_training_curves({label: pd.DataFrame(snap["metrics"])}, evals)
+
+        # rebuilt only when rows arrived, at most once a second; the final figure always
+        key = (snap["run_id"], len(snap["metrics"]), len(snap["evals"]), job.running)
+        fig = jobs.live_figure("train").get(key, build) if job.running else build()
         st.plotly_chart(fig, key="train_curves", theme=None)
         if not job.running:
             figure_downloads(fig, f"{snap['run_id']}_curves", "dl_train_curves", snap["metrics"])

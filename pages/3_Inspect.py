@@ -4,6 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from resnet_explorer.findings import gradient_finding, ratio_finding, responses_finding
 from resnet_explorer.plots import (
     available_steps,
     plot_grad_flow_heatmap,
@@ -18,14 +19,13 @@ from resnet_explorer.ui import jobs
 from resnet_explorer.ui.widgets import figure_downloads
 
 st.set_page_config(page_title="Inspect - ResNet Explorer", layout="wide")
-jobs.limit_torch_threads()
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def cached_tables(path: str, updated: float):
     """A run's tables, re-read whenever run.json's `updated` changes (live runs)."""
     run = load_run(path, with_model=False)
-    return run.label, run.spec.residual, run.status, run.tables
+    return run.label, run.spec.residual, run.status, run.tables, run.spec.depth
 
 
 st.title("Inspect")
@@ -74,7 +74,9 @@ except (ValueError, OSError) as err:
 labels = [label for label, *_ in loaded]
 if len(set(labels)) < len(labels):
     labels = [f"{label} [{i + 1}]" for i, label in enumerate(labels)]
-tables = {label: t for label, (_, _, _, t) in zip(labels, loaded)}
+tables = {label: t for label, (_, _, _, t, _) in zip(labels, loaded)}
+residual = {label: bool(r) for label, (_, r, _, _, _) in zip(labels, loaded)}
+depth = {label: d for label, (_, _, _, _, d) in zip(labels, loaded)}
 status = loaded[0][2]
 if status == "running":
     st.info("This run is still training: the figures show what has been written so far (refresh to update).")
@@ -85,7 +87,7 @@ def series(name: str) -> dict:
 
 
 st.subheader("Training curves")
-fig = plot_training_curves(series("metrics"), series("eval"))
+fig = plot_training_curves(series("metrics"), series("eval"), residual=residual)
 st.plotly_chart(fig, key="inspect_curves", theme=None)
 figure_downloads(fig, f"{main_id}_curves", "dl_inspect_curves", tables[labels[0]]["metrics"].to_dict("records"))
 
@@ -102,8 +104,12 @@ fig = plot_residual_norms(norms, step)
 st.plotly_chart(fig, key="inspect_norms", theme=None)
 figure_downloads(fig, f"{main_id}_residual_norms", "dl_inspect_norms",
                  tables[labels[0]]["residual_norms"].to_dict("records"))
-residual_label = next((label for label, (_, residual, _, _) in zip(labels, loaded) if residual), None)
+residual_label = next((label for label in labels if residual[label]), None)
 if residual_label is not None:  # a plain net has no shortcut, so no ratio
+    norms_at = tables[residual_label]["residual_norms"]
+    finding = ratio_finding(residual_label, norms_at[norms_at["step"] <= step])
+    if finding:
+        st.markdown(finding)
     fig = plot_residual_heatmap(tables[residual_label]["residual_norms"], "ratio",
                                 title=f"{residual_label}: ||F(x)|| / ||x|| per unit over training")
     st.plotly_chart(fig, key="inspect_norm_heat", theme=None)
@@ -120,9 +126,23 @@ st.plotly_chart(fig, key="inspect_grad_heat", theme=None)
 figure_downloads(fig, f"{main_id}_grad_flow", "dl_inspect_grad_heat", tables[labels[0]]["grad_flow"].to_dict("records"))
 fig = plot_grad_flow_profile(grads, step, value)
 st.plotly_chart(fig, key="inspect_grad_profile", theme=None)
+finding = gradient_finding({k: v[v["step"] <= step] for k, v in grads.items() if not v.empty}, residual)
+if finding:
+    st.markdown(finding)
 figure_downloads(fig, f"{main_id}_grad_profile", "dl_inspect_grad_profile")
 
 st.subheader("Layer responses (He et al. 2015, Fig. 7)")
-fig = plot_responses(series("responses"), step)
+has_eval = all(len(t.get("responses_eval", [])) for t in tables.values())
+mode = st.radio("Measured", ["training", "eval"], horizontal=True, key="inspect_response_mode",
+                index=1 if has_eval else 0, disabled=not has_eval,
+                format_func={"training": "in training mode, on the probed batch (every probe step)",
+                             "eval": "in eval mode, on held-out images (end of run, as in the paper)"}.get,
+                help="In training mode each BN output is normalised by its own batch, so its std is almost exactly "
+                     "sqrt(mean gamma^2 + var beta): 1.0 at initialisation. Eval mode uses the running statistics, "
+                     "as at test time. Runs made before this option, or stopped early, have only the first.")
+table_name = "responses_eval" if mode == "eval" and has_eval else "responses"
+responses = {k: (v if table_name == "responses_eval" else v[v["step"] <= step]) for k, v in series(table_name).items()}
+finding = responses_finding(responses, residual, depth)
+fig = plot_responses(responses, None if table_name == "responses_eval" else step, residual=residual, finding=finding)
 st.plotly_chart(fig, key="inspect_responses", theme=None)
-figure_downloads(fig, f"{main_id}_responses", "dl_inspect_responses", tables[labels[0]]["responses"].to_dict("records"))
+figure_downloads(fig, f"{main_id}_responses", "dl_inspect_responses", tables[labels[0]][table_name].to_dict("records"))

@@ -13,7 +13,6 @@ from resnet_explorer.ui import jobs, state
 from resnet_explorer.ui.widgets import figure_downloads, table
 
 st.set_page_config(page_title="Attribute - ResNet Explorer", layout="wide")
-jobs.limit_torch_threads()
 RESULT = "rx_attr_result"
 MODELS = "rx_attr_models"
 

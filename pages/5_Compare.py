@@ -4,22 +4,23 @@ from pathlib import Path
 
 import streamlit as st
 
-from resnet_explorer.compare import comparison_figures, summary_rows
+from resnet_explorer.compare import comparison_figures, degradation_finding, group_rows, summary_rows
 from resnet_explorer.export import ExportError
 from resnet_explorer.plots import plot_training_curves
 from resnet_explorer.report import report_zip
 from resnet_explorer.runs import list_runs, load_run
 from resnet_explorer.training.presets import (
+    DEGRADATION,
     DEGRADATION_DEPTHS,
-    DEGRADATION_STEPS,
+    DEGRADATION_SEEDS,
     degradation_config,
     degradation_specs,
+    describe,
 )
 from resnet_explorer.ui import jobs, state
 from resnet_explorer.ui.widgets import figure_downloads, static_export_problem, table
 
 st.set_page_config(page_title="Compare - ResNet Explorer", layout="wide")
-jobs.limit_torch_threads()
 
 st.title("Compare")
 st.caption("Plain and residual twins, or any runs, on the same axes: He et al. 2015's Fig. 6 (training curves) "
@@ -28,40 +29,52 @@ st.caption("Plain and residual twins, or any runs, on the same axes: He et al. 2
 with st.expander("Run a preset experiment: plain and residual twins at several depths", expanded=not list_runs(
         jobs.runs_root())):
     with st.form("compare_preset"):
-        c1, c2 = st.columns(2)
+        c1, c2, c3 = st.columns([2, 1, 1])
         depths = c1.multiselect("CIFAR depths (6n+2)", [8, 14, 20, 32, 44, 56, 110], default=list(DEGRADATION_DEPTHS),
                                 key="compare_depths")
-        steps = c2.number_input("Steps per run", min_value=1, max_value=100_000, value=DEGRADATION_STEPS,
+        steps = c2.number_input("Steps per run", min_value=1, max_value=100_000, value=DEGRADATION["steps"],
                                 key="compare_steps")
-        st.caption("Every run gets the same data, seed, data order and budget (batch 64, SGD, one-cycle to lr 0.1) "
-                   f"on {state.get_device()}. The runs go one after another: on a small CPU, parallel runs share "
-                   "the same cores and finish no sooner.")
+        seeds = c3.multiselect("Seeds (each trains every net)", list(range(10)), default=[0],
+                               key="compare_seeds",
+                               help=f"Several seeds show the spread: curves as mean and band, the table as mean ± sd, "
+                                    f"the verdict counted over seeds (the shipped examples use "
+                                    f"{', '.join(map(str, DEGRADATION_SEEDS))}).")
+        st.caption(f"Every run gets the same data, data order and budget ({describe(degradation_config())}) on "
+                   f"{state.get_device()}. The runs go one after another: on a small CPU, parallel runs share the "
+                   "same cores and finish no sooner.")
         launch = st.form_submit_button("Train the preset", type="primary", icon=":material/play_arrow:")
     if launch:
         try:
-            jobs.start_job(degradation_specs(sorted(depths)), degradation_config(steps=int(steps),
-                                                                                device=state.get_device()))
+            if not seeds:
+                raise ValueError("choose at least one seed")
+            jobs.start_job(degradation_specs(sorted(depths)),
+                           degradation_config(steps=int(steps), device=state.get_device()), seeds=sorted(seeds))
         except ValueError as err:
             st.error(str(err))
 
 job = jobs.current_job()
 if job is not None and len(job.specs) > 1:
 
-    @st.fragment(run_every=0.5 if job.running else None)
+    @st.fragment(run_every=jobs.LIVE_SECONDS if job.running else None)
     def progress(job: jobs.TrainingJob) -> None:
         snaps = job.snapshots()
         for snap in snaps:
             total = max(1, snap["total"])
-            st.progress(min(1.0, snap["step"] / total),
-                        text=f"{snap['label']}: {snap['step']}/{snap['total'] or '?'} ({snap['status']}) {snap['message']}")
+            st.progress(min(1.0, snap["step"] / total), text=f"{snap['label']}: {jobs.phase_text(snap)} "
+                        f"{snap['message'] if snap['status'] not in ('running', 'starting') else ''}")
         live = {s["label"]: s["metrics"] for s in snaps if s["metrics"]}
         if live and job.running:
             import pandas as pd
 
-            fig = plot_training_curves({k: pd.DataFrame(v) for k, v in live.items()})
+            residual = {s["label"]: spec.residual for s, spec in zip(snaps, job.specs)}
+            key = tuple(len(v) for v in live.values())  # rebuilt only when rows arrived, at most once a second
+            fig = jobs.live_figure("compare").get(
+                key, lambda: plot_training_curves({k: pd.DataFrame(v) for k, v in live.items()}, residual=residual))
             st.plotly_chart(fig, key="compare_live", theme=None)
         if job.running:
-            st.button("Stop", key="compare_stop", on_click=job.stop, icon=":material/stop:")
+            stopping = job.stop_event.is_set()
+            st.button("Stopping…" if stopping else "Stop", key="compare_stop", on_click=job.stop,
+                      icon=":material/stop:", disabled=stopping)
         finished = [s["run_id"] for s in snaps if s["run_id"]]
         if not job.running and st.session_state.get("compare_seen_end") != finished:
             st.session_state["compare_seen_end"] = finished
@@ -101,12 +114,24 @@ paths = tuple(by_id[i]["path"] for i in chosen)
 try:
     loaded = cached_runs(paths, tuple((Path(p) / "run.json").stat().st_mtime for p in paths))
     rows = summary_rows(loaded)
+    groups = group_rows(loaded)
+    checks = degradation_finding(loaded)
     figures = comparison_figures(loaded)
 except (ValueError, OSError) as err:
     st.error(str(err))
     st.stop()
 
 st.subheader("Runs")
+if checks:
+    for check in checks:
+        (st.success if check.held == check.of else st.warning)(check.text())
+if any(g["seeds"] > 1 for g in groups):
+    st.caption("Per model, over seeds: mean ± sd (sample standard deviation). Train loss/error: mean of the last 20% "
+               "of logged steps; test error: the final evaluation on the whole held-out split.")
+    table([{"model": g["model"], "seeds": ", ".join(map(str, g["seed_list"])), "params": g["params"],
+            "train loss": g["train_loss_text"], "train error %": g["train_error_text"],
+            "test error %": g["test_error_text"], "seconds per run": round(g["seconds"], 1)} for g in groups])
+    st.caption("Every run:")
 table(rows)
 for name, fig in figures.items():
     st.plotly_chart(fig, key=f"compare_{name}", theme=None)

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .training.presets import DEGRADATION_BATCH, DEGRADATION_STEPS
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -178,6 +177,10 @@ class Progress:
             print(f"{self.label}: {self.total} steps on {event.data['device']}", file=self.stream)
         elif event.kind == "eval":
             self.eval_acc = event.data["accuracy"]
+        elif event.kind == "phase" and event.data["phase"] == "evaluating" and self.tty:
+            d = event.data
+            print(f"\r[evaluating {d['batch']}/{d['batches']}] step {event.step}/{self.total}" + " " * 20, end="",
+                  file=self.stream, flush=True)
         elif event.kind == "step":
             d = event.data
             frac = event.step / max(1, self.total)
@@ -204,10 +207,11 @@ def _train_config(args: argparse.Namespace):
     budget = {"steps": args.steps} if args.steps is not None else {"epochs": args.epochs or 1.0}
     return TrainConfig(
         dataset=args.dataset, data_root=args.data_root, download=args.download, train_size=args.train_size,
-        test_size=args.test_size, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-        momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule,
-        label_smoothing=args.label_smoothing, augment=not args.no_augment, seed=args.seed, device=args.device,
-        probe_every=args.probe_every, log_every=args.log_every, eval_every=args.eval_every, **budget,
+        test_size=args.test_size, image_size=args.image_size, batch_size=args.batch_size, optimizer=args.optimizer,
+        lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, decay_all=args.decay_all,
+        schedule=args.schedule, warmup=args.warmup, label_smoothing=args.label_smoothing, augment=args.augment,
+        seed=args.seed, device=args.device, probe_every=args.probe_every, log_every=args.log_every,
+        eval_every=args.eval_every, eval_size=args.eval_size, **budget,
     )
 
 
@@ -216,16 +220,15 @@ def _run_training(spec, config, root: str, yes: bool, stream=None, save_model: b
     import signal
     import threading
 
-    from .data import load_data
     from .models import large_model_message
     from .runs import RunWriter
     from .training import train
+    from .training.trainer import load_config_data
 
     message = large_model_message(spec)
     if message:
         _confirm_large(message, yes)
-    data = load_data(config.dataset, root=config.data_root, seed=config.seed, train_size=config.train_size,
-                     test_size=config.test_size, download=config.download)
+    data = load_config_data(config)
     spec = spec.replace(num_classes=data.num_classes, in_channels=data.in_channels)
     writer = RunWriter(root, spec, config, save_model=save_model)
     stop = threading.Event()
@@ -251,47 +254,54 @@ def cmd_train(args: argparse.Namespace) -> int:
     return STATUS_EXIT[result.status]
 
 
-def cmd_degradation(args: argparse.Namespace) -> int:
-    """He et al. 2015 Fig. 6 in miniature: plain and residual twins at two depths, equal budgets."""
-    from .compare import summary_rows
-    from .runs import load_run
-    from .training.presets import degradation_specs
-
+def _ints(text: str, option: str) -> list[int]:
     try:
-        depths = [int(d) for d in args.depths.split(",") if d.strip()]
+        values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise CliError(f"--depths wants comma-separated CIFAR depths, got {args.depths!r}") from None
+        raise CliError(f"{option} wants comma-separated whole numbers, got {text!r}") from None
+    if not values:
+        raise CliError(f"{option} wants at least one number")
+    return list(dict.fromkeys(values))
+
+
+def cmd_degradation(args: argparse.Namespace) -> int:
+    """He et al. 2015 Fig. 6 in miniature: plain and residual twins at two depths, equal budgets, per seed."""
+    from .compare import group_rows
+    from .findings import degradation_checks
+    from .runs import load_run
+    from .training.presets import degradation_specs, describe
+
+    depths = _ints(args.depths, "--depths")
+    seeds = _ints(args.seeds, "--seeds") if args.seeds else [args.seed]
     specs = degradation_specs(depths)
     args.epochs = None
-    args.model, args.stem, args.block, args.layers = None, None, None, None
-    config = _train_config(args)
+    base = _train_config(args)
     paths = []
-    for spec in specs:
-        result, path = _run_training(spec, config, args.out, True, save_model=not args.no_weights)
-        if result.status != "done":
-            raise CliError(f"{spec.name} {result.status}: {result.message}")
-        paths.append(path)
+    for seed in seeds:
+        config = base.replace(seed=seed)
+        for spec in specs:
+            result, path = _run_training(spec, config, args.out, True, save_model=not args.no_weights)
+            if result.status != "done":
+                print(f"error: {spec.name} seed {seed} {result.status}: {result.message} ({path})", file=sys.stderr)
+                return STATUS_EXIT[result.status]
+            paths.append(path)
+    runs = [load_run(p, with_model=False) for p in paths]
     rows = [
-        {"model": r["model"], "params": r["params"], "train_loss": round(r["train_loss"], 4),
-         "train_error_%": round(r["train_error_%"], 2), "test_error_%": round(r["test_error_%"], 2),
-         "seconds": round(r["seconds"], 1), "run": r["id"]}
-        for r in summary_rows([load_run(p, with_model=False) for p in paths])
+        {"model": r["model"], "params": r["params"], "seeds": r["seeds"], "train_loss": r["train_loss_text"],
+         "train_error_%": r["train_error_text"], "test_error_%": r["test_error_text"],
+         "seconds": round(r["seconds"], 1)}
+        for r in group_rows(runs)
     ]
     print()
-    print(f"{config.steps} steps of batch {config.batch_size} on {config.dataset}, seed {config.seed}; "
-          "train loss/error: mean of the last 20% of logged steps")
+    print(f"{describe(base)}, seeds {', '.join(map(str, seeds))}; train loss/error: mean of the last 20% of logged "
+          "steps" + (", mean ± sd over seeds" if len(seeds) > 1 else ""))
     print(_table(rows))
-    loss = {r["model"]: r["train_loss"] for r in rows}
-    shallow, deep = min(depths), max(depths)
-    checks = [
-        (f"plain{deep} trains worse than plain{shallow}", loss[f"plain{deep}"] > loss[f"plain{shallow}"],
-         f"{loss[f'plain{deep}']:.4f} vs {loss[f'plain{shallow}']:.4f}"),
-        (f"resnet{deep} trains better than plain{deep}", loss[f"resnet{deep}"] < loss[f"plain{deep}"],
-         f"{loss[f'resnet{deep}']:.4f} vs {loss[f'plain{deep}']:.4f}"),
-    ]
+    losses: dict[str, dict[int, float]] = {}
+    for row in group_rows(runs):
+        losses[row["model"]] = dict(zip(row["seed_list"], row["train_losses"]))
     print()
-    for text, ok, detail in checks:
-        print(f"{'yes' if ok else 'NO '}  {text} (train loss {detail})")
+    for check in degradation_checks(losses, min(depths), max(depths)):
+        print(f"{'yes' if check.held == check.of else 'NO '}  {check.text()}")
     return EXIT_OK
 
 
@@ -422,16 +432,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="html,png,csv", help="comma list of html, png, svg, json, csv")
     p.set_defaults(func=cmd_info)
 
+    from .training import TrainConfig
+    from .training.presets import DEGRADATION_DEPTHS, DEGRADATION_SEEDS, degradation_config
+
     p = sub.add_parser("train", help="train a model briefly with probes; prints the run folder last")
     p.add_argument("--model", dest="model", help="a variant name, e.g. resnet56, plain20 (see `list`)")
     _model_args(p)
-    _train_args(p)
+    _train_args(p, TrainConfig(epochs=1.0))
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("degradation", help="He et al. 2015 Fig. 6 in miniature: plain vs residual at two depths")
-    p.add_argument("--depths", default="20,56", help="CIFAR depths (6n+2), default 20,56")
-    _train_args(p)
-    p.set_defaults(func=cmd_degradation, steps=DEGRADATION_STEPS, batch_size=DEGRADATION_BATCH)  # the preset's budget
+    p = sub.add_parser("degradation", help="He et al. 2015 Fig. 6 in miniature: plain vs residual at two depths",
+                       description="Train plain and residual CIFAR nets at two depths with equal budgets, for one "
+                                   "or more seeds, and count over seeds whether the deeper plain net trains worse "
+                                   "and its residual twin better. Defaults: the preset (training.presets).")
+    p.add_argument("--depths", default=",".join(map(str, DEGRADATION_DEPTHS)),
+                   help="CIFAR depths (6n+2), default %(default)s")
+    p.add_argument("--seeds", help=f"comma list of seeds, each training every net (e.g. "
+                                   f"{','.join(map(str, DEGRADATION_SEEDS))}); default: --seed")
+    _train_args(p, degradation_config())
+    p.set_defaults(func=cmd_degradation)
 
     p = sub.add_parser("attribute", help="captum attributions of a trained run: npz, PNG grids, scores")
     p.add_argument("run", help="a run folder, or a run id under --runs")
@@ -472,27 +491,38 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--zero-init", action="store_true", help="zero the last BN of every residual branch")
 
 
-def _train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="shapes", help="shapes (embedded, default), cifar10, cifar100 or folder:PATH")
+def _train_args(p: argparse.ArgumentParser, d) -> None:
+    """Training options with the defaults of the TrainConfig `d` (the preset's for `degradation`)."""
+    p.add_argument("--dataset", default=d.dataset,
+                   help="shapes (embedded), shapes-easy (bigger, cleaner shapes), cifar10, cifar100 or folder:PATH "
+                        "(default %(default)s)")
     p.add_argument("--data-root", help="folder with CIFAR in the python-pickle layout (default ./data)")
     p.add_argument("--download", action="store_true", help="download CIFAR if it is missing (checksum verified)")
-    p.add_argument("--train-size", type=int, help="use this many training images")
-    p.add_argument("--test-size", type=int, help="use this many held-out images")
+    p.add_argument("--train-size", type=int, default=d.train_size, help="use this many training images")
+    p.add_argument("--test-size", type=int, default=d.test_size, help="use this many held-out images")
+    p.add_argument("--image-size", type=int, default=d.image_size, help="image side in pixels (default %(default)s)")
     p.add_argument("--epochs", type=float, help="budget in epochs (default 1)")
-    p.add_argument("--steps", type=int, help="budget in optimizer steps")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
-    p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--schedule", choices=("onecycle", "cosine", "step", "constant"), default="onecycle")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--no-augment", action="store_true", help="no random crop / flip")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--probe-every", type=int, default=10, help="probe every K steps (0: off)")
-    p.add_argument("--log-every", type=int, default=10, help="log averaged loss/accuracy every K steps")
-    p.add_argument("--eval-every", type=int, default=0, help="evaluate every K steps (0: each epoch and at the end)")
+    p.add_argument("--steps", type=int, default=d.steps, help="budget in optimizer steps (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="default %(default)s")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default=d.optimizer)
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (default %(default)s)")
+    p.add_argument("--momentum", type=float, default=d.momentum)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--decay-all", action="store_true", default=d.decay_all,
+                   help="decay BN and bias parameters too, as He et al. 2015 (default: weights only)")
+    p.add_argument("--schedule", choices=("onecycle", "cosine", "step", "constant"), default=d.schedule)
+    p.add_argument("--warmup", type=float, default=d.warmup, help="one-cycle warm-up share (default %(default)s)")
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--no-augment", dest="augment", action="store_false", default=d.augment,
+                   help="no random crop / flip")
+    p.add_argument("--augment", dest="augment", action="store_true", help="random crop and flip (He et al. 2015)")
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--probe-every", type=int, default=d.probe_every, help="probe every K steps (0: off)")
+    p.add_argument("--log-every", type=int, default=d.log_every, help="log averaged loss/accuracy every K steps")
+    p.add_argument("--eval-every", type=int, default=d.eval_every,
+                   help="evaluate every K steps (0: automatic, within 10%% of the run's compute; the end always)")
+    p.add_argument("--eval-size", type=int, default=d.eval_size, help="held-out images per intermediate evaluation")
     p.add_argument("--out", default="runs", help="the runs folder (default ./runs)")
     p.add_argument("--yes", action="store_true", help="train a very large model without asking")
     p.add_argument("--no-weights", action="store_true", help="do not save model.pt (curves and probes only)")

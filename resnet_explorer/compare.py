@@ -7,13 +7,16 @@ The figures overlay every run, so plain nets and their residual twins read as in
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import statistics
 from collections import Counter
 from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 
+from .findings import Check, degradation_checks, mean_sd, responses_finding, spread, tail_mean
 from .graph import build_graph
 from .models import count_parameters
 from .plots import (
@@ -27,7 +30,6 @@ from .plots import (
 from .runs import Run
 
 DEFAULT_IMAGE_SIZE = 32  # runs made before the data was recorded
-TAIL_FRACTION = 0.2  # final train loss/error: mean over the last 20% of logged rows, as the CLI's degradation table
 
 
 def _number(value: Any) -> float | None:
@@ -37,15 +39,6 @@ def _number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
-
-
-def _tail_mean(df: pd.DataFrame, column: str, fraction: float = TAIL_FRACTION) -> float | None:
-    """Mean of `column` over the last `fraction` of rows (at least one); NaN in the tail gives None."""
-    if df is None or df.empty or column not in df.columns:
-        return None
-    values = pd.to_numeric(df[column], errors="coerce")
-    tail = values.iloc[-max(1, int(len(values) * fraction)):]
-    return _number(tail.mean(skipna=False))
 
 
 def _error(accuracy: float | None) -> float | None:
@@ -74,8 +67,52 @@ def summary_rows(runs: list[Run]) -> list[dict[str, Any]]:
             "macs": build_graph(run.spec, image_size).total_macs,
             "dataset": data.get("name", run.config.dataset), "steps": run.info.get("steps"),
             "batch_size": run.config.batch_size,
-            "train_loss": _tail_mean(metrics, "loss"), "train_error_%": _error(_tail_mean(metrics, "accuracy")),
+            "train_loss": tail_mean(metrics, "loss"), "train_error_%": _error(tail_mean(metrics, "accuracy")),
             "test_error_%": _error(last_eval), "seconds": _number(run.info.get("seconds")), "status": run.status,
+        })
+    return rows
+
+
+def group_key(run: Run) -> tuple:
+    """Runs that differ only in their seed share this key: the same spec, data and budget."""
+    config = dataclasses.replace(run.config, seed=0, device="any")
+    return run.spec, config
+
+
+def group_runs(runs: list[Run]) -> list[list[Run]]:
+    """Runs grouped by `group_key`, groups in order of first appearance, seeds ascending inside."""
+    groups: dict[tuple, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(group_key(run), []).append(run)
+    return [sorted(g, key=lambda r: r.config.seed) for g in groups.values()]
+
+
+def group_rows(runs: list[Run]) -> list[dict[str, Any]]:
+    """One row per group of seeds (`group_runs`): final numbers as mean and spread over seeds.
+
+    Keys: model, residual, depth, params, seeds (how many), seed_list, train_losses (per seed),
+    train_loss / train_loss_sd, train_error_% / test_error_% (means), the same as "mean ± sd"
+    text (train_loss_text, train_error_text, test_error_text), seconds (mean per run), runs (ids).
+    """
+    rows = []
+    for group in group_runs(runs):
+        singles = summary_rows(group)
+        losses = [r["train_loss"] for r in singles if r["train_loss"] is not None]
+        train_err = [r["train_error_%"] for r in singles if r["train_error_%"] is not None]
+        test_err = [r["test_error_%"] for r in singles if r["test_error_%"] is not None]
+        seconds = [r["seconds"] for r in singles if r["seconds"] is not None]
+        first = singles[0]
+        rows.append({
+            "model": first["model"], "residual": first["residual"], "depth": first["depth"],
+            "params": first["params"], "seeds": len(group), "seed_list": [r.config.seed for r in group],
+            "train_losses": [r["train_loss"] for r in singles],
+            "train_loss": statistics.fmean(losses) if losses else None,
+            "train_loss_sd": spread(losses) if losses else None,
+            "train_loss_text": mean_sd(losses, 3), "train_error_text": mean_sd(train_err, 1),
+            "test_error_text": mean_sd(test_err, 1),
+            "train_error_%": statistics.fmean(train_err) if train_err else None,
+            "test_error_%": statistics.fmean(test_err) if test_err else None,
+            "seconds": statistics.fmean(seconds) if seconds else 0.0, "runs": [r.id for r in group],
         })
     return rows
 
@@ -97,31 +134,80 @@ def run_labels(runs: list[Run]) -> list[str]:
     return unique
 
 
+def _model_losses(groups: list[list[Run]]) -> dict[str, dict[int, float]]:
+    """Final training loss by model name, then by seed."""
+    losses: dict[str, dict[int, float]] = {}
+    for group in groups:
+        for run in group:
+            loss = tail_mean(run.tables.get("metrics"), "loss")
+            if loss is not None:
+                losses.setdefault(run.spec.name, {})[run.config.seed] = loss
+    return losses
+
+
+def degradation_finding(runs: list[Run]) -> list[Check]:
+    """He et al. 2015 Fig. 6's two claims, counted over seeds, when the runs hold plain CIFAR nets at
+    two depths and the deeper one's residual twin (else []); twins are paired by spec."""
+    groups = group_runs(runs)
+    specs = {g[0].spec.name: g[0].spec for g in groups}
+    plain = sorted(s.depth for name, s in specs.items() if name == f"plain{s.depth}" and s.stem == "cifar")
+    if len(plain) < 2:
+        return []
+    shallow, deep = plain[0], plain[-1]
+    twin = specs[f"plain{deep}"].with_residual()
+    if twin.name not in specs or specs[twin.name] != twin:
+        return []
+    return degradation_checks(_model_losses(groups), shallow, deep)
+
+
 def comparison_figures(runs: list[Run]) -> dict[str, go.Figure]:
     """The figures of a comparison, in display order, keyed by a file-name-safe name.
 
-    Keys: "training_curves" (He et al. 2015, Fig. 6), "residual_norms" (latest step),
-    "ratio_heatmap" (only for a single residual run), "grad_flow" (heat-maps side by side, one
-    colour scale), "grad_flow_profile" (latest step), "responses" (He et al. 2015, Fig. 7).
+    Keys: "training_curves" (He et al. 2015, Fig. 6; runs that differ only in their seed are drawn
+    as their mean with a band), "residual_norms" (latest step), "ratio_heatmap" (only for a single
+    residual run), "grad_flow" (heat-maps side by side, one colour scale), "grad_flow_profile"
+    (latest step), "responses" (He et al. 2015, Fig. 7). The probe figures show one run per group
+    of seeds (its lowest seed). Subtitles that state a finding compute it from these runs.
 
     Raises:
         ValueError: no runs.
     """
     if not runs:
         raise ValueError("compare needs at least one run")
-    labels = run_labels(runs)
+    groups = group_runs(runs)
+    labels = dict(zip((r.id for r in runs), run_labels(runs)))
+    curves, curve_evals, curve_residual = {}, {}, {}
+    shown: list[tuple[str, Run]] = []  # one run per group for the probe figures
+    for group in groups:
+        first = group[0]
+        if len(group) > 1:
+            label = f"{first.spec.name} ({len(group)} seeds)"
+            curves[label] = [r.tables.get("metrics") for r in group]
+            curve_evals[label] = [r.tables.get("eval") for r in group]
+            shown_label = f"{first.spec.name} (seed {first.config.seed})"
+        else:
+            label = shown_label = labels[first.id]
+            curves[label], curve_evals[label] = first.tables.get("metrics"), first.tables.get("eval")
+        curve_residual[label] = bool(first.spec.residual)
+        shown.append((shown_label, first))
+    residual = {label: bool(run.spec.residual) for label, run in shown}
+    depth = {label: run.spec.depth for label, run in shown}
 
     def tables(name: str) -> dict[str, pd.DataFrame]:
-        return {label: run.tables.get(name) for label, run in zip(labels, runs)}
+        return {label: run.tables.get(name) for label, run in shown}
 
+    checks = degradation_finding(runs)
+    finding = ("Here: " + "; ".join(c.text() for c in checks) + ".") if checks else None
     figures = {
-        "training_curves": plot_training_curves(tables("metrics"), tables("eval")),
+        "training_curves": plot_training_curves(curves, curve_evals, residual=curve_residual, finding=finding),
         "residual_norms": plot_residual_norms(tables("residual_norms")),
     }
-    if len(runs) == 1 and runs[0].spec.residual:  # a plain net has no shortcut, so no ratio
+    if len(shown) == 1 and shown[0][1].spec.residual:  # a plain net has no shortcut, so no ratio
+        label, run = shown[0]
         figures["ratio_heatmap"] = plot_residual_heatmap(
-            runs[0].tables.get("residual_norms"), "ratio", title=f"{labels[0]}: ||F(x)|| / ||x|| per unit over training")
+            run.tables.get("residual_norms"), "ratio", title=f"{label}: ||F(x)|| / ||x|| per unit over training")
     figures["grad_flow"] = plot_grad_flow_heatmap(tables("grad_flow"), "grad_norm")
     figures["grad_flow_profile"] = plot_grad_flow_profile(tables("grad_flow"), None, "grad_norm")
-    figures["responses"] = plot_responses(tables("responses"))
+    figures["responses"] = plot_responses(tables("responses"), residual=residual,
+                                          finding=responses_finding(tables("responses"), residual, depth))
     return figures

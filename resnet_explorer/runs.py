@@ -2,10 +2,11 @@
 
     runs/<run-id>/run.json           spec, data, optimiser, seed, device, versions, status
                   metrics.csv        step, epoch, loss, accuracy, lr, seconds
-                  eval.csv           step, epoch, loss, accuracy
+                  eval.csv           step, epoch, loss, accuracy, images (held-out images used)
                   residual_norms.csv step, block, stage, residual_norm, shortcut_norm, ratio
                   grad_flow.csv      step, layer, grad_norm, grad_abs_mean, weight_norm, update_ratio
-                  responses.csv      step, layer, std
+                  responses.csv      step, layer, std (training mode, the probed batch)
+                  responses_eval.csv step, layer, std (eval mode, held-out images, end of run)
                   model.pt           state_dict (loaded with weights_only=True)
 
 Every file is replaced by write-to-temp + rename, so a reader (or a crash) never sees half a
@@ -37,10 +38,11 @@ from .training.trainer import Event
 DEFAULT_ROOT = Path("runs")
 TABLES: dict[str, tuple[str, ...]] = {
     "metrics": ("step", "epoch", "loss", "accuracy", "lr", "seconds"),
-    "eval": ("step", "epoch", "loss", "accuracy"),
+    "eval": ("step", "epoch", "loss", "accuracy", "images"),
     "residual_norms": ("step", "block", "stage", "residual_norm", "shortcut_norm", "ratio"),
     "grad_flow": ("step", "layer", "grad_norm", "grad_abs_mean", "weight_norm", "update_ratio"),
     "responses": ("step", "layer", "std"),
+    "responses_eval": ("step", "layer", "std"),
 }
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -133,6 +135,8 @@ class RunWriter:
             self.rows["residual_norms"] += record.residual_norms
             self.rows["grad_flow"] += record.grad_flow
             self.rows["responses"] += record.responses
+        elif event.kind == "responses_eval":
+            self.rows["responses_eval"] += event.data["rows"]
         elif event.kind == "eval":
             self.rows["eval"].append(event.data)
             self.flush(save_model=True)

@@ -10,6 +10,7 @@ from resnet_explorer import ModelSpec
 from resnet_explorer.data import load_data
 from resnet_explorer.runs import RunWriter, list_runs
 from resnet_explorer.training import TrainConfig, train
+from resnet_explorer.training.presets import degradation_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -153,7 +154,7 @@ def test_tour_reproduce_starts_the_preset(tmp_path, monkeypatch):
     job = at.session_state["rx_job"]
     try:
         assert [s.name for s in job.specs] == ["plain20", "plain56", "resnet20", "resnet56"]
-        assert job.config.steps == 250 and job.config.batch_size == 64
+        assert {config for _, config in job.plans} == {degradation_config(device="auto")}  # the preset, one seed
         assert at.title[0].value == "Compare"  # it switched to the page that shows the progress
     finally:
         job.stop()

@@ -1,3 +1,5 @@
+import json
+import re
 import subprocess
 import sys
 
@@ -46,11 +48,15 @@ def test_info_composed(capsys):
         (["info", "resnet10004"], "pass --yes"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(args, fragment):
-    out = run(*args)
-    assert out.returncode == 2
-    assert "Traceback" not in out.stderr
-    assert fragment in out.stderr and len(out.stderr.strip().splitlines()) == 1
+def test_bad_input_exits_2_with_one_line(args, fragment, capsys):
+    assert main(args) == 2  # in-process: an uncaught exception would fail the test
+    err = capsys.readouterr().err
+    assert fragment in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_input_from_a_shell_is_one_line_without_traceback():
+    out = run("info", "resnet21")
+    assert out.returncode == 2 and "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
 def test_absent_device_exits_2():
@@ -106,19 +112,22 @@ def test_train_plain_twin(tmp_path, capsys):
         (["--model", "resnet20", "--steps", "2", "--lr", "-1"], "lr"),
     ],
 )
-def test_train_bad_input_exits_2(tmp_path, args, fragment):
-    out = run("train", *args, "--out", str(tmp_path))
-    assert out.returncode == 2, out.stderr
-    assert "Traceback" not in out.stderr
-    assert fragment.lower() in out.stderr.lower() and len(out.stderr.strip().splitlines()) == 1
+def test_train_bad_input_exits_2(tmp_path, args, fragment, capsys):
+    assert main(["train", *args, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert fragment.lower() in err.lower() and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())  # nothing half-made
 
 
 def test_train_divergence_exits_3(tmp_path):
-    out = run("train", "--model", "resnet20", "--steps", "30", "--batch-size", "16", "--train-size", "64",
-              "--test-size", "16", "--lr", "1e30", "--schedule", "constant", "--log-every", "1",
+    # lr 10, as a user typed it: the loss explodes (finite or not) and the run must not end "done"
+    out = run("train", "--model", "resnet20", "--steps", "60", "--batch-size", "16", "--train-size", "64",
+              "--test-size", "16", "--lr", "10", "--schedule", "constant", "--log-every", "1",
               "--probe-every", "0", "--out", str(tmp_path))
     assert out.returncode == 3, out.stderr
-    assert "diverged" in out.stderr and "at step" in out.stderr
+    assert "diverged" in out.stderr and "step" in out.stderr and "Traceback" not in out.stderr
+    info = json.loads(next(tmp_path.glob("*/run.json")).read_text())
+    assert info["status"] == "diverged"
 
 
 def test_degradation_preset_prints_table_and_verdicts(tmp_path, capsys):
@@ -128,9 +137,38 @@ def test_degradation_preset_prints_table_and_verdicts(tmp_path, capsys):
     out = capsys.readouterr().out
     for model in ("plain8", "plain14", "resnet8", "resnet14"):
         assert model in out
-    assert "plain14 trains worse than plain8" in out and "resnet14 trains better than plain14" in out
+    assert "plain14 trains worse than plain8 in" in out and "resnet14 trains better than plain14 in" in out
     folders = list(tmp_path.iterdir())
     assert len(folders) == 4 and not any((f / "model.pt").exists() for f in folders)  # --no-weights
+
+
+def test_degradation_counts_verdicts_over_seeds(tmp_path, capsys):
+    args = ["degradation", "--depths", "8,14", "--seeds", "0,1", "--steps", "2", "--train-size", "32",
+            "--test-size", "16", "--batch-size", "16", "--probe-every", "0", "--no-weights", "--out", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "seeds 0, 1" in out and "mean ± sd over seeds" in out
+    assert re.search(r"plain14 trains worse than plain8 in [0-2] of 2 seeds \(final train loss [\d.]+ ± [\d.]+ vs", out)
+    seeds = sorted(json.loads((f / "run.json").read_text())["seed"] for f in tmp_path.iterdir())
+    assert seeds == [0, 0, 0, 0, 1, 1, 1, 1]
+
+
+def test_degradation_defaults_are_the_preset():
+    from resnet_explorer.cli import build_parser
+    from resnet_explorer.training.presets import degradation_config
+
+    args = build_parser().parse_args(["degradation"])
+    preset = degradation_config()
+    assert (args.dataset, args.image_size, args.steps, args.batch_size, args.augment, args.test_size) == (
+        preset.dataset, preset.image_size, preset.steps, preset.batch_size, preset.augment, preset.test_size)
+    args = build_parser().parse_args(["train", "--model", "resnet20"])
+    assert (args.dataset, args.image_size, args.augment) == ("shapes", 32, True)
+
+
+def test_degradation_bad_seeds_exit_2(capsys):
+    assert main(["degradation", "--seeds", "0,x"]) == 2
+    err = capsys.readouterr().err
+    assert "--seeds" in err and len(err.strip().splitlines()) == 1
 
 
 def test_closed_pipe_is_not_a_traceback():

@@ -42,7 +42,7 @@ def shapes():
 def test_public_api():
     assert sorted(data_pkg.__all__) == sorted(
         ["ImageData", "load_data", "DATASETS", "augment_batch", "normalize", "SHAPES_CLASSES"])
-    assert DATASETS == ("shapes", "cifar10", "cifar100", "folder:PATH")
+    assert DATASETS == ("shapes", "shapes-easy", "cifar10", "cifar100", "folder:PATH")
     assert len(SHAPES_CLASSES) == 10 and len(set(SHAPES_CLASSES)) == 10
 
 
@@ -655,3 +655,14 @@ def test_cifar_reads_python2_pickles(tmp_path):
     d = load_data("cifar10", root=tmp_path)
     assert d.train_labels[:2].tolist() == [3, 8] and len(d.train_labels) == 18
     assert d.train_images[1, 2, 31, 31].item() == raw[2 * 3072 - 1]
+
+
+def test_easy_shapes_are_the_same_classes_drawn_cleaner():
+    easy = load_data("shapes-easy", seed=3, train_size=200, test_size=20, image_size=16)
+    standard = load_data("shapes", seed=3, train_size=200, test_size=20, image_size=16)
+    assert easy.name == "shapes-easy" and easy.classes == standard.classes and "(easy)" in easy.source
+    assert torch.equal(easy.train_labels, standard.train_labels)  # same draw order, other knobs
+    assert easy.train_images.shape == (200, 3, 16, 16)
+    assert easy.train_masks.float().mean() > standard.train_masks.float().mean()  # bigger objects
+    with pytest.raises(ValueError, match="level"):
+        shapes_mod.make_shapes(4, level="hard")

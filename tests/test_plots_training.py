@@ -85,6 +85,30 @@ def test_training_curves_traces_values_and_styles():
     assert fig.layout.xaxis.title.text and fig.layout.yaxis.title.text and fig.layout.yaxis2.title.text
 
 
+def test_training_curves_seeds_draw_mean_and_band():
+    seeds = [_metrics([10, 20, 30], [2.0, 1.0, 0.5], [0.1, 0.5, 0.9]),
+             _metrics([10, 20, 30], [2.2, 1.4, 0.9], [0.1, 0.3, 0.7]),
+             _metrics([10, 20], [2.4, 1.2], [0.2, 0.4])]  # a seed with fewer rows: only shared steps
+    evals = [pd.DataFrame({"step": [30], "epoch": [3], "loss": [1.0], "accuracy": [0.5]}),
+             pd.DataFrame({"step": [30], "epoch": [3], "loss": [2.0], "accuracy": [0.7]})]
+    fig = plot_training_curves({"net": seeds}, {"net": evals}, residual={"net": False}, finding="Here: it held.")
+    loss = {t.name: t for t in _panel(fig, "y")}
+    mean = loss["net (mean of 3 seeds)"]
+    assert list(mean.x) == [10, 20] and mean.y == pytest.approx([2.2, 1.2])
+    assert mean.line.dash == "dash"  # residual=False, whatever the label says
+    band = loss["net (seed range)"]
+    assert band.fill == "toself" and list(band.x) == [10, 20, 20, 10]
+    assert band.y == pytest.approx([2.4, 1.4, 1.0, 2.0])  # highest forward, lowest back
+    assert loss["net (held-out, mean)"].y == pytest.approx([1.5])
+    assert "Here: it held." in fig.layout.title.text and "He et al. 2015:" not in fig.layout.title.text
+    assert "lowest to highest seed" in fig.layout.title.text
+
+
+def test_training_curves_without_finding_state_the_paper_claim_as_the_papers():
+    fig = plot_training_curves({"a": _metrics([1, 2], [2.0, 1.0], [0.1, 0.2])})
+    assert "He et al. 2015: a deeper plain net" in fig.layout.title.text
+
+
 def test_training_curves_smoothing_keeps_raw_values_faint():
     steps = list(range(0, 1000, 10))
     loss = [1.0 + (i % 2) for i in range(len(steps))]  # zig-zag the running mean flattens

@@ -131,7 +131,8 @@ def test_report_command_writes_every_file(full_report, runs):
     for path in runs.values():
         copied = out / "runs" / path.name
         assert sorted(p.name for p in copied.iterdir()) == sorted(
-            ["run.json", "metrics.csv", "eval.csv", "residual_norms.csv", "grad_flow.csv", "responses.csv"])
+            ["run.json", "metrics.csv", "eval.csv", "residual_norms.csv", "grad_flow.csv", "responses.csv",
+                 "responses_eval.csv"])
         assert (copied / "metrics.csv").read_bytes() == (path / "metrics.csv").read_bytes()
 
 

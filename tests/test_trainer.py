@@ -7,6 +7,13 @@ import torch
 from resnet_explorer import ModelSpec, build_model
 from resnet_explorer.data import load_data
 from resnet_explorer.training import TrainConfig, train
+from resnet_explorer.training.trainer import (
+    EVAL_SHARE,
+    EVAL_SUBSET,
+    FORWARD_COST,
+    MAX_EVALS,
+    eval_schedule,
+)
 
 TINY = ModelSpec(stem="cifar", layers=(1, 1, 1), width_multiplier=0.5)
 
@@ -61,7 +68,70 @@ def test_stop_on_request_keeps_the_run(data):
 
     result = train(TINY, config(steps=50), data=data, listeners=[stopper], stop=stop)
     assert result.status == "stopped" and result.steps == 2
-    assert result.evals[-1]["step"] == 2  # a stopped run is still evaluated
+    assert result.metrics[-1]["step"] == 2
+    assert not result.evals  # not evaluated on the way out: stop ends the run within the step
+
+
+def test_stop_mid_evaluation_ends_within_one_batch():
+    data = load_data("shapes", seed=0, train_size=64, test_size=160)
+    stop = threading.Event()
+    phases, after_stop = [], []
+
+    def listener(event):
+        if event.kind == "phase" and event.data["phase"] == "evaluating":
+            (after_stop if stop.is_set() else phases).append(event.data["batch"])
+            if event.data["batch"] == 2:
+                stop.set()
+
+    # eval_every=2: the first evaluation (10 batches of 16) starts after step 2
+    result = train(TINY, config(steps=50, eval_every=2), data=data, listeners=[listener], stop=stop)
+    assert result.status == "stopped" and result.steps == 2, result.message
+    assert phases == [1, 2] and after_stop == []  # batch 2 finished, no batch 3 was started
+    assert result.evals == []  # a half-done evaluation records nothing
+
+
+def test_huge_learning_rate_diverges_naming_the_step(data):
+    result = train(TINY, config(steps=40, lr=10.0, schedule="constant", log_every=1, probe_every=0), data=data)
+    assert result.status == "diverged", (result.status, [m["loss"] for m in result.metrics])
+    assert "step" in result.message and "lower learning rate" in result.message
+
+
+def test_finite_blow_up_diverges_after_patience(data):
+    def blow_up(event):  # logits x1e4 after step 3: the loss stays finite but enormous
+        if event.kind == "step" and event.step == 3:
+            with torch.no_grad():
+                model.fc.weight.mul_(1e4)
+
+    model = build_model(TINY, device="cpu")
+    result = train(model, config(steps=20, lr=1e-6, log_every=1, probe_every=0, schedule="constant"), data=data,
+                   listeners=[blow_up])
+    assert result.status == "diverged"
+    assert "from step 4 to step 6" in result.message, result.message
+    assert result.steps == 6 and [m["step"] for m in result.metrics] == [1, 2, 3, 4, 5]  # the last row is not logged
+
+
+def test_a_run_that_trains_is_not_called_diverged(data):
+    result = train(TINY, config(steps=30, log_every=1, probe_every=0), data=data)
+    assert result.status == "done"
+
+
+@pytest.mark.parametrize("total, batch, n_test", [(250, 64, 1000), (250, 64, 2000), (1000, 128, 10_000), (6, 16, 32),
+                                                  (5000, 64, 2000)])
+def test_automatic_evaluation_stays_within_its_share(total, batch, n_test):
+    steps, subset = eval_schedule(total, batch, n_test)
+    assert steps == sorted(set(steps)) and all(0 < s < total for s in steps)
+    assert subset <= min(n_test, EVAL_SUBSET) and len(steps) <= MAX_EVALS
+    evaluated = len(steps) * subset + n_test  # the last evaluation uses the whole split
+    trained = total * batch
+    # forward-only images cost FORWARD_COST of a trained one
+    assert len(steps) == 0 or evaluated * FORWARD_COST <= EVAL_SHARE * trained
+
+
+def test_preset_sized_run_evaluates_on_a_subset_then_the_whole_split():
+    steps, subset = eval_schedule(250, 64, 1000)
+    assert 3 <= len(steps) <= 10 and subset == 512
+    assert eval_schedule(100, 16, 64, eval_every=30) == ([30, 60, 90], 64)
+    assert eval_schedule(100, 16, 64, eval_every=30, eval_size=20) == ([30, 60, 90], 20)
 
 
 def test_nan_loss_diverges_naming_the_step(data):
@@ -95,6 +165,11 @@ def test_schedules_and_adamw(data):
         ({"schedule": "poly"}, "schedule"),
         ({"probe_every": -1}, "probe_every"),
         ({"label_smoothing": 1.5}, "label_smoothing"),
+        ({"weight_decay": float("nan")}, "weight_decay"),
+        ({"weight_decay": float("inf")}, "weight_decay"),
+        ({"warmup": 1.0}, "warmup"),
+        ({"image_size": 0}, "image_size"),
+        ({"eval_size": 0}, "eval_size"),
     ],
 )
 def test_bad_config(kwargs, fragment):
@@ -113,6 +188,7 @@ def test_model_and_data_must_agree(data):
 
 
 def test_epochs_budget(data):
-    result = train(TINY, TrainConfig(epochs=1.5, batch_size=16, probe_every=0, device="cpu"), data=data)
+    result = train(TINY, TrainConfig(epochs=1.5, batch_size=16, probe_every=0, device="cpu", eval_every=4), data=data)
     assert result.steps == 6  # 64 images / 16 = 4 steps per epoch
-    assert [e["step"] for e in result.evals] == [4, 6]  # each epoch, and the end
+    assert [e["step"] for e in result.evals] == [4, 6]  # as asked, and the end on the whole split
+    assert [e["images"] for e in result.evals] == [32, 32]

@@ -79,7 +79,7 @@ class ImageData:
     Tensors are shared, not copied: treat them as read-only (normalise or augment into new ones).
 
     Attributes:
-        name: "shapes", "cifar10", "cifar100" or "folder:<path>".
+        name: "shapes", "shapes-easy", "cifar10", "cifar100" or "folder:<path>".
         classes: class names; label k is ``classes[k]``.
         train_images: (N, C, H, W) uint8, H == W.
         train_labels: (N,) int64 in [0, num_classes).

@@ -12,7 +12,7 @@ from .shapes import load_shapes
 __all__ = ["DATASETS", "load_data"]
 
 # The accepted values of `load_data`'s ``dataset``; "folder:PATH" stands for any path.
-DATASETS: tuple[str, ...] = ("shapes", "cifar10", "cifar100", "folder:PATH")
+DATASETS: tuple[str, ...] = ("shapes", "shapes-easy", "cifar10", "cifar100", "folder:PATH")
 
 
 def load_data(
@@ -23,7 +23,9 @@ def load_data(
     """Load a dataset by name; nothing is downloaded unless ``download=True``.
 
     Args:
-        dataset: "shapes" (embedded, synthetic), "cifar10", "cifar100" or "folder:PATH".
+        dataset: "shapes" (embedded, synthetic), "shapes-easy" (the same classes drawn bigger, in
+            strong contrast, without clutter: the degradation preset's data), "cifar10",
+            "cifar100" or "folder:PATH".
         root: CIFAR only: the folder holding ``cifar-10-batches-py/`` or ``cifar-100-python/``
             (or that folder itself); default ``./data`` relative to the working directory.
         seed: shapes: the images; folder: the 80/20 split and subsets. CIFAR ignores it.
@@ -48,8 +50,9 @@ def load_data(
         return load_folder(name[len("folder:"):], seed=seed, train_size=train_size, test_size=test_size,
                            image_size=image_size)
     name = name.lower()
-    if name == "shapes":
-        return load_shapes(seed=seed, train_size=train_size, test_size=test_size, image_size=image_size)
+    if name in ("shapes", "shapes-easy"):
+        return load_shapes(seed=seed, train_size=train_size, test_size=test_size, image_size=image_size,
+                           level="standard" if name == "shapes" else "easy")
     if name in CIFAR_SPECS:
         return load_cifar(name, root=root, train_size=train_size, test_size=test_size, download=download,
                           image_size=image_size)

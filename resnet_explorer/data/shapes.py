@@ -29,7 +29,7 @@ import torch
 
 from .base import ImageData, channel_stats, check_size, stream_seed
 
-__all__ = ["SHAPES_CLASSES", "MIN_IMAGE_SIZE", "make_shapes", "load_shapes"]
+__all__ = ["SHAPES_CLASSES", "MIN_IMAGE_SIZE", "SHAPES_LEVELS", "make_shapes", "load_shapes"]
 
 SHAPES_CLASSES: tuple[str, ...] = (
     "disk", "square", "triangle", "ring", "plus", "x-cross", "diamond", "h-stripes", "v-stripes", "checkerboard",
@@ -53,6 +53,13 @@ _GRADIENT = 0.15             # background gradient amplitude per channel, +- at 
 _NOISE = (0.02, 0.08)        # per-image Gaussian noise std, [0, 1] units
 _CLUTTER_SLOTS = 3
 _CLUTTER_P = 0.5             # chance each slot holds a distractor
+# The "easy" level (dataset name "shapes-easy"): bigger objects in strong contrast, no clutter and
+# little noise, so that even at 16x16 pixels and without augmentation a 20-layer plain net leaves
+# the loss plateau at chance within ~50 steps on every seed. The degradation preset uses it: on the
+# standard level the shallow plain net's escape from that plateau was a matter of luck (float
+# summation order, thread count), which decided the preset's result (bench/degradation_search.py).
+_EASY = {"radius": (0.5, 0.7), "min_contrast": 0.8, "noise": (0.0, 0.02), "clutter_p": 0.0}
+SHAPES_LEVELS: tuple[str, ...] = ("standard", "easy")
 _CHUNK = 2048                # samples rendered at once: ~100 MB of float temporaries at 32x32
 _TEXTURED = (7, 8, 9)
 
@@ -77,25 +84,28 @@ def _contrasting(reference: torch.Tensor, min_distance: float, g: torch.Generato
     return torch.where(close[:, None], fallback, colour)
 
 
-def _draw_params(labels: torch.Tensor, g: torch.Generator) -> dict[str, torch.Tensor]:
+def _draw_params(labels: torch.Tensor, g: torch.Generator, level: str = "standard") -> dict[str, torch.Tensor]:
     """Per-sample scene parameters, all drawn up front in a fixed order (n = len(labels))."""
+    knobs = {"radius": _RADIUS, "min_contrast": _MIN_CONTRAST, "noise": _NOISE, "clutter_p": _CLUTTER_P}
+    if level == "easy":
+        knobs.update(_EASY)
     n = labels.shape[0]
     p: dict[str, torch.Tensor] = {}
-    p["radius"] = _uniform((n,), *_RADIUS, g)
+    p["radius"] = _uniform((n,), *knobs["radius"], g)
     reach = _MARGIN - 1.3 * p["radius"]
     p["centre"] = (torch.rand((n, 2), generator=g) * 2 - 1) * reach[:, None]  # (n, 2) as (x, y)
     p["angle"] = _uniform((n,), -_MAX_ANGLE, _MAX_ANGLE, g)
     p["background"] = torch.rand((n, 3), generator=g)
     p["gradient"] = _uniform((n, 3), -_GRADIENT, _GRADIENT, g)
     p["gradient_dir"] = _uniform((n,), 0.0, 2 * math.pi, g)
-    p["colour"] = _contrasting(p["background"], _MIN_CONTRAST, g)
+    p["colour"] = _contrasting(p["background"], knobs["min_contrast"], g)
     # The second texture colour: every channel 0.5 away from the first, so stripes always show.
     p["colour2"] = torch.where(p["colour"] > 0.5, p["colour"] - 0.5, p["colour"] + 0.5)
     p["period"] = _uniform((n,), *_PERIOD, g)
     p["phase"] = torch.rand((n, 2), generator=g) * p["period"][:, None]
-    p["noise"] = _uniform((n,), *_NOISE, g)
+    p["noise"] = _uniform((n,), *knobs["noise"], g)
     k = _CLUTTER_SLOTS
-    p["clutter_on"] = torch.rand((n, k), generator=g) < _CLUTTER_P
+    p["clutter_on"] = torch.rand((n, k), generator=g) < knobs["clutter_p"]
     p["clutter_centre"] = torch.rand((n, k, 2), generator=g) * 2 - 1
     p["clutter_angle"] = _uniform((n, k), 0.0, math.pi, g)
     is_line = torch.rand((n, k), generator=g) < 0.5
@@ -187,7 +197,7 @@ def _render(labels: torch.Tensor, p: dict[str, torch.Tensor], size: int, g: torc
 
 
 def make_shapes(
-    n: int, *, seed: int = 0, stream: int = 0, image_size: int = 32
+    n: int, *, seed: int = 0, stream: int = 0, image_size: int = 32, level: str = "standard"
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Draw ``n`` shapes images from stream ``stream`` of ``seed``.
 
@@ -199,6 +209,7 @@ def make_shapes(
         seed: any int.
         stream: 0 for train, 1 for test; different streams give unrelated images.
         image_size: side S in pixels, at least `MIN_IMAGE_SIZE`.
+        level: "standard", or "easy" (bigger objects, strong contrast, no clutter, little noise).
 
     Returns:
         images (n, 3, S, S) uint8, labels (n,) int64, masks (n, S, S) bool.
@@ -206,9 +217,11 @@ def make_shapes(
     check_size("n", n)
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < MIN_IMAGE_SIZE:
         raise ValueError(f"shapes needs image_size >= {MIN_IMAGE_SIZE} (thinner shapes vanish), got {image_size!r}")
+    if level not in SHAPES_LEVELS:
+        raise ValueError(f"shapes level must be one of {', '.join(SHAPES_LEVELS)}, got {level!r}")
     g = torch.Generator().manual_seed(stream_seed(seed, stream))
     labels = (torch.arange(n) % len(SHAPES_CLASSES))[torch.randperm(n, generator=g)]
-    params = _draw_params(labels, g)
+    params = _draw_params(labels, g, level)
     images = torch.empty((n, 3, image_size, image_size), dtype=torch.uint8)
     masks = torch.empty((n, image_size, image_size), dtype=torch.bool)
     for start in range(0, n, _CHUNK):
@@ -219,7 +232,8 @@ def make_shapes(
 
 
 def load_shapes(
-    *, seed: int = 0, train_size: int | None = None, test_size: int | None = None, image_size: int = 32
+    *, seed: int = 0, train_size: int | None = None, test_size: int | None = None, image_size: int = 32,
+    level: str = "standard",
 ) -> ImageData:
     """The shapes dataset as `ImageData`: train from stream 0 of ``seed``, test from stream 1.
 
@@ -228,16 +242,19 @@ def load_shapes(
         train_size: train images, default 10,000.
         test_size: test images, default 2,000.
         image_size: side in pixels, at least `MIN_IMAGE_SIZE`.
+        level: "standard" (dataset name "shapes") or "easy" ("shapes-easy").
     """
     train_size = 10_000 if train_size is None else train_size
     test_size = 2_000 if test_size is None else test_size
-    train_images, train_labels, train_masks = make_shapes(train_size, seed=seed, stream=0, image_size=image_size)
-    test_images, test_labels, test_masks = make_shapes(test_size, seed=seed, stream=1, image_size=image_size)
+    train_images, train_labels, train_masks = make_shapes(train_size, seed=seed, stream=0, image_size=image_size,
+                                                          level=level)
+    test_images, test_labels, test_masks = make_shapes(test_size, seed=seed, stream=1, image_size=image_size,
+                                                       level=level)
     mean, std = channel_stats(train_images)
     return ImageData(
-        name="shapes", classes=SHAPES_CLASSES,
+        name="shapes" if level == "standard" else f"shapes-{level}", classes=SHAPES_CLASSES,
         train_images=train_images, train_labels=train_labels,
         test_images=test_images, test_labels=test_labels,
         mean=mean, std=std, train_masks=train_masks, test_masks=test_masks,
-        source=f"embedded synthetic shapes, seed {seed}",
+        source=f"embedded synthetic shapes{'' if level == 'standard' else f' ({level})'}, seed {seed}",
     )

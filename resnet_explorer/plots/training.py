@@ -103,11 +103,14 @@ def _lighten(colour: str, amount: float) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def _run_styles(labels: Iterable[str]) -> dict[str, dict]:
+def _run_styles(labels: Iterable[str], residual: dict[str, bool] | None = None) -> dict[str, dict]:
     """Line style per run: plain dashed, residual solid; same depth (first number in the label) same hue.
 
-    Repeated runs of the same depth and kind ("resnet56 (run 3)") get lighter shades of that hue.
+    `residual` says which runs are residual; without it (or for a label it lacks) a label containing
+    "plain" counts as plain. Repeated runs of the same depth and kind ("resnet56 (run 3)") get
+    lighter shades of that hue.
     """
+    residual = residual or {}
     families: dict[str, int] = {}
     seen: dict[tuple[str, bool], int] = {}
     styles = {}
@@ -115,7 +118,7 @@ def _run_styles(labels: Iterable[str]) -> dict[str, dict]:
         number = re.search(r"\d+", label)
         family = number.group(0) if number else label
         hue = families.setdefault(family, len(families))
-        plain = _is_plain(label)
+        plain = not residual[label] if label in residual else _is_plain(label)
         repeat = seen.get((family, plain), 0)
         seen[(family, plain)] = repeat + 1
         colour = _lighten(FAMILY_COLOURS[hue % len(FAMILY_COLOURS)], min(0.6, 0.25 * repeat))
@@ -193,13 +196,14 @@ def _no_data(title: str, message: str = NO_DATA) -> go.Figure:
 
 
 def _layout(fig: go.Figure, title: str, rows: int, height: int | None = None) -> None:
-    height = height or TITLE_MARGIN + ROW_HEIGHT * rows
+    top = max(TITLE_MARGIN, 58 + 24 * title.count("<br>"))  # room for every subtitle line
+    height = height or top + ROW_HEIGHT * rows
     fig.update_layout(
         # "bottom" pins the first line's baseline 34 px from the top; plotly's "top" mis-measures
         # multi-line titles and clips them, and its default centring pushes <sup> lines into the plot.
         title=dict(text=title, font=dict(size=18), yref="container", y=1 - 34 / height, yanchor="bottom"),
         height=height,
-        margin=dict(l=70, r=30, t=TITLE_MARGIN, b=60), font=dict(size=13), plot_bgcolor="white",
+        margin=dict(l=70, r=30, t=top, b=60), font=dict(size=13), plot_bgcolor="white",
         hoverlabel=dict(align="left"), legend=dict(title=dict(text="run")),
     )
     fig.update_xaxes(showgrid=True, gridcolor="#eee", zeroline=False, showline=True, linecolor="#888")
@@ -272,36 +276,79 @@ def _line(fig: go.Figure, x, y, label: str, style: dict, col: int, hover: str, c
                              hovertemplate=hover + f"<extra>{label}</extra>", **kwargs), row=1, col=col)
 
 
-def plot_training_curves(metrics: dict[str, pd.DataFrame],
-                         evals: dict[str, pd.DataFrame] | None = None) -> go.Figure:
+def _band(frames: list[pd.DataFrame], column: str) -> pd.DataFrame:
+    """Mean, min and max of `column` over runs at the steps every run logged (seeds of one config)."""
+    joined = None
+    for i, df in enumerate(frames):
+        part = df.drop_duplicates("step", keep="last").set_index("step")[column].rename(i)
+        joined = part.to_frame() if joined is None else joined.join(part, how="inner")
+    joined = joined.sort_index()
+    epoch = frames[0].drop_duplicates("step", keep="last").set_index("step")["epoch"] \
+        if "epoch" in frames[0].columns else pd.Series(np.nan, index=joined.index)
+    return pd.DataFrame({"step": joined.index, "mean": joined.mean(axis=1), "low": joined.min(axis=1),
+                         "high": joined.max(axis=1), "epoch": epoch.reindex(joined.index).to_numpy()})
+
+
+def _rgba(colour: str, alpha: float) -> str:
+    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _curve_frames(value: pd.DataFrame | list[pd.DataFrame] | None, table: str) -> list[pd.DataFrame]:
+    values = value if isinstance(value, list) else [value]
+    frames = [_frame(df, ("step", "loss", "accuracy"), table) for df in values]
+    return [df.sort_values("step") for df in frames if df is not None]
+
+
+def plot_training_curves(metrics: dict[str, pd.DataFrame | list[pd.DataFrame]],
+                         evals: dict[str, pd.DataFrame | list[pd.DataFrame]] | None = None,
+                         residual: dict[str, bool] | None = None, finding: str | None = None) -> go.Figure:
     """Training loss (left) and error (right) against step, plain vs residual (He et al. 2015, Fig. 6).
 
     The right panel shows error = 100 x (1 - accuracy) %, as in the paper: thin lines training,
-    bold markers the held-out split. Runs with many logged points are smoothed by a centred running
-    mean (the raw values stay, faint). The loss axis is log-scaled; zero or NaN losses are dropped.
+    bold markers the held-out split. A run with many logged points is smoothed by a centred
+    running mean (the raw values stay, faint). A label given a list of tables (one per seed) is
+    drawn as the mean over seeds with a shaded band from the lowest to the highest seed. The loss
+    axis is log-scaled; zero or NaN losses are dropped.
 
     Args:
-        metrics: run label -> metrics table (step, epoch, loss, accuracy, lr, seconds).
-        evals: run label -> eval table (step, epoch, loss, accuracy); runs may be missing.
+        metrics: run label -> metrics table (step, epoch, loss, accuracy, lr, seconds), or a list
+            of them (seeds).
+        evals: run label -> eval table(s) (step, epoch, loss, accuracy); runs may be missing.
+        residual: run label -> whether it is residual (plain runs are dashed).
+        finding: what these runs show, computed from them (`findings`); the subtitle then states
+            it instead of the paper's claim.
     """
     evals = evals or {}
     title = "Training curves, plain vs residual (He et al. 2015, Fig. 6)"
     labels = list(dict.fromkeys([*metrics, *evals]))
-    train = {label: _frame(metrics.get(label), ("step", "loss", "accuracy"), "metrics") for label in labels}
-    held = {label: _frame(evals.get(label), ("step", "loss", "accuracy"), "eval") for label in labels}
-    if all(train[label] is None and held[label] is None for label in labels):
+    train = {label: _curve_frames(metrics.get(label), "metrics") for label in labels}
+    held = {label: _curve_frames(evals.get(label), "eval") for label in labels}
+    if not any(train[label] or held[label] for label in labels):
         return _no_data(title)
-    styles = _run_styles(labels)
+    styles = _run_styles(labels, residual)
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.09,
                         subplot_titles=("training loss (log scale)", "error = 100 x (1 - accuracy)"))
-    smoothed_any = False
+    smoothed_any = banded_any = False
     for label in labels:
         style = styles[label]
-        df = train[label]
-        if df is not None:
-            df = df.sort_values("step")
+        frames = [df.assign(error=100 * (1 - df["accuracy"])) for df in train[label]]
+        if len(frames) > 1:
+            banded_any = True
+            for col, column, hover in ((1, "loss", "mean loss %{y:.4g}"), (2, "error", "mean training error %{y:.2f}%")):
+                band = _band(frames, column)
+                if column == "loss":
+                    band = band[(band["low"] > 0) & np.isfinite(band["high"])]
+                fig.add_trace(go.Scatter(
+                    x=[*band["step"], *band["step"][::-1]], y=[*band["high"], *band["low"][::-1]], fill="toself",
+                    fillcolor=_rgba(style["color"], 0.15), line=dict(width=0), hoverinfo="skip", showlegend=False,
+                    legendgroup=label, name=f"{label} (seed range)"), row=1, col=col)
+                _line(fig, band["step"], band["mean"], f"{label} (mean of {len(frames)} seeds)", style, col,
+                      "step %{x:,}<br>epoch %{customdata:.2f}<br>" + hover, band["epoch"], showlegend=col == 1)
+        elif frames:
+            df = frames[0]
             epoch = df["epoch"] if "epoch" in df.columns else df["step"] * np.nan
-            df = df.assign(error=100 * (1 - df["accuracy"]), epoch=epoch)
+            df = df.assign(epoch=epoch)
             for col, column, hover in ((1, "loss", "loss %{y:.4g}"), (2, "error", "training error %{y:.2f}%")):
                 rows = _positive(df, column) if column == "loss" else df.dropna(subset=[column])
                 smooth = _smooth(rows[column])
@@ -312,29 +359,45 @@ def plot_training_curves(metrics: dict[str, pd.DataFrame],
                           rows["epoch"], opacity=0.25, showlegend=False)
                 _line(fig, rows["step"], rows[column] if smooth is None else smooth, label, style, col,
                       hover + (" (smoothed)" if smooth is not None else ""), rows["epoch"], showlegend=col == 1)
-        df = held[label]
-        if df is not None:
-            df = df.sort_values("step").drop_duplicates("step", keep="last")
-            epoch = df["epoch"] if "epoch" in df.columns else df["step"] * np.nan
-            df = df.assign(error=100 * (1 - df["accuracy"]), epoch=epoch)
-            name = f"{label} (held-out)"
+        held_frames = [df.drop_duplicates("step", keep="last").assign(error=100 * (1 - df.drop_duplicates(
+            "step", keep="last")["accuracy"])) for df in held[label]]
+        if held_frames:
+            name = f"{label} (held-out{', mean' if len(held_frames) > 1 else ''})"
             for col, column, hover in ((1, "loss", "held-out loss %{y:.4g}"),
                                        (2, "error", "held-out error %{y:.2f}%")):
-                rows = _positive(df, column) if column == "loss" else df.dropna(subset=[column])
+                band = _band(held_frames, column)
+                band = band[band["mean"] > 0] if column == "loss" else band.dropna(subset=["mean"])
                 fig.add_trace(go.Scatter(
-                    x=list(rows["step"]), y=list(rows[column]), name=name, legendgroup=name,
+                    x=list(band["step"]), y=list(band["mean"]), name=name, legendgroup=name,
                     mode="lines+markers", line=dict(style, width=3), marker=dict(size=8, color=style["color"]),
-                    customdata=list(rows["epoch"]), showlegend=col == 2,
+                    customdata=list(band["epoch"]), showlegend=col == 2,
                     hovertemplate="step %{x:,}<br>epoch %{customdata:.2f}<br>" + hover + f"<extra>{name}</extra>",
                 ), row=1, col=col)
-    note = ("Thin lines: training, smoothed by a running mean (raw values faint); bold markers: held-out."
-            if smoothed_any else "Thin lines: training; bold markers: held-out.")
-    _layout(fig, f"{title}<br><sup>A deeper plain net (dashed) trains worse, with higher training error than a "
-                 f"shallower one; its residual twin (solid) does not.<br>{note}</sup>", rows=1)
+    note = "Thin lines: training"
+    if smoothed_any:
+        note += ", smoothed by a running mean (raw values faint)"
+    if banded_any:
+        note += "; shaded: lowest to highest seed"
+    note += "; bold markers: held-out."
+    claim = finding or ("He et al. 2015: a deeper plain net (dashed) trains worse, with higher training error than "
+                        "a shallower one; its residual twin (solid) does not.")
+    _layout(fig, f"{title}<br><sup>{_wrap(claim)}<br>{note}</sup>", rows=1)
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(type="log", title_text="cross-entropy loss", row=1, col=1)  # plotly picks ticks: "D2" left none inside one decade
     fig.update_yaxes(title_text="error (%)", ticksuffix="%", row=1, col=2)
     return fig
+
+
+def _wrap(text: str, width: int = 130) -> str:
+    """Break a subtitle into <br>-separated lines of at most ~`width` characters (plotly does not wrap)."""
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return "<br>".join([*lines, line])
 
 
 # --- residual norms ----------------------------------------------------------------------------
@@ -586,7 +649,8 @@ def plot_grad_flow_profile(grad: dict[str, pd.DataFrame], step: int | None = Non
 
 # --- layer responses ---------------------------------------------------------------------------
 
-def plot_responses(responses: dict[str, pd.DataFrame], step: int | None = None) -> go.Figure:
+def plot_responses(responses: dict[str, pd.DataFrame], step: int | None = None,
+                   residual: dict[str, bool] | None = None, finding: str | None = None) -> go.Figure:
     """Std of each 3x3 layer's BN output, in depth order and sorted (He et al. 2015, Fig. 7).
 
     The y axes are linear, as in the paper; NaN stds are dropped.
@@ -594,6 +658,9 @@ def plot_responses(responses: dict[str, pd.DataFrame], step: int | None = None) 
     Args:
         responses: run label -> responses table (step, layer, std).
         step: training step; None takes each run's latest; a run without it uses its nearest logged step.
+        residual: run label -> whether it is residual (plain runs are dashed).
+        finding: what these runs show (`findings.responses_finding`); the subtitle gives the paper's
+            claim as the paper's, and this after it.
     """
     title = "Layer responses (He et al. 2015, Fig. 7)"
     runs: dict[str, pd.DataFrame] = {}
@@ -608,7 +675,7 @@ def plot_responses(responses: dict[str, pd.DataFrame], step: int | None = None) 
     if not any(len(df) for df in runs.values()):
         return _no_data(title)
     order = _depth_order(name for df in runs.values() for name in df["layer"])
-    styles = _run_styles(responses)
+    styles = _run_styles(responses, residual)
     fig = make_subplots(rows=2, cols=1, vertical_spacing=0.13,
                         subplot_titles=("in depth order", "sorted by magnitude (descending)"))
     for label, df in runs.items():
@@ -623,10 +690,10 @@ def plot_responses(responses: dict[str, pd.DataFrame], step: int | None = None) 
                 hovertemplate=f"%{{customdata}}<br>std = %{{y:.3g}}<br>step {chosen[label]:,}<extra>{label}</extra>",
             ), row=row, col=1)
     _mark_stages(fig, order, rows=(1,))
-    _layout(fig, f"{title}, {_step_text(chosen, step)}<br><sup>Std of each 3x3 layer's output after BN, before the "
-                 "addition and ReLU. Residual functions' responses (solid) are generally<br>smaller than plain nets' "
-                 "(dashed), supporting the view that residual functions are closer to zero than non-residual ones.</sup>",
-            rows=2)
+    claim = ("Std of each 3x3 layer's output after BN, before the addition and ReLU. He et al. 2015 found residual "
+             "functions' responses (solid) generally smaller than plain nets' (dashed)."
+             + (f" Here: {finding}" if finding else ""))
+    _layout(fig, f"{title}, {_step_text(chosen, step)}<br><sup>{_wrap(claim)}</sup>", rows=2)
     fig.update_yaxes(title_text="std of response", rangemode="tozero")
     fig.update_xaxes(title_text="3x3 layer (input -> output; hover for the name)", row=1, col=1)
     fig.update_xaxes(title_text="rank of the layer's std (1 = largest)", row=2, col=1)

@@ -21,14 +21,18 @@ class TrainConfig:
         data_root: where CIFAR lives (python-pickle layout); None: ./data.
         download: fetch CIFAR when it is missing (only when asked).
         train_size, test_size: subsample the splits (None: the dataset's default).
+        image_size: side of the square images in pixels (shapes draws at it, others resize).
         epochs, steps: the budget; give exactly one (epochs may be fractional).
         batch_size: images per step.
         optimizer: "sgd" (momentum, He et al. 2015) or "adamw".
         lr: peak learning rate (one-cycle and cosine) or the start rate (step, constant).
         momentum: SGD momentum (AdamW's beta1).
         weight_decay: L2 penalty (SGD) or decoupled decay (AdamW).
-        schedule: "onecycle" (Smith 2018, 25% warm-up), "cosine", "step" (x0.1 at 50% and 75%,
-            as He et al. 2015's 32k/48k of 64k iterations), "constant".
+        decay_all: also decay BN scales/shifts and biases, as He et al. 2015 (default: conv and fc
+            weights only, the common practice today).
+        schedule: "onecycle" (Smith 2018: linear warm-up, then linear decay), "cosine", "step"
+            (x0.1 at 50% and 75%, as He et al. 2015's 32k/48k of 64k iterations), "constant".
+        warmup: one-cycle only: the share of the budget spent warming up from a tenth of `lr`.
         label_smoothing: cross-entropy label smoothing.
         augment: random crop (4-pixel padding) and horizontal flip, He et al. 2015 Sec. 4.2.
         seed: model init, data order and augmentation; repeatable bit for bit on CPU.
@@ -37,7 +41,11 @@ class TrainConfig:
         channels_last: None is on for CUDA, off elsewhere.
         probe_every: run the probes every k steps (0: never).
         log_every: training loss/accuracy averaged over this many steps per logged row.
-        eval_every: held-out evaluation every this many steps (0: each epoch and at the end).
+        eval_every: held-out evaluation every this many steps on `eval_size` images (0: automatic,
+            a cadence and subset that keep evaluation within 10% of the run's compute). The run
+            always ends with an evaluation on the whole held-out split, unless it was stopped.
+        eval_size: images per intermediate evaluation (None: automatic; the whole split when
+            `eval_every` is given).
     """
 
     dataset: str = "shapes"
@@ -45,6 +53,7 @@ class TrainConfig:
     download: bool = False
     train_size: int | None = None
     test_size: int | None = None
+    image_size: int = 32
     epochs: float | None = None
     steps: int | None = None
     batch_size: int = 128
@@ -52,7 +61,9 @@ class TrainConfig:
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    decay_all: bool = False
     schedule: Literal["onecycle", "cosine", "step", "constant"] = "onecycle"
+    warmup: float = 0.25
     label_smoothing: float = 0.0
     augment: bool = True
     seed: int = 0
@@ -62,6 +73,7 @@ class TrainConfig:
     probe_every: int = 10
     log_every: int = 10
     eval_every: int = 0
+    eval_size: int | None = None
 
     def __post_init__(self) -> None:
         if (self.epochs is None) == (self.steps is None):
@@ -74,6 +86,8 @@ class TrainConfig:
         self._positive_int("log_every")
         self._positive_int("train_size", allow_none=True)
         self._positive_int("test_size", allow_none=True)
+        self._positive_int("eval_size", allow_none=True)
+        self._positive_int("image_size")
         for name in ("probe_every", "eval_every", "seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -82,8 +96,11 @@ class TrainConfig:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not isinstance(self.weight_decay, (int, float)) or not math.isfinite(self.weight_decay) \
+                or self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
+        if not isinstance(self.warmup, (int, float)) or not 0 <= self.warmup < 1:
+            raise ValueError(f"warmup must be a share of the budget in [0, 1), got {self.warmup!r}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.optimizer not in OPTIMIZERS:

@@ -88,9 +88,10 @@ class ProbeSet:
         self._flat = [p for _, ps in self.layers for p in ps]
         self._counts = [len(ps) for _, ps in self.layers]
         self._numels = [sum(p.numel() for p in ps) for _, ps in self.layers]
-        self._reset()
+        self.clear()
 
-    def _reset(self) -> None:
+    def clear(self) -> None:
+        """Drop every statistic held for the current probe step."""
         self._f: dict[str, torch.Tensor] = {}
         self._x: dict[str, torch.Tensor] = {}
         self._std: dict[str, torch.Tensor] = {}
@@ -102,7 +103,7 @@ class ProbeSet:
     @contextmanager
     def forward(self):
         """Hooks for the residual-norm and response probes, removed on exit even on error."""
-        self._reset()
+        self.clear()
         handles = []
         try:
             if self.use_residual:
@@ -197,5 +198,33 @@ class ProbeSet:
                     "grad_abs_mean": grad_abs[i] / self._numels[i], "weight_norm": w,
                     "update_ratio": math.sqrt(update_sq[i]) / w if w > 0 else math.nan,
                 })
-        self._reset()
+        self.clear()
         return record
+
+
+@torch.no_grad()
+def measure_responses(model: ResNet, images: torch.Tensor, step: int) -> list[dict]:
+    """Response std of every 3x3 layer in eval mode (running BN statistics) on held-out `images`.
+
+    He et al. 2015 (Fig. 7) measure responses of trained nets; in training mode each BN output is
+    normalised by its own batch, so its std is almost exactly sqrt(mean gamma^2 + var beta) and
+    says little about the input. In eval mode the running statistics are used, as at test time.
+
+    Args:
+        model: the trained model (its mode is restored).
+        images: normalised float images on the model's device, one batch.
+        step: the step the rows are recorded at.
+
+    Returns:
+        Rows (step, layer, std) in depth order.
+    """
+    probes = ProbeSet(model, residual=False, gradients=False, responses=True)
+    was_training = model.training
+    model.eval()
+    try:
+        with probes.forward():
+            model(images)
+        return probes.after_step(step).responses
+    finally:
+        model.train(was_training)
+        probes.clear()

@@ -2,6 +2,17 @@
 
 Listeners (the CLI's progress bar, the app's live charts, the run store's writer) receive
 `Event`s; the trainer itself writes nothing and prints nothing.
+
+Three promises, each tested:
+- Stop is prompt: the stop flag is checked before every training step and between evaluation
+  batches, so a stopped run ends within one step or one evaluation batch (it is not evaluated
+  again on the way out).
+- Held-out evaluation is bounded: by default its cadence and subset are chosen from the budget so
+  that it costs at most `EVAL_SHARE` of the run's compute (`eval_schedule`); the last evaluation
+  of a finished run uses the whole split.
+- Divergence is named: a non-finite loss, or a logged loss above `DIVERGE_FACTOR` times the
+  starting loss (at least chance level, ln of the class count) for `DIVERGE_PATIENCE` logged rows
+  in a row, ends the run "diverged" at that step.
 """
 
 from __future__ import annotations
@@ -21,15 +32,30 @@ from ..data import ImageData, augment_batch, load_data, normalize
 from ..devices import resolve_device
 from ..models import ModelSpec, ResNet, build_model
 from .config import TrainConfig
-from .probes import ProbeSet
+from .probes import ProbeSet, measure_responses
 
-EventKind = Literal["start", "step", "eval", "probe", "done"]
+EventKind = Literal["start", "step", "eval", "probe", "responses_eval", "phase", "done"]
 Status = Literal["running", "done", "stopped", "diverged", "failed"]
+
+EVAL_SHARE = 0.10  # held-out evaluation's share of a run's compute, by default
+FORWARD_COST = 1 / 3  # an evaluated image costs about a third of a trained one (forward only, no backward)
+EVAL_SUBSET = 512  # images per intermediate evaluation, at most (the last one uses the whole split)
+MAX_EVALS = 20  # intermediate evaluations per run, at most
+RESPONSE_IMAGES = 256  # held-out images for the eval-mode responses at the end of a run
+DIVERGE_FACTOR = 10.0  # a logged loss this many times the starting loss ...
+DIVERGE_PATIENCE = 3  # ... for this many logged rows in a row is a divergence
 
 
 @dataclass(frozen=True)
 class Event:
-    """What a listener receives. `step` counts optimizer steps completed."""
+    """What a listener receives. `step` counts optimizer steps completed.
+
+    Kinds and payloads: "start" (total_steps, steps_per_epoch, device, bf16, channels_last,
+    model, data, spec), "step" (a metrics row), "eval" (an evaluation row), "probe" (record),
+    "responses_eval" (rows: eval-mode responses on held-out images, at the end of a finished run),
+    "phase" (phase: "training" | "evaluating", batch, batches: where an evaluation is),
+    "done" (status, message, seconds).
+    """
 
     kind: EventKind
     step: int
@@ -54,9 +80,17 @@ class TrainResult:
     residual_norms: list[dict] = field(default_factory=list)
     grad_flow: list[dict] = field(default_factory=list)
     responses: list[dict] = field(default_factory=list)
+    responses_eval: list[dict] = field(default_factory=list)
+    eval_seconds: float = 0.0
 
 
-def _lr_lambda(schedule: str, total: int) -> Callable[[int], float]:
+def load_config_data(config: TrainConfig) -> ImageData:
+    """The data a config asks for (one place that unpacks the config's data fields)."""
+    return load_data(config.dataset, root=config.data_root, seed=config.seed, train_size=config.train_size,
+                     test_size=config.test_size, download=config.download, image_size=config.image_size)
+
+
+def _lr_lambda(schedule: str, total: int, warmup: float = 0.25) -> Callable[[int], float]:
     """Multiplier of the peak rate after `i` steps."""
     if schedule == "constant":
         return lambda i: 1.0
@@ -64,7 +98,7 @@ def _lr_lambda(schedule: str, total: int) -> Callable[[int], float]:
         return lambda i: 0.1 ** ((i >= 0.5 * total) + (i >= 0.75 * total))
     if schedule == "cosine":
         return lambda i: 0.5 * (1 + math.cos(math.pi * min(i, total) / total))
-    warm = max(1, int(0.25 * total))  # one-cycle: linear warm-up, then linear decay to ~0
+    warm = int(warmup * total)  # one-cycle: linear warm-up from 0.1, then linear decay to ~0
 
     def onecycle(i: int) -> float:
         if i < warm:
@@ -75,30 +109,68 @@ def _lr_lambda(schedule: str, total: int) -> Callable[[int], float]:
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    # No weight decay on BN parameters and biases (standard practice; decay on BN scales only
-    # shrinks them and the next conv undoes it).
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    # By default no weight decay on BN parameters and biases (common practice: decay on BN scales
+    # only shrinks them and the next conv undoes it). `decay_all` decays every parameter, as
+    # He et al. 2015 did; it is what lets BN scales, and with them the responses of Fig. 7, shrink.
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1 or config.decay_all]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1 and not config.decay_all]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
     if config.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=config.lr, betas=(config.momentum, 0.999))
     return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0)
 
 
+def eval_schedule(total_steps: int, batch_size: int, n_test: int, eval_every: int = 0,
+                  eval_size: int | None = None) -> tuple[list[int], int]:
+    """When to evaluate before the end, and on how many held-out images.
+
+    With `eval_every` > 0: every that many steps (before the last), on `eval_size` images or the
+    whole split. With 0 (automatic): evenly spaced evaluations on at most `EVAL_SUBSET` images,
+    as many as fit with the final whole-split evaluation into `EVAL_SHARE` of the training
+    compute (an evaluated image costing `FORWARD_COST` of a trained one), at most `MAX_EVALS`.
+
+    Returns:
+        (steps, subset): the steps after which to evaluate (ascending, all < total_steps) and
+        the images per intermediate evaluation.
+    """
+    if eval_every:
+        subset = min(n_test, eval_size or n_test)
+        return list(range(eval_every, total_steps, eval_every)), subset
+    subset = min(n_test, eval_size or EVAL_SUBSET)
+    budget = EVAL_SHARE * total_steps * batch_size / FORWARD_COST  # in evaluated images
+    count = int(max(0.0, budget - n_test) // max(1, subset))
+    count = min(count, MAX_EVALS, total_steps - 1)
+    steps = sorted({round(total_steps * (k + 1) / (count + 1)) for k in range(count)} - {0, total_steps})
+    return steps, subset
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mean: Sequence[float], std: Sequence[float],
-             batch_size: int = 500, autocast: Any = None, channels_last: bool = False) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy on a held-out split, in eval mode (mode restored)."""
+             batch_size: int = 500, autocast: Any = None, channels_last: bool = False,
+             stop: threading.Event | None = None,
+             progress: Callable[[int, int], None] | None = None) -> tuple[float, float] | None:
+    """Mean cross-entropy and accuracy on a held-out split, in eval mode (mode restored).
+
+    Checks `stop` before every batch and returns None when it is set; calls `progress(i, n)`
+    before batch i of n.
+    """
     was_training = model.training
     model.eval()
     total_loss = torch.zeros((), device=images.device)
     correct = torch.zeros((), device=images.device, dtype=torch.long)
+    starts = range(0, len(images), batch_size)
     try:
-        for i in range(0, len(images), batch_size):
-            x = normalize(images[i:i + batch_size], mean, std)
+        for i, start in enumerate(starts):
+            if stop is not None and stop.is_set():
+                return None
+            if progress is not None:
+                progress(i, len(starts))
+            x = normalize(images[start:start + batch_size], mean, std)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            y = labels[i:i + batch_size]
+            y = labels[start:start + batch_size]
             with autocast or contextlib.nullcontext():
                 out = model(x)
             total_loss += nn.functional.cross_entropy(out.float(), y, reduction="sum")
@@ -107,6 +179,148 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mean:
         model.train(was_training)
     n = max(1, len(images))
     return total_loss.item() / n, correct.item() / n
+
+
+class _Run:
+    """One training run's moving parts, so that `train` reads as a flat loop."""
+
+    def __init__(self, model_or_spec: ResNet | ModelSpec | str, config: TrainConfig, data: ImageData | None,
+                 listeners: list[Listener], stop: threading.Event | None) -> None:
+        self.config, self.listeners, self.stop = config, listeners, stop
+        self.device = device = resolve_device(config.device)
+        self.data = data = load_config_data(config) if data is None else data
+        self.model = model = self._model(model_or_spec, config, data, device)
+        self.n_train = len(data.train_images)
+        if self.n_train < config.batch_size:
+            raise ValueError(f"batch size {config.batch_size} is larger than the training set ({self.n_train} images)")
+        self.steps_per_epoch = self.n_train // config.batch_size
+        self.total = (config.steps if config.steps is not None
+                      else max(1, math.ceil(config.epochs * self.steps_per_epoch)))
+        self.bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16) if self.bf16 else None
+        self.channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
+        if self.channels_last:
+            self.model = model = model.to(memory_format=torch.channels_last)
+        self.train_x, self.train_y = data.train_images.to(device), data.train_labels.to(device)
+        self.test_x, self.test_y = data.test_images.to(device), data.test_labels.to(device)
+        self.eval_steps, self.eval_subset = eval_schedule(self.total, config.batch_size, len(self.test_x),
+                                                          config.eval_every, config.eval_size)
+        self.optimizer = build_optimizer(model, config)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, _lr_lambda(config.schedule, self.total, config.warmup))
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        self.order = torch.Generator().manual_seed(config.seed)
+        self.aug = torch.Generator(device=device).manual_seed(config.seed + 1)
+        self.probes = ProbeSet(model) if config.probe_every else None
+        self.result = TrainResult("running", "", 0, self.total, 0.0, model, data)
+        self.window: list[tuple[torch.Tensor, torch.Tensor, int]] = []
+        self.start_loss: float | None = None
+        self.high_since: int | None = None  # first step of the current run of too-high logged losses
+        self.high_rows = 0
+
+    @staticmethod
+    def _model(model_or_spec: ResNet | ModelSpec | str, config: TrainConfig, data: ImageData,
+               device: torch.device) -> ResNet:
+        if isinstance(model_or_spec, ResNet):
+            spec = model_or_spec.spec
+            if spec.num_classes != data.num_classes or spec.in_channels != data.in_channels:
+                raise ValueError(
+                    f"the model expects {spec.in_channels}-channel images and {spec.num_classes} classes; "
+                    f"{data.name} has {data.in_channels} channels and {data.num_classes} classes"
+                )
+            return model_or_spec.to(device)
+        spec = ModelSpec.from_name(model_or_spec) if isinstance(model_or_spec, str) else model_or_spec
+        spec = spec.replace(num_classes=data.num_classes, in_channels=data.in_channels)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            return build_model(spec, device=device, confirm_large=True)
+
+    def emit(self, kind: EventKind, step: int, payload: dict[str, Any]) -> None:
+        event = Event(kind, step, step / self.steps_per_epoch, payload)
+        for listener in self.listeners:
+            listener(event)
+
+    def stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    def step(self, step: int, idx: torch.Tensor) -> None:
+        """One optimizer step on the batch `idx`; probes when due."""
+        config, model = self.config, self.model
+        x = normalize(self.train_x[idx], self.data.mean, self.data.std)
+        if config.augment:
+            x = augment_batch(x, self.aug)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = self.train_y[idx]
+        probing = self.probes is not None and step % config.probe_every == 0
+        with (self.probes.forward() if probing else contextlib.nullcontext()):
+            with self.autocast or contextlib.nullcontext():
+                out = model(x)
+                loss = self.criterion(out.float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if probing:
+            self.probes.after_backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.window.append((loss.detach(), (out.argmax(1) == y).sum(), len(y)))
+        if probing:
+            record = self.probes.after_step(step + 1)
+            self.result.residual_norms += record.residual_norms
+            self.result.grad_flow += record.grad_flow
+            self.result.responses += record.responses
+            self.emit("probe", step + 1, {"record": record})
+
+    def log(self, step: int, started: float) -> bool:
+        """Average the window into a metrics row; False (and status "diverged") on a blow-up."""
+        losses = torch.stack([w[0] for w in self.window]).float().tolist()
+        correct = int(torch.stack([w[1] for w in self.window]).sum().item())
+        seen = sum(w[2] for w in self.window)
+        self.window = []
+        bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
+        if bad is not None:
+            return self._diverged(f"loss became {losses[bad]} at step {step - len(losses) + bad + 1}")
+        mean = sum(losses) / len(losses)
+        if self.start_loss is None:  # never below chance level: a fine-tuned net may start near 0
+            self.start_loss = max(losses[0], math.log(max(2, self.data.num_classes)))
+        if mean > DIVERGE_FACTOR * self.start_loss:
+            self.high_since = self.high_since or step
+            self.high_rows += 1
+            if self.high_rows >= DIVERGE_PATIENCE:
+                return self._diverged(f"loss {mean:.3g} stayed above {DIVERGE_FACTOR:g}x its starting value "
+                                      f"{self.start_loss:.3g} from step {self.high_since} to step {step}")
+        else:
+            self.high_since, self.high_rows = None, 0
+        row = {"step": step, "epoch": round(step / self.steps_per_epoch, 4), "loss": mean,
+               "accuracy": correct / seen, "lr": self.scheduler.get_last_lr()[0],
+               "seconds": round(time.perf_counter() - started, 3)}
+        self.result.metrics.append(row)
+        self.emit("step", step, row)
+        return True
+
+    def _diverged(self, what: str) -> bool:
+        self.result.status = "diverged"
+        self.result.message = f"{what} (lr {self.config.lr}); try a lower learning rate"
+        return False
+
+    def evaluate(self, step: int, images: int) -> None:
+        """Evaluate on the first `images` held-out images; nothing is recorded if stopped midway."""
+        started = time.perf_counter()
+
+        def progress(i: int, n: int) -> None:
+            self.emit("phase", step, {"phase": "evaluating", "batch": i + 1, "batches": n})
+
+        scores = evaluate(self.model, self.test_x[:images], self.test_y[:images], self.data.mean, self.data.std,
+                          batch_size=self.config.batch_size, autocast=self.autocast,
+                          channels_last=self.channels_last, stop=self.stop, progress=progress)
+        self.result.eval_seconds += time.perf_counter() - started
+        if scores is None:
+            return
+        row = {"step": step, "epoch": round(step / self.steps_per_epoch, 4), "loss": scores[0],
+               "accuracy": scores[1], "images": images}
+        self.result.evals.append(row)
+        self.emit("eval", step, row)
+        self.emit("phase", step, {"phase": "training"})
 
 
 def train(
@@ -123,145 +337,53 @@ def train(
         model_or_spec: a built `ResNet` (trained in place), or a spec/name built here with
             `config.seed`; a spec's classes and input channels are set from the data.
         config: the run.
-        data: preloaded data (else loaded from `config.dataset`).
+        data: preloaded data (else loaded from the config by `load_config_data`).
         listeners: called with every `Event`, on this thread.
-        stop: set it to stop after the current step; the run keeps its status "stopped".
+        stop: set it to stop before the next step or evaluation batch; the run ends "stopped".
 
     Returns:
-        The result; `status` is "done", "stopped", "diverged" (non-finite loss: `message` names
-        the step) or "failed" (e.g. CUDA out of memory).
+        The result; `status` is "done", "stopped", "diverged" (`message` names the step) or
+        "failed" (e.g. CUDA out of memory).
 
     Raises:
         ValueError: bad configuration, data or device, before any step runs.
     """
-    listeners = list(listeners)
-    device = resolve_device(config.device)
-    if data is None:
-        data = load_data(config.dataset, root=config.data_root, seed=config.seed, train_size=config.train_size,
-                         test_size=config.test_size, download=config.download)
-    if isinstance(model_or_spec, ResNet):
-        model = model_or_spec.to(device)
-        if model.spec.num_classes != data.num_classes or model.spec.in_channels != data.in_channels:
-            raise ValueError(
-                f"the model expects {model.spec.in_channels}-channel images and {model.spec.num_classes} classes; "
-                f"{data.name} has {data.in_channels} channels and {data.num_classes} classes"
-            )
-    else:
-        spec = ModelSpec.from_name(model_or_spec) if isinstance(model_or_spec, str) else model_or_spec
-        spec = spec.replace(num_classes=data.num_classes, in_channels=data.in_channels)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            model = build_model(spec, device=device, confirm_large=True)
-    n_train = len(data.train_images)
-    if n_train < config.batch_size:
-        raise ValueError(f"batch size {config.batch_size} is larger than the training set ({n_train} images)")
-    steps_per_epoch = n_train // config.batch_size
-    total = config.steps if config.steps is not None else max(1, math.ceil(config.epochs * steps_per_epoch))
-
-    bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else None
-    channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    train_x, train_y = data.train_images.to(device), data.train_labels.to(device)
-    test_x, test_y = data.test_images.to(device), data.test_labels.to(device)
-    mean, std = data.mean, data.std
-
-    optimizer = build_optimizer(model, config)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config.schedule, total))
-    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    order = torch.Generator().manual_seed(config.seed)
-    aug = torch.Generator(device=device).manual_seed(config.seed + 1)
-    probes = ProbeSet(model) if config.probe_every else None
-
-    result = TrainResult("running", "", 0, total, 0.0, model, data)
-
-    def emit(kind: EventKind, step: int, payload: dict[str, Any]) -> None:
-        event = Event(kind, step, step / steps_per_epoch, payload)
-        for listener in listeners:
-            listener(event)
-
-    def run_eval(step: int) -> None:
-        # evaluation batches no larger than training ones: the run's peak memory is training's
-        loss, acc = evaluate(model, test_x, test_y, mean, std, batch_size=config.batch_size, autocast=autocast,
-                             channels_last=channels_last)
-        row = {"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": loss, "accuracy": acc}
-        result.evals.append(row)
-        emit("eval", step, row)
-
-    emit("start", 0, {"total_steps": total, "steps_per_epoch": steps_per_epoch, "device": str(device),
-                      "bf16": bf16, "channels_last": channels_last, "model": model, "data": data})
+    run = _Run(model_or_spec, config, data, list(listeners), stop)
+    result, total = run.result, run.total
+    evals_due = set(run.eval_steps)
+    run.emit("start", 0, {"total_steps": total, "steps_per_epoch": run.steps_per_epoch, "device": str(run.device),
+                          "bf16": run.bf16, "channels_last": run.channels_last, "model": run.model,
+                          "data": run.data, "spec": run.model.spec, "eval_steps": run.eval_steps,
+                          "eval_images": run.eval_subset})
     started = time.perf_counter()
     step = 0
-    window_loss: list[torch.Tensor] = []
-    window_correct: list[torch.Tensor] = []
-    window_seen = 0
-    last_eval = -1
-    model.train()
+    run.model.train()
     try:
-        while step < total and result.status == "running":
-            perm = torch.randperm(n_train, generator=order).to(device)
-            for b in range(steps_per_epoch):
-                if step >= total:
-                    break
-                if stop is not None and stop.is_set():
-                    result.status, result.message = "stopped", f"stopped on request after step {step}"
-                    break
-                idx = perm[b * config.batch_size:(b + 1) * config.batch_size]
-                x = normalize(train_x[idx], mean, std)
-                if config.augment:
-                    x = augment_batch(x, aug)
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                y = train_y[idx]
-                probing = probes is not None and step % config.probe_every == 0
-                with (probes.forward() if probing else contextlib.nullcontext()):
-                    with autocast or contextlib.nullcontext():
-                        out = model(x)
-                        loss = criterion(out.float(), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if probing:
-                    probes.after_backward()
-                optimizer.step()
-                scheduler.step()
-                step += 1
-                window_loss.append(loss.detach())
-                window_correct.append((out.argmax(1) == y).sum())
-                window_seen += len(y)
-                if probing:
-                    record = probes.after_step(step)
-                    result.residual_norms += record.residual_norms
-                    result.grad_flow += record.grad_flow
-                    result.responses += record.responses
-                    emit("probe", step, {"record": record})
-                if step % config.log_every == 0 or step == total:
-                    losses = torch.stack(window_loss).float().tolist()
-                    correct = int(torch.stack(window_correct).sum().item())
-                    bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
-                    if bad is not None:
-                        at = step - len(losses) + bad + 1
-                        result.status = "diverged"
-                        result.message = (f"loss became {losses[bad]} at step {at} (lr {config.lr}); "
-                                          "try a lower learning rate")
-                        break
-                    row = {"step": step, "epoch": round(step / steps_per_epoch, 4),
-                           "loss": sum(losses) / len(losses), "accuracy": correct / window_seen,
-                           "lr": scheduler.get_last_lr()[0], "seconds": round(time.perf_counter() - started, 3)}
-                    result.metrics.append(row)
-                    emit("step", step, row)
-                    window_loss, window_correct, window_seen = [], [], 0
-                epoch_end = config.eval_every == 0 and step % steps_per_epoch == 0
-                if epoch_end or (config.eval_every and step % config.eval_every == 0):
-                    run_eval(step)
-                    last_eval = step
-            else:
-                continue
-            break
-        if result.status == "running":
-            result.status, result.message = "done", f"trained {step} steps"
-        if result.status in ("done", "stopped") and step > 0 and last_eval != step:
-            run_eval(step)
+        while result.status == "running":
+            if step % run.steps_per_epoch == 0:
+                perm = torch.randperm(run.n_train, generator=run.order).to(run.device)
+            if step >= total:
+                result.status, result.message = "done", f"trained {step} steps"
+                break
+            if run.stopping():
+                result.status, result.message = "stopped", f"stopped on request after step {step}"
+                break
+            b = step % run.steps_per_epoch
+            run.step(step, perm[b * config.batch_size:(b + 1) * config.batch_size])
+            step += 1
+            if (step % config.log_every == 0 or step == total) and not run.log(step, started):
+                break
+            if step in evals_due:
+                run.evaluate(step, run.eval_subset)
+        if result.status == "done":
+            run.evaluate(step, len(run.test_x))
+            if run.probes is not None and not run.stopping():
+                x = normalize(run.test_x[:RESPONSE_IMAGES], run.data.mean, run.data.std)
+                with run.autocast or contextlib.nullcontext():
+                    result.responses_eval = measure_responses(run.model, x, step)
+                run.emit("responses_eval", step, {"rows": result.responses_eval})
+            if run.stopping() and (not result.evals or result.evals[-1]["step"] != step):
+                result.status, result.message = "stopped", f"stopped on request after step {step}"
     except torch.cuda.OutOfMemoryError:
         result.status = "failed"
         result.message = (f"CUDA out of memory at step {step} with batch size {config.batch_size}; "
@@ -269,9 +391,9 @@ def train(
     except Exception as err:  # a failed run is reported, not raised: the app keeps running
         result.status, result.message = "failed", f"{type(err).__name__} at step {step}: {err}"
     finally:
-        if probes is not None:
-            probes._reset()
+        if run.probes is not None:
+            run.probes.clear()
         result.steps = step
         result.seconds = time.perf_counter() - started
-        emit("done", step, {"status": result.status, "message": result.message, "seconds": result.seconds})
+        run.emit("done", step, {"status": result.status, "message": result.message, "seconds": result.seconds})
     return result

@@ -1,0 +1,118 @@
+"""The degradation preset in the app (a real browser, page open and live) against the CLI, in one run.
+
+    python bench/app_vs_cli.py [--order cli,app] [--shots DIR]
+
+1. CLI: `python -m resnet_explorer degradation --seeds S --no-weights --out TMP/cli`, timed as a
+   whole (process start to exit).
+2. App: `streamlit run app.py` with a fresh runs folder, headless Chromium (Debian's
+   /usr/bin/chromium) at 1400 px on the Compare page, the preset's "Train the preset" button
+   clicked, the page left open with its live progress and curves; timed from the click until
+   every run folder reports a final status.
+
+Prints both times, their ratio (target: app / CLI <= 1.15) and each run's own training seconds
+(from run.json) on both sides. The machine is shared: read the ratio, not the absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def run_seconds(folder: Path) -> dict[str, float]:
+    out = {}
+    for f in sorted(folder.glob("*/run.json")):
+        info = json.loads(f.read_text())
+        out[f"{info['spec_name']} seed {info['seed']}"] = info.get("seconds") or float("nan")
+    return out
+
+
+def cli(out: Path, seeds: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "resnet_explorer", "degradation", "--seeds", seeds, "--no-weights",
+                    "--out", str(out)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def app(out: Path, seeds: list[int], runs_expected: int, shots: Path | None) -> float:
+    from playwright.sync_api import sync_playwright
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, RESNET_EXPLORER_RUNS=str(out))
+    log = open(out.parent / "streamlit.log", "wb")  # noqa: SIM115
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                               "--server.headless", "true"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(180):
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                        args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            page.goto(f"{url}/Compare")
+            page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=120_000)
+            if seeds != [0]:
+                raise SystemExit("the app side clicks the preset with its default seed 0 only")
+            page.get_by_role("button", name="Train the preset").click()
+            started = time.perf_counter()
+            while True:
+                infos = [json.loads(f.read_text()) for f in out.glob("*/run.json")]
+                if len(infos) == runs_expected and all(i.get("status") != "running" for i in infos):
+                    break
+                time.sleep(0.2)
+            elapsed = time.perf_counter() - started
+            if shots:
+                page.wait_for_timeout(3000)
+                page.screenshot(path=str(shots / "app_vs_cli_compare.png"), full_page=True)
+            browser.close()
+        return elapsed
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        log.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--order", default="cli,app")
+    parser.add_argument("--shots", help="save a screenshot of the finished Compare page here")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="app_vs_cli_"))
+    times = {}
+    for side in args.order.split(","):
+        folder = tmp / side
+        folder.mkdir()
+        if side == "cli":
+            times["cli"] = cli(folder, "0")
+        else:
+            times["app"] = app(folder, [0], 4, Path(args.shots) if args.shots else None)
+        print(f"{side}: {times[side]:.1f} s; per run: " + ", ".join(
+            f"{k} {v:.1f} s" for k, v in run_seconds(folder).items()), flush=True)
+    ratio = times["app"] / times["cli"]
+    print(f"\napp / CLI = {ratio:.2f} (target <= 1.15): {'ok' if ratio <= 1.15 else 'OVER'}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
