@@ -40,6 +40,22 @@ def run_seconds(folder: Path) -> dict[str, float]:
     return out
 
 
+def cpu_seconds(match) -> float:
+    """User + system CPU seconds of the processes whose /proc entry `match(pid, cmdline)` accepts."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if match(int(entry.name), cmd):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            continue
+    return total
+
+
 def cli(out: Path, seeds: str) -> float:
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "resnet_explorer", "degradation", "--seeds", seeds, "--no-weights",
@@ -73,14 +89,22 @@ def app(out: Path, seeds: list[int], runs_expected: int, shots: Path | None) -> 
             page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=120_000)
             if seeds != [0]:
                 raise SystemExit("the app side clicks the preset with its default seed 0 only")
+            def ui_cpu():
+                return (cpu_seconds(lambda pid, cmd: pid == server.pid),
+                        cpu_seconds(lambda pid, cmd: "chromium" in cmd))
+
             page.get_by_role("button", name="Train the preset").click()
             started = time.perf_counter()
+            server_before, browser_before = ui_cpu()
             while True:
                 infos = [json.loads(f.read_text()) for f in out.glob("*/run.json")]
                 if len(infos) == runs_expected and all(i.get("status") != "running" for i in infos):
                     break
                 time.sleep(0.2)
             elapsed = time.perf_counter() - started
+            server_after, browser_after = ui_cpu()
+            print(f"UI CPU while the app trained: streamlit server {server_after - server_before:.1f} s, "
+                  f"chromium {browser_after - browser_before:.1f} s (of {elapsed:.0f} s wall)", flush=True)
             if shots:
                 page.wait_for_timeout(3000)
                 page.screenshot(path=str(shots / "app_vs_cli_compare.png"), full_page=True)

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from resnet_explorer.models import ModelSpec, large_model_message, list_variants
-from resnet_explorer.plots import plot_training_curves
+from resnet_explorer.plots import plot_live_loss, plot_training_curves
 from resnet_explorer.training import TrainConfig
 from resnet_explorer.ui import jobs, state
 from resnet_explorer.ui.widgets import figure_downloads
@@ -87,7 +87,7 @@ def live(job: jobs.TrainingJob) -> None:
     total = max(1, snap["total"])
     st.progress(min(1.0, snap["step"] / total), text=f"{snap['label']}: {jobs.phase_text(snap)}")
     if job.running:
-        stopping = job.stop_event.is_set()
+        stopping = job.stopping
         st.button("Stopping…" if stopping else "Stop", key="train_stop", on_click=job.stop, icon=":material/stop:",
                   disabled=stopping)
     if snap["metrics"]:
@@ -95,13 +95,15 @@ def live(job: jobs.TrainingJob) -> None:
 
         label = snap["label"]
 
-        def build():
+        # while training: a light figure, rebuilt only when rows arrived and at most every few seconds;
+        # when the run has ended: the full curves
+        if job.running:
+            key = (snap["run_id"], len(snap["metrics"]))
+            fig = jobs.live_figure("train").get(key, lambda: plot_live_loss({label: snap["metrics"]},
+                                                                             {label: job.specs[0].residual}))
+        else:
             evals = {label: pd.DataFrame(snap["evals"])} if snap["evals"] else None
-            return plot_training_curves({label: pd.DataFrame(snap["metrics"])}, evals)
-
-        # rebuilt only when rows arrived, at most once a second; the final figure always
-        key = (snap["run_id"], len(snap["metrics"]), len(snap["evals"]), job.running)
-        fig = jobs.live_figure("train").get(key, build) if job.running else build()
+            fig = plot_training_curves({label: pd.DataFrame(snap["metrics"])}, evals)
         st.plotly_chart(fig, key="train_curves", theme=None)
         if not job.running:
             figure_downloads(fig, f"{snap['run_id']}_curves", "dl_train_curves", snap["metrics"])

@@ -6,7 +6,7 @@ import streamlit as st
 
 from resnet_explorer.compare import comparison_figures, degradation_finding, group_rows, summary_rows
 from resnet_explorer.export import ExportError
-from resnet_explorer.plots import plot_training_curves
+from resnet_explorer.plots import plot_live_loss
 from resnet_explorer.report import report_zip
 from resnet_explorer.runs import list_runs, load_run
 from resnet_explorer.training.presets import (
@@ -64,15 +64,12 @@ if job is not None and len(job.specs) > 1:
                         f"{snap['message'] if snap['status'] not in ('running', 'starting') else ''}")
         live = {s["label"]: s["metrics"] for s in snaps if s["metrics"]}
         if live and job.running:
-            import pandas as pd
-
             residual = {s["label"]: spec.residual for s, spec in zip(snaps, job.specs)}
             key = tuple(len(v) for v in live.values())  # rebuilt only when rows arrived, at most once a second
-            fig = jobs.live_figure("compare").get(
-                key, lambda: plot_training_curves({k: pd.DataFrame(v) for k, v in live.items()}, residual=residual))
+            fig = jobs.live_figure("compare").get(key, lambda: plot_live_loss(live, residual))
             st.plotly_chart(fig, key="compare_live", theme=None)
         if job.running:
-            stopping = job.stop_event.is_set()
+            stopping = job.stopping
             st.button("Stopping…" if stopping else "Stop", key="compare_stop", on_click=job.stop,
                       icon=":material/stop:", disabled=stopping)
         finished = [s["run_id"] for s in snaps if s["run_id"]]

@@ -1,5 +1,7 @@
 """The app's training job (off the script thread) and its live-view throttle, without a browser."""
 
+import json
+import os
 import time
 
 from resnet_explorer import ModelSpec
@@ -64,6 +66,30 @@ def test_job_trains_every_spec_for_every_seed_with_seed_labels(tmp_path):
     assert [s["seed"] for s in snaps] == [0, 0, 1, 1]
     assert snaps[2]["label"].endswith("· seed 1")
     assert len({s["run_id"] for s in snaps}) == 4
+    # trained in a process of its own, so the UI's Python work cannot slow it (GIL)
+    pids = {json.loads((tmp_path / s["run_id"] / "run.json").read_text())["pid"] for s in snaps}
+    assert pids == {job.process.pid} and os.getpid() not in pids
+
+
+def test_a_dead_training_process_is_reported_not_hung(tmp_path):
+    config = TrainConfig(steps=100_000, batch_size=16, train_size=64, test_size=32, probe_every=0, device="cpu")
+    job = TrainingJob([(TINY, config)], tmp_path).start()
+    deadline = time.time() + 60
+    while job.snapshot()["step"] == 0 and time.time() < deadline:
+        time.sleep(0.05)
+    job.process.kill()
+    job.thread.join(timeout=30)
+    assert not job.running
+    snap = job.snapshot()
+    assert snap["status"] == "failed" and "ended unexpectedly" in snap["message"]
+
+
+def test_bad_data_fails_that_run_with_one_line_and_the_job_ends(tmp_path):
+    config = TrainConfig(steps=2, batch_size=16, dataset="folder:/nonexistent", device="cpu")
+    job = TrainingJob([(TINY, config)], tmp_path).start()
+    job.thread.join(timeout=60)
+    snap = job.snapshot()
+    assert snap["status"] == "failed" and "nonexistent" in snap["message"] and "\n" not in snap["message"]
 
 
 def test_job_reports_evaluation_progress(tmp_path):
@@ -73,9 +99,9 @@ def test_job_reports_evaluation_progress(tmp_path):
     seen = []
     original = job._on_event
 
-    def spy(event):
-        original(event)
-        seen.append(job.snapshot()["phase"])
+    def spy(state, kind, step, data):
+        original(state, kind, step, data)
+        seen.append(state["phase"])
 
     job._on_event = spy
     job.start().thread.join(timeout=60)

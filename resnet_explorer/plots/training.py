@@ -383,7 +383,8 @@ def plot_training_curves(metrics: dict[str, pd.DataFrame | list[pd.DataFrame]],
                         "a shallower one; its residual twin (solid) does not.")
     _layout(fig, f"{title}<br><sup>{_wrap(claim)}<br>{note}</sup>", rows=1)
     fig.update_xaxes(title_text="training step")
-    fig.update_yaxes(type="log", title_text="cross-entropy loss", row=1, col=1)  # plotly picks ticks: "D2" left none inside one decade
+    # plotly picks the ticks ("D2" left none inside one decade); minor ones read "0.2", not a bare "2"
+    fig.update_yaxes(type="log", minorloglabels="complete", title_text="cross-entropy loss", row=1, col=1)
     fig.update_yaxes(title_text="error (%)", ticksuffix="%", row=1, col=2)
     return fig
 
@@ -398,6 +399,33 @@ def _wrap(text: str, width: int = 130) -> str:
         else:
             line = f"{line} {word}".strip()
     return "<br>".join([*lines, line])
+
+
+def plot_live_loss(metrics: dict[str, list[dict]], residual: dict[str, bool] | None = None) -> go.Figure:
+    """A light live view of training runs: training loss against step, one panel, raw lines.
+
+    Built for redrawing while runs train (no subplots, no smoothing, no held-out markers); the
+    finished runs get `plot_training_curves`.
+
+    Args:
+        metrics: run label -> the metrics rows logged so far (dicts with "step" and "loss").
+        residual: run label -> whether it is residual (plain runs are dashed).
+    """
+    styles = _run_styles(metrics, residual)
+    fig = go.Figure()
+    for label, rows in metrics.items():
+        points = [(r["step"], r["loss"]) for r in rows if isinstance(r.get("loss"), (int, float))
+                  and math.isfinite(r["loss"]) and r["loss"] > 0]
+        fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], name=label, mode="lines",
+                                 line=styles[label], hovertemplate="step %{x:,}<br>loss %{y:.4g}<extra>" + label
+                                 + "</extra>"))
+    fig.update_layout(title=dict(text="Training loss so far (live; full curves when the runs end)", font=dict(size=16)),
+                      height=360, margin=dict(l=70, r=30, t=60, b=50), plot_bgcolor="white",
+                      xaxis=dict(title="training step", showgrid=True, gridcolor="#eee"),
+                      yaxis=dict(title="cross-entropy loss (log scale)", type="log", minorloglabels="complete",
+                                 showgrid=True, gridcolor="#eee"),
+                      legend=dict(title=dict(text="run")))
+    return fig
 
 
 # --- residual norms ----------------------------------------------------------------------------
@@ -453,7 +481,7 @@ def plot_residual_norms(norms: dict[str, pd.DataFrame], step: int | None = None)
     _layout(fig, f"{title}, {_step_text(chosen, step)}<br><sup>A small ratio means each unit adds a small change to "
                  "its input, the identity-mapping view of He et al. 2016.<br>Solid: ||F(x)|| of residual nets; dotted: "
                  "their ||x||; dashed: plain nets, which have F(x) only (no shortcut, no ratio).</sup>", rows=2)
-    fig.update_yaxes(type="log")
+    fig.update_yaxes(type="log", minorloglabels="complete")
     fig.update_yaxes(title_text="norm", row=1, col=1)
     fig.update_yaxes(title_text="||F(x)|| / ||x||", row=2, col=1)
     fig.update_xaxes(title_text="residual unit (input -> output; hover for the name)", row=2, col=1)
@@ -642,7 +670,7 @@ def plot_grad_flow_profile(grad: dict[str, pd.DataFrame], step: int | None = Non
                  "A line falling toward the input means gradients vanish on the way back;<br>compare a deep plain net "
                  "(dashed) with its residual twin (solid), whose shortcuts carry the gradient straight through.</sup>",
             rows=1)
-    fig.update_yaxes(type="log", title_text=what)
+    fig.update_yaxes(type="log", minorloglabels="complete", title_text=what)
     fig.update_xaxes(title_text=f"{layers[:-1]} (input -> output; hover for the name)")
     return fig
 

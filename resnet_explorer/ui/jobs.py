@@ -1,19 +1,22 @@
 """Training off the script thread: one background job per browser session.
 
-The job's thread never calls `st.*`; it only updates lock-protected fields that the page's
-fragment reads. A rerun, a widget change or a page switch leaves it running; `stop()` ends it
-within one training step or one evaluation batch, with status "stopped".
+The job trains in a child process (`worker`) and a monitor thread here folds its messages into
+lock-protected fields that the page's fragment reads; neither calls `st.*`. A rerun, a widget
+change or a page switch leaves it running; `stop()` ends it within one training step or one
+evaluation batch, with status "stopped".
 
-Thread policy: training uses every core torch is given (its default); the pages keep the UI
-responsive by drawing little and seldom (`LiveFigure`: at most one rebuild a second, and only
-when new rows arrived), not by starving the trainer. Capping torch at one thread made the app
-train several times slower than the CLI (and, on the old preset, changed its result).
+Thread policy: training uses every core torch is given (its default), in its own process, as the
+CLI does; the pages keep the UI responsive by drawing little and seldom (`LiveFigure`: at most one
+rebuild a second, and only when new rows arrived), not by starving the trainer. Capping torch at
+one thread made the app train several times slower than the CLI (and, on the old preset, changed
+its result); training on a thread of the server process made it ~9x slower (GIL contention).
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -22,14 +25,13 @@ from typing import Any
 
 import streamlit as st
 
-from ..data import ImageData
 from ..models import ModelSpec
-from ..runs import RunWriter
-from ..training import Event, TrainConfig, train
-from ..training.trainer import load_config_data
+from ..training import TrainConfig
+from ..worker import start_process
 
 JOB = "rx_job"
-LIVE_SECONDS = 1.0  # how often a page's live fragment polls a running job
+LIVE_SECONDS = 1.0  # how often a page's live fragment polls a running job (progress text)
+LIVE_CHART_SECONDS = 3.0  # least time between two redraws of a live chart
 
 
 def runs_root() -> Path:
@@ -51,7 +53,7 @@ class LiveFigure:
     `min_seconds`, else `build()`. The first call always builds.
     """
 
-    def __init__(self, min_seconds: float = LIVE_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, min_seconds: float = LIVE_CHART_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
         self.min_seconds, self.clock = min_seconds, clock
         self.key: Hashable = None
         self.figure: Any = None
@@ -75,11 +77,14 @@ def live_figure(name: str) -> LiveFigure:
 
 
 class TrainingJob:
-    """Training runs on a daemon thread, one after another, observable through `snapshots()`.
+    """Planned runs trained one after another in a child process, observable through `snapshots()`.
 
     Each planned run is a (spec, config) pair; a preset's runs share the data, order and budget
     and differ in the model and, for several seeds, the seed. They run in sequence: on a small
-    CPU, parallel runs only share the same cores and finish no sooner.
+    CPU, parallel runs only share the same cores and finish no sooner. The child process
+    (`worker.train_plans`) writes the run folders; a monitor thread here turns its messages into
+    the state the pages read. Training in a process of its own keeps the UI's work from slowing
+    it (a thread of the server process trained ~9x slower with the page open).
     """
 
     def __init__(self, plans: Sequence[tuple[ModelSpec, TrainConfig]], root: Path) -> None:
@@ -88,7 +93,6 @@ class TrainingJob:
         self.plans = list(plans)
         self.specs = [spec for spec, _ in self.plans]
         self.root = root
-        self.stop_event = threading.Event()
         self._lock = threading.Lock()
         seeds = {config.seed for _, config in self.plans}
         self._runs: list[dict[str, Any]] = [
@@ -97,21 +101,30 @@ class TrainingJob:
              "label": spec.label + (f" · seed {config.seed}" if len(seeds) > 1 else "")}
             for spec, config in self.plans
         ]
-        self._runs[0].update(status="starting", phase="loading data")
+        self._runs[0].update(status="starting", phase="starting a training process")
         self._current = 0
-        self.thread = threading.Thread(target=self._run, name=f"train-{self.specs[0].name}", daemon=True)
+        self._stopping = False
+        self.process = self._queue = self.stop_event = None
+        self.thread = threading.Thread(target=self._monitor, name=f"train-{self.specs[0].name}", daemon=True)
 
     def start(self) -> TrainingJob:
+        self.process, self._queue, self.stop_event = start_process(self.plans, self.root)
         self.thread.start()
         return self
 
     def stop(self) -> None:
         """Ask every run to stop; the current one says "stopping…" at once."""
-        self.stop_event.set()
+        self._stopping = True
+        if self.stop_event is not None:
+            self.stop_event.set()
         with self._lock:
             state = self._runs[self._current]
             if state["status"] in ("starting", "running"):
                 state["phase"] = "stopping…"
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
 
     @property
     def running(self) -> bool:
@@ -127,52 +140,53 @@ class TrainingJob:
         with self._lock:
             return copy.deepcopy(self._runs[self._current])
 
-    def _update(self, **changes: Any) -> None:
+    def _apply(self, message: tuple) -> bool:
+        """Fold one worker message into the state; False once the worker has finished."""
+        kind = message[0]
+        if kind == "finished":
+            return False
+        i = message[1] if message[1] >= 0 else self._current
         with self._lock:
-            self._runs[self._current].update(changes)
+            self._current = i
+            state = self._runs[i]
+            if kind == "run":
+                state.update(status="starting", phase="building the model", run_id=message[2], run_path=message[3])
+            elif kind == "failed":
+                state.update(status="failed", phase="failed", message=message[2])
+            else:
+                _, _, event, step, data = message
+                self._on_event(state, event, step, data)
+        return True
 
-    def _on_event(self, event: Event) -> None:
-        with self._lock:
-            state = self._runs[self._current]
-            stopping = self.stop_event.is_set()
-            if event.kind == "start":
-                state.update(status="running", total=event.data["total_steps"],
-                             phase="stopping…" if stopping else "training")
-            elif event.kind == "step":
-                state["metrics"].append(dict(event.data))
-                state["step"] = event.step
-            elif event.kind == "eval":
-                state["evals"].append(dict(event.data))
-            elif event.kind == "phase" and not stopping:
-                d = event.data
-                state["phase"] = f"evaluating {d['batch']}/{d['batches']}" if d["phase"] == "evaluating" else d["phase"]
-            elif event.kind == "done":
-                state.update(status=event.data["status"], message=event.data["message"], step=event.step,
-                             phase=event.data["status"])
+    def _on_event(self, state: dict[str, Any], kind: str, step: int, data: dict[str, Any]) -> None:
+        if kind == "start":
+            state.update(status="running", total=data["total_steps"],
+                         phase="stopping…" if self._stopping else "training")
+        elif kind == "step":
+            state["metrics"].append(data)
+            state["step"] = step
+        elif kind == "eval":
+            state["evals"].append(data)
+        elif kind == "phase" and not self._stopping:
+            state["phase"] = f"evaluating {data['batch']}/{data['batches']}" if data["phase"] == "evaluating" \
+                else data["phase"]
+        elif kind == "done":
+            state.update(status=data["status"], message=data["message"], step=step, phase=data["status"])
 
-    def _run(self) -> None:
-        datasets: dict[tuple, ImageData] = {}
-        for i, (base, config) in enumerate(self.plans):
-            with self._lock:
-                self._current = i
-            if self.stop_event.is_set():
-                self._update(status="stopped", phase="stopped", message="not started: stopped on request")
-                continue
+    def _monitor(self) -> None:
+        while True:
             try:
-                self._update(status="starting", phase="loading data")
-                key = (config.dataset, config.data_root, config.seed, config.train_size, config.test_size,
-                       config.image_size, config.download)
-                if key not in datasets:
-                    datasets.clear()  # one dataset in memory at a time
-                    datasets[key] = load_config_data(config)
-                data = datasets[key]
-                spec = base.replace(num_classes=data.num_classes, in_channels=data.in_channels)
-                writer = RunWriter(self.root, spec, config, flush_seconds=1.0)
-                self._update(run_id=writer.id, run_path=str(writer.path), phase="building the model")
-                train(spec, config, data=data, listeners=[writer, self._on_event], stop=self.stop_event)
-            except Exception as err:  # shown on the page; the session lives on
-                message = str(err).splitlines()[0] if str(err) else type(err).__name__
-                self._update(status="failed", phase="failed", message=message)
+                message = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                if self.process.is_alive():
+                    continue
+                message = ("failed", -1, f"the training process ended unexpectedly (exit code "
+                                         f"{self.process.exitcode})")
+                self._apply(message)
+                break
+            if not self._apply(message):
+                break
+        self.process.join(timeout=10)
 
 
 def current_job() -> TrainingJob | None:
