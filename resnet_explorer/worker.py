@@ -6,7 +6,7 @@ and every torch call the trainer makes then waits for it. Measured on a 2-core C
 Compare page open and live, a thread-based preset trained about 9x slower than the CLI; in its
 own process the trainer runs as fast as the CLI (bench/app_vs_cli.py).
 
-Messages put on the queue, as tuples:
+The child is `python -m resnet_explorer.worker`; messages travel as JSON lines on its stdout:
     ("run", i, run_id, run_path)      run i's folder was created
     ("event", i, kind, step, data)    a trainer event; data holds plain values only
     ("failed", i, message)            run i could not start (bad data, spec, ...)
@@ -15,7 +15,11 @@ Messages put on the queue, as tuples:
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import json
+import os
+import subprocess
+import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -70,23 +74,59 @@ def train_plans(plans: Sequence[tuple[ModelSpec, TrainConfig]], root: str | Path
     queue.put(("finished",))
 
 
-def _child(plans, root, queue, stop) -> None:
+class _Channel:
+    """`put(message)` as one JSON line on a stream the parent reads (what `train_plans` needs)."""
+
+    def __init__(self, stream) -> None:
+        self.stream, self.lock = stream, threading.Lock()
+
+    def put(self, message: tuple) -> None:
+        with self.lock:
+            self.stream.write(json.dumps(message) + "\n")
+            self.stream.flush()
+
+
+def main() -> None:
+    """`python -m resnet_explorer.worker`: the first stdin line is {"root": ..., "plans": [{"spec":
+    ..., "config": ...}]}; a later "stop" line, or stdin closing (the parent is gone), stops
+    training. Messages go to stdout as JSON lines; anything else printed goes to stderr."""
+    channel = _Channel(os.fdopen(os.dup(sys.stdout.fileno()), "w"))
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints cannot corrupt the channel
+    header = json.loads(sys.stdin.readline())
+    plans = [(ModelSpec.from_dict(p["spec"]), TrainConfig.from_dict(p["config"])) for p in header["plans"]]
+    stop = threading.Event()
+
+    def watch() -> None:
+        for line in sys.stdin:
+            if line.strip() == "stop":
+                stop.set()
+        stop.set()
+
+    threading.Thread(target=watch, daemon=True).start()
     try:
-        train_plans(plans, root, queue, stop)
+        train_plans(plans, header["root"], channel, stop)
     except BaseException as err:  # e.g. KeyboardInterrupt: the parent must still hear the end
-        queue.put(("failed", -1, one_line(err) or type(err).__name__))
-        queue.put(("finished",))
+        channel.put(("failed", -1, one_line(err) or type(err).__name__))
+        channel.put(("finished",))
 
 
-def start_process(plans: Sequence[tuple[ModelSpec, TrainConfig]], root: str | Path):
-    """Start `train_plans` in a fresh ("spawn") child process.
+def start_process(plans: Sequence[tuple[ModelSpec, TrainConfig]], root: str | Path) -> subprocess.Popen:
+    """Start `python -m resnet_explorer.worker` for `plans`; read its stdout lines (JSON messages),
+    write "stop\n" to its stdin to stop it.
 
-    Returns:
-        (process, queue, stop): poll `queue` for messages; set `stop` to stop.
+    A fresh interpreter rather than multiprocessing: spawn re-imports the parent's __main__, which
+    inside Streamlit is the page script being run.
     """
-    ctx = mp.get_context("spawn")
-    queue, stop = ctx.Queue(), ctx.Event()
-    process = ctx.Process(target=_child, args=(list(plans), str(root), queue, stop), daemon=True,
-                          name="resnet-explorer-training")
-    process.start()
-    return process, queue, stop
+    package_root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    process = subprocess.Popen([sys.executable, "-m", "resnet_explorer.worker"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True, env=env)
+    header = {"root": str(Path(root).resolve()),
+              "plans": [{"spec": spec.to_dict(), "config": config.to_dict()} for spec, config in plans]}
+    process.stdin.write(json.dumps(header) + "\n")
+    process.stdin.flush()
+    return process
+
+
+if __name__ == "__main__":
+    main()

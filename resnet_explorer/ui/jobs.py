@@ -15,8 +15,8 @@ its result); training on a thread of the server process made it ~9x slower (GIL 
 from __future__ import annotations
 
 import copy
+import json
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -104,19 +104,23 @@ class TrainingJob:
         self._runs[0].update(status="starting", phase="starting a training process")
         self._current = 0
         self._stopping = False
-        self.process = self._queue = self.stop_event = None
+        self.process = None
         self.thread = threading.Thread(target=self._monitor, name=f"train-{self.specs[0].name}", daemon=True)
 
     def start(self) -> TrainingJob:
-        self.process, self._queue, self.stop_event = start_process(self.plans, self.root)
+        self.process = start_process(self.plans, self.root)
         self.thread.start()
         return self
 
     def stop(self) -> None:
         """Ask every run to stop; the current one says "stopping…" at once."""
         self._stopping = True
-        if self.stop_event is not None:
-            self.stop_event.set()
+        if self.process is not None and self.process.poll() is None:
+            try:
+                self.process.stdin.write("stop\n")
+                self.process.stdin.flush()
+            except OSError:  # it has just ended
+                pass
         with self._lock:
             state = self._runs[self._current]
             if state["status"] in ("starting", "running"):
@@ -174,19 +178,18 @@ class TrainingJob:
             state.update(status=data["status"], message=data["message"], step=step, phase=data["status"])
 
     def _monitor(self) -> None:
-        while True:
+        finished = False
+        for line in self.process.stdout:
             try:
-                message = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                if self.process.is_alive():
-                    continue
-                message = ("failed", -1, f"the training process ended unexpectedly (exit code "
-                                         f"{self.process.exitcode})")
-                self._apply(message)
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if not self._apply(tuple(message)):
+                finished = True
                 break
-            if not self._apply(message):
-                break
-        self.process.join(timeout=10)
+        code = self.process.wait()
+        if not finished:
+            self._apply(("failed", -1, f"the training process ended unexpectedly (exit code {code})"))
 
 
 def current_job() -> TrainingJob | None:
