@@ -50,7 +50,7 @@ if checks:
                 "shallower one, although it could copy it and set its extra layers to the identity; its residual "
                 "twin does not. In these runs:")
     for check in checks:
-        st.markdown(f"- {'✅' if check.held == check.of else '⚠️'} {check.text()}")
+        st.markdown(f"- **{'Holds' if check.held == check.of else 'Not on every seed'}:** {check.text()}")
     pair = {f"{m} (seed {first[m].config.seed})": first[m] for m in ("resnet56", "plain56") if m in first}
     fig = plot_residual_norms({label: run.tables["residual_norms"] for label, run in pair.items()})
     st.plotly_chart(fig, key="tour_norms", theme=None)

@@ -306,7 +306,7 @@ def plot_training_curves(metrics: dict[str, pd.DataFrame | list[pd.DataFrame]],
     """Training loss (left) and error (right) against step, plain vs residual (He et al. 2015, Fig. 6).
 
     The right panel shows error = 100 x (1 - accuracy) %, as in the paper: thin lines training,
-    bold markers the held-out split. A run with many logged points is smoothed by a centred
+    bold markers the held-out split (error only: early held-out losses in eval mode can be huge). A run with many logged points is smoothed by a centred
     running mean (the raw values stay, faint). A label given a list of tables (one per seed) is
     drawn as the mean over seeds with a shaded band from the lowest to the highest seed. The loss
     axis is log-scaled; zero or NaN losses are dropped.
@@ -363,22 +363,22 @@ def plot_training_curves(metrics: dict[str, pd.DataFrame | list[pd.DataFrame]],
             "step", keep="last")["accuracy"])) for df in held[label]]
         if held_frames:
             name = f"{label} (held-out{', mean' if len(held_frames) > 1 else ''})"
-            for col, column, hover in ((1, "loss", "held-out loss %{y:.4g}"),
-                                       (2, "error", "held-out error %{y:.2f}%")):
-                band = _band(held_frames, column)
-                band = band[band["mean"] > 0] if column == "loss" else band.dropna(subset=["mean"])
-                fig.add_trace(go.Scatter(
-                    x=list(band["step"]), y=list(band["mean"]), name=name, legendgroup=name,
-                    mode="lines+markers", line=dict(style, width=3), marker=dict(size=8, color=style["color"]),
-                    customdata=list(band["epoch"]), showlegend=col == 2,
-                    hovertemplate="step %{x:,}<br>epoch %{customdata:.2f}<br>" + hover + f"<extra>{name}</extra>",
-                ), row=1, col=col)
+            # error only, as the paper's Fig. 6: an early eval-mode loss (BN running statistics
+            # still settling) can be 1000x the training loss and would flatten the loss panel
+            band = _band(held_frames, "error").dropna(subset=["mean"])
+            fig.add_trace(go.Scatter(
+                x=list(band["step"]), y=list(band["mean"]), name=name, legendgroup=name,
+                mode="lines+markers", line=dict(style, width=3), marker=dict(size=8, color=style["color"]),
+                customdata=list(band["epoch"]),
+                hovertemplate="step %{x:,}<br>epoch %{customdata:.2f}<br>held-out error %{y:.2f}%"
+                              + f"<extra>{name}</extra>",
+            ), row=1, col=2)
     note = "Thin lines: training"
     if smoothed_any:
         note += ", smoothed by a running mean (raw values faint)"
     if banded_any:
         note += "; shaded: lowest to highest seed"
-    note += "; bold markers: held-out."
+    note += "; bold markers: held-out error."
     claim = finding or ("He et al. 2015: a deeper plain net (dashed) trains worse, with higher training error than "
                         "a shallower one; its residual twin (solid) does not.")
     _layout(fig, f"{title}<br><sup>{_wrap(claim)}<br>{note}</sup>", rows=1)
