@@ -383,10 +383,18 @@ def plot_training_curves(metrics: dict[str, pd.DataFrame | list[pd.DataFrame]],
                         "a shallower one; its residual twin (solid) does not.")
     _layout(fig, f"{title}<br><sup>{_wrap(claim)}<br>{note}</sup>", rows=1)
     fig.update_xaxes(title_text="training step")
-    # plotly picks the ticks ("D2" left none inside one decade); minor ones read "0.2", not a bare "2"
-    fig.update_yaxes(type="log", minorloglabels="complete", title_text="cross-entropy loss", row=1, col=1)
+    fig.update_yaxes(title_text="cross-entropy loss", row=1, col=1, **_log_axis(fig, "y"))
     fig.update_yaxes(title_text="error (%)", ticksuffix="%", row=1, col=2)
     return fig
+
+
+def _log_axis(fig: go.Figure, axis: str) -> dict:
+    """Log y-axis settings whose minor ticks read "0.2", not a bare "2": 1-2-5 ticks ("D2") when the
+    traces on `axis` span a decade or more, plotly's own otherwise ("D2" leaves none inside one)."""
+    values = [v for t in fig.data if (t.yaxis or "y") == axis and t.y is not None for v in t.y
+              if isinstance(v, (int, float)) and math.isfinite(v) and v > 0]
+    wide = bool(values) and max(values) / min(values) >= 10
+    return dict(type="log", minorloglabels="complete", **({"dtick": "D2"} if wide else {}))
 
 
 def _wrap(text: str, width: int = 130) -> str:
@@ -422,8 +430,8 @@ def plot_live_loss(metrics: dict[str, list[dict]], residual: dict[str, bool] | N
     fig.update_layout(title=dict(text="Training loss so far (live; full curves when the runs end)", font=dict(size=16)),
                       height=360, margin=dict(l=70, r=30, t=60, b=50), plot_bgcolor="white",
                       xaxis=dict(title="training step", showgrid=True, gridcolor="#eee"),
-                      yaxis=dict(title="cross-entropy loss (log scale)", type="log", minorloglabels="complete",
-                                 showgrid=True, gridcolor="#eee"),
+                      yaxis=dict(title="cross-entropy loss (log scale)", showgrid=True, gridcolor="#eee",
+                                 **_log_axis(fig, "y")),
                       legend=dict(title=dict(text="run")))
     return fig
 
