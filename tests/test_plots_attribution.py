@@ -21,7 +21,7 @@ from resnet_explorer.plots.attribution import CELL, PNG_CELL, PNG_LEGEND_W, PNG_
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _no_data(fig: go.Figure) -> bool:
+def _shows_no_data(fig: go.Figure) -> bool:
     return any("no data yet" in (a.text or "") for a in fig.layout.annotations)
 
 
@@ -153,9 +153,9 @@ def test_grid_mask_outline_follows_the_mask_edge():
 
 
 def test_grid_without_data_says_so_and_rejects_mismatched_shapes():
-    assert _no_data(plot_attribution_grid(None, {"a": np.ones((1, 4, 4))}))
-    assert _no_data(plot_attribution_grid(np.zeros((0, 3, 4, 4)), {"a": np.zeros((0, 4, 4))}))
-    assert _no_data(plot_attribution_grid(_inputs(1), {}))
+    assert _shows_no_data(plot_attribution_grid(None, {"a": np.ones((1, 4, 4))}))
+    assert _shows_no_data(plot_attribution_grid(np.zeros((0, 3, 4, 4)), {"a": np.zeros((0, 4, 4))}))
+    assert _shows_no_data(plot_attribution_grid(_inputs(1), {}))
     with pytest.raises(ValueError, match="N = 2"):
         plot_attribution_grid(_inputs(2), {"a": np.ones((3, 8, 8))})
     with pytest.raises(ValueError, match="masks"):
@@ -198,9 +198,9 @@ def test_scores_varying_mask_area_gets_a_tick_per_bar_and_positive_range():
 
 
 def test_scores_without_data_says_so():
-    assert _no_data(plot_attribution_scores([]))
+    assert _shows_no_data(plot_attribution_scores([]))
     nan = [{"run": "a", "method": "m", "mask_share": math.nan, "mask_area": 0.1, "sanity_corr": math.nan}]
-    assert _no_data(plot_attribution_scores(nan))
+    assert _shows_no_data(plot_attribution_scores(nan))
 
 
 # --- render_attribution_png --------------------------------------------------------------------

@@ -34,7 +34,7 @@ def _panel(fig: go.Figure, axis: str) -> list:
     return [t for t in fig.data if (t.yaxis or "y") == axis]
 
 
-def _no_data(fig: go.Figure) -> bool:
+def _shows_no_data(fig: go.Figure) -> bool:
     return any("no data yet" in (a.text or "") for a in fig.layout.annotations)
 
 
@@ -191,7 +191,7 @@ def test_residual_heatmap_log_values_depth_order_and_colourbar():
 
 def test_residual_heatmap_plain_ratio_is_no_data():
     fig = plot_residual_heatmap(_norms(True), value="ratio")
-    assert len(fig.data) == 0 and _no_data(fig)
+    assert len(fig.data) == 0 and _shows_no_data(fig)
     assert len(plot_residual_heatmap(_norms(True), value="residual_norm").data) == 1
 
 
@@ -290,14 +290,14 @@ EMPTY_CALLS = {
 def test_empty_tables_give_no_data_figure(name, df):
     fig = EMPTY_CALLS[name](df)
     assert isinstance(fig, go.Figure)
-    assert len(fig.data) == 0 and _no_data(fig)
+    assert len(fig.data) == 0 and _shows_no_data(fig)
 
 
 @pytest.mark.parametrize("function", [plot_residual_norms, plot_grad_flow_heatmap, plot_grad_flow_profile,
                                       plot_responses])
 def test_empty_mapping_gives_no_data_figure(function):
-    assert _no_data(function({}))
-    assert _no_data(plot_training_curves({}, None))
+    assert _shows_no_data(function({}))
+    assert _shows_no_data(plot_training_curves({}, None))
 
 
 def _log_axes(fig: go.Figure) -> set[str]:

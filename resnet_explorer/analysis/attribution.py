@@ -216,7 +216,7 @@ def _param_dtype(model: nn.Module) -> torch.dtype:
     return param.dtype if param is not None else torch.float32
 
 
-def _check_inputs(model: nn.Module, inputs: torch.Tensor) -> None:
+def check_inputs(model: nn.Module, inputs: torch.Tensor) -> None:
     if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4 or not inputs.is_floating_point():
         got = f"{inputs.dtype} {tuple(inputs.shape)}" if isinstance(inputs, torch.Tensor) else type(inputs).__name__
         raise ValueError(f"inputs must be a normalised float (N, C, H, W) tensor, got {got}")
@@ -225,7 +225,7 @@ def _check_inputs(model: nn.Module, inputs: torch.Tensor) -> None:
         raise ValueError(f"inputs must be (N, {channels}, H, W) with N, H, W >= 1, got {tuple(inputs.shape)}")
 
 
-def _check_positive_int(name: str, value: object, optional: bool = False) -> None:
+def check_positive_int(name: str, value: object, optional: bool = False) -> None:
     if optional and value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -249,7 +249,7 @@ def predict(model: nn.Module, inputs: torch.Tensor) -> tuple[torch.Tensor, torch
     Returns:
         (classes (N,) int64, probabilities (N,) float32), both on the CPU.
     """
-    _check_inputs(model, inputs)
+    check_inputs(model, inputs)
     device = _model_device(model)
     with _eval_mode(model):
         classes, p = _predict(model, inputs.detach().to(device, _param_dtype(model)))
@@ -345,13 +345,13 @@ def attribute(
             each with the valid choices in one line.
     """
     _method_info(method)
-    _check_inputs(model, inputs)
+    check_inputs(model, inputs)
     choices = layer_choices(model) if (method == "gradcam" or layer is not None) else []
     if layer is not None and layer not in choices:
         raise ValueError(f"unknown layer {layer!r}; choose one of {', '.join(choices)}")
     for name, value in (("steps", steps), ("n_samples", n_samples), ("window", window), ("stride", stride)):
-        _check_positive_int(name, value)
-    _check_positive_int("internal_batch_size", internal_batch_size, optional=True)
+        check_positive_int(name, value)
+    check_positive_int("internal_batch_size", internal_batch_size, optional=True)
     if isinstance(stdevs, bool) or not isinstance(stdevs, (int, float)) or not stdevs > 0:
         raise ValueError(f"stdevs must be a positive fraction of the input range, got {stdevs!r}")
     if method == "occlusion" and window > min(inputs.shape[2], inputs.shape[3]):

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..data.base import stream_seed
-from .attribution import _check_inputs, attribute, predict
+from .attribution import attribute, check_inputs, predict
 
 __all__ = ["mask_share", "sanity_check"]
 
@@ -127,7 +127,7 @@ def sanity_check(
         Near 1: the map hardly depends on the weights, so it cannot explain the model; NaN
         where a map is constant (e.g. a Grad-CAM map that is all zero).
     """
-    _check_inputs(model, inputs)
+    check_inputs(model, inputs)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an int, got {seed!r}")
     if targets is None:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from ..data import normalize
 from ..data.folder import read_image
-from .attribution import _check_positive_int
+from .attribution import check_positive_int
 
 __all__ = ["ImageError", "load_image"]
 
@@ -70,8 +70,8 @@ def load_image(
         ImageError: empty, corrupt or not an image, or over ``max_pixels``; one line.
         ValueError: bad sizes, or mean / std without three values.
     """
-    _check_positive_int("image_size", image_size)
-    _check_positive_int("max_pixels", max_pixels)
+    check_positive_int("image_size", image_size)
+    check_positive_int("max_pixels", max_pixels)
     if len(mean) != 3 or len(std) != 3:
         raise ValueError(f"load_image makes RGB images: mean and std need 3 values, got {len(mean)} and {len(std)}")
     if isinstance(source, (bytes, bytearray, memoryview)):

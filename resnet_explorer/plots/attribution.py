@@ -20,7 +20,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from plotly.subplots import make_subplots
 
-from .training import NO_DATA, _is_plain, _layout, _lighten, _no_data, _run_styles
+from .training import NO_DATA, apply_layout, is_plain_label, lighten, no_data_figure, run_styles
 
 PERCENTILE = 99.0  # each map is divided by this percentile of itself, then clipped to [0, 1]
 # Matplotlib's inferno sampled at 10 even steps (the same list as plotly's "Inferno"): perceptually
@@ -278,7 +278,7 @@ def plot_attribution_grid(images: ArrayLike | None, heatmaps: Mapping[str, Array
     title = title or "Attribution maps: where each net looks"
     rgb = _images(images)
     if rgb is None or not heatmaps:
-        return _no_data(title)
+        return no_data_figure(title)
     n, height, width, _ = rgb.shape
     maps = {name: _maps(m, n, name) for name, m in heatmaps.items()}
     mask = _masks(masks, n, height, width)
@@ -419,17 +419,17 @@ def plot_attribution_scores(rows: Sequence[Mapping], title: str = "") -> go.Figu
     values = {key: [_value(table[(run, m)], key) if (run, m) in table else None for run in runs for m in methods]
               for key in ("mask_share", "mask_area", "sanity_corr")}
     if all(v is None for key in ("mask_share", "sanity_corr") for v in values[key]):
-        return _no_data(title, NO_DATA if not rows else f"{NO_DATA}: every score is NaN")
+        return no_data_figure(title, NO_DATA if not rows else f"{NO_DATA}: every score is NaN")
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=(
         "share of attribution in the object mask (higher = better)",
         "rank corr. with randomised weights (lower = better)"))
     fig.update_annotations(font_size=14)
-    styles = _run_styles(runs)
+    styles = run_styles(runs)
     few = len(runs) * len(methods) <= 16
     for run in runs:
         colour = styles[run]["color"]
-        plain = _is_plain(run)
-        marker = dict(color=_lighten(colour, 0.55) if plain else colour, line=dict(color=colour, width=1.5),
+        plain = is_plain_label(run)
+        marker = dict(color=lighten(colour, 0.55) if plain else colour, line=dict(color=colour, width=1.5),
                       pattern=dict(shape="/" if plain else "", fgcolor=colour, solidity=0.3))
         for col, key, what in ((1, "mask_share", "mask share"), (2, "sanity_corr", "rank correlation")):
             y = [_value(table[(run, m)], key) if (run, m) in table else None for m in methods]
@@ -457,7 +457,7 @@ def plot_attribution_scores(rows: Sequence[Mapping], title: str = "") -> go.Figu
             ), row=1, col=1)
 
     corr = [v for v in values["sanity_corr"] if v is not None]
-    _layout(fig, f"{title}<br><sup>Left: a useful map puts more attribution inside the object than the black line "
+    apply_layout(fig, f"{title}<br><sup>Left: a useful map puts more attribution inside the object than the black line "
                  "(the mask's area, what a random map scores).<br>Right: model-randomisation test of Adebayo et al. "
                  "2018; a map that stays the same when the weights are randomised does not explain the net.</sup>",
             rows=1)

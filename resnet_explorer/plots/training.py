@@ -93,17 +93,17 @@ def available_steps(df: pd.DataFrame | None) -> list[int]:
 
 # --- shared helpers ----------------------------------------------------------------------------
 
-def _is_plain(label: str) -> bool:
+def is_plain_label(label: str) -> bool:
     return "plain" in label.lower()
 
 
-def _lighten(colour: str, amount: float) -> str:
+def lighten(colour: str, amount: float) -> str:
     r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
     r, g, b = (round(c + (255 - c) * amount) for c in (r, g, b))
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def _run_styles(labels: Iterable[str], residual: dict[str, bool] | None = None) -> dict[str, dict]:
+def run_styles(labels: Iterable[str], residual: dict[str, bool] | None = None) -> dict[str, dict]:
     """Line style per run: plain dashed, residual solid; same depth (first number in the label) same hue.
 
     `residual` says which runs are residual; without it (or for a label it lacks) a label containing
@@ -118,10 +118,10 @@ def _run_styles(labels: Iterable[str], residual: dict[str, bool] | None = None) 
         number = re.search(r"\d+", label)
         family = number.group(0) if number else label
         hue = families.setdefault(family, len(families))
-        plain = not residual[label] if label in residual else _is_plain(label)
+        plain = not residual[label] if label in residual else is_plain_label(label)
         repeat = seen.get((family, plain), 0)
         seen[(family, plain)] = repeat + 1
-        colour = _lighten(FAMILY_COLOURS[hue % len(FAMILY_COLOURS)], min(0.6, 0.25 * repeat))
+        colour = lighten(FAMILY_COLOURS[hue % len(FAMILY_COLOURS)], min(0.6, 0.25 * repeat))
         styles[label] = dict(color=colour, dash="dash" if plain else "solid", width=2)
     return styles
 
@@ -186,7 +186,7 @@ def _mark_stages(fig: go.Figure, order: dict[str, int], rows: Iterable[int]) -> 
                              ticktext=[n for _, n in starts.values()], row=row, col=1)
 
 
-def _no_data(title: str, message: str = NO_DATA) -> go.Figure:
+def no_data_figure(title: str, message: str = NO_DATA) -> go.Figure:
     fig = go.Figure()
     fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
                        font=dict(size=18, color="#666"))
@@ -195,7 +195,7 @@ def _no_data(title: str, message: str = NO_DATA) -> go.Figure:
     return fig
 
 
-def _layout(fig: go.Figure, title: str, rows: int, height: int | None = None) -> None:
+def apply_layout(fig: go.Figure, title: str, rows: int, height: int | None = None) -> None:
     top = max(TITLE_MARGIN, 58 + 24 * title.count("<br>"))  # room for every subtitle line
     height = height or top + ROW_HEIGHT * rows
     fig.update_layout(
@@ -325,8 +325,8 @@ def plot_training_curves(metrics: dict[str, pd.DataFrame | list[pd.DataFrame]],
     train = {label: _curve_frames(metrics.get(label), "metrics") for label in labels}
     held = {label: _curve_frames(evals.get(label), "eval") for label in labels}
     if not any(train[label] or held[label] for label in labels):
-        return _no_data(title)
-    styles = _run_styles(labels, residual)
+        return no_data_figure(title)
+    styles = run_styles(labels, residual)
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.09,
                         subplot_titles=("training loss (log scale)", "error = 100 x (1 - accuracy)"))
     smoothed_any = banded_any = False
@@ -381,7 +381,7 @@ def plot_training_curves(metrics: dict[str, pd.DataFrame | list[pd.DataFrame]],
     note += "; bold markers: held-out error."
     claim = finding or ("He et al. 2015: a deeper plain net (dashed) trains worse, with higher training error than "
                         "a shallower one; its residual twin (solid) does not.")
-    _layout(fig, f"{title}<br><sup>{_wrap(claim)}<br>{note}</sup>", rows=1)
+    apply_layout(fig, f"{title}<br><sup>{_wrap(claim)}<br>{note}</sup>", rows=1)
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="cross-entropy loss", row=1, col=1, **_log_axis(fig, "y"))
     fig.update_yaxes(title_text="error (%)", ticksuffix="%", row=1, col=2)
@@ -419,7 +419,7 @@ def plot_live_loss(metrics: dict[str, list[dict]], residual: dict[str, bool] | N
         metrics: run label -> the metrics rows logged so far (dicts with "step" and "loss").
         residual: run label -> whether it is residual (plain runs are dashed).
     """
-    styles = _run_styles(metrics, residual)
+    styles = run_styles(metrics, residual)
     fig = go.Figure()
     for label, rows in metrics.items():
         points = [(r["step"], r["loss"]) for r in rows if isinstance(r.get("loss"), (int, float))
@@ -459,9 +459,9 @@ def plot_residual_norms(norms: dict[str, pd.DataFrame], step: int | None = None)
         at, chosen[label] = _at_step(df, step)
         runs[label] = at.groupby("block", as_index=False)[list(columns[2:])].mean()
     if not runs:
-        return _no_data(title)
+        return no_data_figure(title)
     order = _depth_order(name for df in runs.values() for name in df["block"])
-    styles = _run_styles(norms)
+    styles = run_styles(norms)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
                         subplot_titles=("per-sample L2 norms (log scale)", "ratio ||F(x)|| / ||x|| (log scale)"))
     drawn = False
@@ -469,7 +469,7 @@ def plot_residual_norms(norms: dict[str, pd.DataFrame], step: int | None = None)
         style = styles[label]
         df = df.assign(pos=df["block"].map(order)).sort_values("pos")
         panels = [(1, "residual_norm", label, style, "||F(x)||")]
-        if not _is_plain(label):
+        if not is_plain_label(label):
             panels += [(1, "shortcut_norm", f"{label}: ||x||", dict(style, dash="dot", width=1.5), "||x||"),
                        (2, "ratio", label, style, "||F(x)||/||x||")]
         for row, column, name, line, what in panels:
@@ -484,9 +484,9 @@ def plot_residual_norms(norms: dict[str, pd.DataFrame], step: int | None = None)
                 hovertemplate=f"%{{customdata}}<br>{what} = %{{y:.3g}}<br>step {chosen[label]:,}<extra>{label}</extra>",
             ), row=row, col=1)
     if not drawn:
-        return _no_data(title, f"{NO_DATA}: every norm is NaN or zero")
+        return no_data_figure(title, f"{NO_DATA}: every norm is NaN or zero")
     _mark_stages(fig, order, rows=(1, 2))
-    _layout(fig, f"{title}, {_step_text(chosen, step)}<br><sup>A small ratio means each unit adds a small change to "
+    apply_layout(fig, f"{title}, {_step_text(chosen, step)}<br><sup>A small ratio means each unit adds a small change to "
                  "its input, the identity-mapping view of He et al. 2016.<br>Solid: ||F(x)|| of residual nets; dotted: "
                  "their ||x||; dashed: plain nets, which have F(x) only (no shortcut, no ratio).</sup>", rows=2)
     fig.update_yaxes(type="log", minorloglabels="complete")
@@ -512,7 +512,7 @@ def plot_residual_heatmap(norms: pd.DataFrame, value: str = "ratio", title: str 
     title = title or f"{what} per residual unit during training"
     df = _frame(norms, ("step", "block", value), "residual_norms")
     if df is None:
-        return _no_data(title)
+        return no_data_figure(title)
     log = value in _LOG_VALUES or value.endswith("_norm")
     grid = _grid(df, "block", value)
     real = grid.to_numpy(dtype=float)
@@ -520,7 +520,7 @@ def plot_residual_heatmap(norms: pd.DataFrame, value: str = "ratio", title: str 
     zrange = _z_range([z])
     if zrange is None:
         why = " (plain nets have no shortcut, so no ||x|| or ratio)" if value in ("ratio", "shortcut_norm") else ""
-        return _no_data(title, f"{NO_DATA}: no {'positive' if log else 'finite'} values of {value}{why}")
+        return no_data_figure(title, f"{NO_DATA}: no {'positive' if log else 'finite'} values of {value}{why}")
     names = list(grid.index)
     colorbar = dict(title=dict(text=what + ("<br>(log scale)" if log else ""), side="right"))
     if log:
@@ -533,7 +533,7 @@ def plot_residual_heatmap(norms: pd.DataFrame, value: str = "ratio", title: str 
     ))
     note = ("Dark rows: units whose branch barely changes its input." if value == "ratio"
             else "Watch how the norms grow or shrink with depth and over training.")
-    _layout(fig, f"{title}<br><sup>Rows are residual units, input side at the top; colour is "
+    apply_layout(fig, f"{title}<br><sup>Rows are residual units, input side at the top; colour is "
                  f"{'log-scaled' if log else 'linear'}; blank cells have no value.<br>{note}</sup>", rows=1,
             height=max(TITLE_MARGIN + ROW_HEIGHT, min(900, TITLE_MARGIN + 60 + 14 * len(names))))
     fig.update_layout(plot_bgcolor="#f4f4f4")
@@ -587,7 +587,7 @@ def plot_grad_flow_heatmap(grad: dict[str, pd.DataFrame], value: str = "grad_nor
     runs = {label: df for label, df in ((label, _frame(df, ("step", "layer", value), "grad_flow"))
                                         for label, df in grad.items()) if df is not None}
     if not runs:
-        return _no_data(title)
+        return no_data_figure(title)
     counts = {label: df["layer"].nunique() for label, df in runs.items()}
     level = 0
     for df in runs.values():
@@ -601,7 +601,7 @@ def plot_grad_flow_heatmap(grad: dict[str, pd.DataFrame], value: str = "grad_nor
         grids[label] = (grid, _log10(grid.to_numpy(dtype=float)))
     zrange = _z_range(z for _, z in grids.values())
     if zrange is None:
-        return _no_data(title, f"{NO_DATA}: no positive values of {value}")
+        return no_data_figure(title, f"{NO_DATA}: no positive values of {value}")
     tickvals, ticktext = _log_ticks(*zrange)
     subtitles = [label if not level else f"{label}<br><sup>per {level_name}: {counts[label]} layers -> "
                  f"{len(grids[label][0])} rows</sup>" for label in grids]
@@ -617,7 +617,7 @@ def plot_grad_flow_heatmap(grad: dict[str, pd.DataFrame], value: str = "grad_nor
             hovertemplate=f"%{{y}}<br>step %{{x:,}}<br>{what} = %{{customdata:.3g}}<extra>{label}</extra>",
         ), row=1, col=i)
         fig.update_yaxes(autorange="reversed", showgrid=False, row=1, col=i, **_category_ticks(names))
-    _layout(fig, f"{title}<br><sup>Rows run from the input (top) to the output; one colour scale for all runs, dark = "
+    apply_layout(fig, f"{title}<br><sup>Rows run from the input (top) to the output; one colour scale for all runs, dark = "
                  "small. Vanishing gradients show as a dark band near the input,<br>expected in deep plain nets; "
                  "He et al. 2015 report that BN keeps them mostly healthy, so compare the twins side by side.</sup>",
             rows=1, height=TITLE_MARGIN + 440)
@@ -659,9 +659,9 @@ def plot_grad_flow_profile(grad: dict[str, pd.DataFrame], step: int | None = Non
             at = at[at["layer"].map(_has_weights)]
         runs[label] = _positive(at, value)
     if not any(len(df) for df in runs.values()):
-        return _no_data(title, NO_DATA if not runs else f"{NO_DATA}: no positive values of {value}")
+        return no_data_figure(title, NO_DATA if not runs else f"{NO_DATA}: no positive values of {value}")
     order = _depth_order(name for df in runs.values() for name in df["layer"])
-    styles = _run_styles(grad)
+    styles = run_styles(grad)
     fig = make_subplots(rows=1, cols=1)
     for label, df in runs.items():
         if df.empty:
@@ -674,7 +674,7 @@ def plot_grad_flow_profile(grad: dict[str, pd.DataFrame], step: int | None = Non
         ))
     _mark_stages(fig, order, rows=(1,))
     layers = "conv and linear layers" if weights_only else "all layers"
-    _layout(fig, f"{title}, {_step_text(chosen, step)}<br><sup>{layers.capitalize()} from input (left) to output. "
+    apply_layout(fig, f"{title}, {_step_text(chosen, step)}<br><sup>{layers.capitalize()} from input (left) to output. "
                  "A line falling toward the input means gradients vanish on the way back;<br>compare a deep plain net "
                  "(dashed) with its residual twin (solid), whose shortcuts carry the gradient straight through.</sup>",
             rows=1)
@@ -709,9 +709,9 @@ def plot_responses(responses: dict[str, pd.DataFrame], step: int | None = None,
         at = at.groupby("layer", as_index=False)["std"].mean()
         runs[label] = at[np.isfinite(at["std"])]
     if not any(len(df) for df in runs.values()):
-        return _no_data(title)
+        return no_data_figure(title)
     order = _depth_order(name for df in runs.values() for name in df["layer"])
-    styles = _run_styles(responses, residual)
+    styles = run_styles(responses, residual)
     fig = make_subplots(rows=2, cols=1, vertical_spacing=0.13,
                         subplot_titles=("in depth order", "sorted by magnitude (descending)"))
     for label, df in runs.items():
@@ -729,7 +729,7 @@ def plot_responses(responses: dict[str, pd.DataFrame], step: int | None = None,
     claim = ("Std of each 3x3 layer's output after BN, before the addition and ReLU. He et al. 2015 found residual "
              "functions' responses (solid) generally smaller than plain nets' (dashed)."
              + (f" Here: {finding}" if finding else ""))
-    _layout(fig, f"{title}, {_step_text(chosen, step)}<br><sup>{_wrap(claim)}</sup>", rows=2)
+    apply_layout(fig, f"{title}, {_step_text(chosen, step)}<br><sup>{_wrap(claim)}</sup>", rows=2)
     fig.update_yaxes(title_text="std of response", rangemode="tozero")
     fig.update_xaxes(title_text="3x3 layer (input -> output; hover for the name)", row=1, col=1)
     fig.update_xaxes(title_text="rank of the layer's std (1 = largest)", row=2, col=1)
