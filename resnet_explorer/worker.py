@@ -2,9 +2,10 @@
 
 The app trains here rather than on a thread of its own server process: a training loop and the
 UI's Python work (reruns, figure building, serialisation) in one process contend for the GIL,
-and every torch call the trainer makes then waits for it. Measured on a 2-core CPU with the
-Compare page open and live, a thread-based preset trained about 9x slower than the CLI; in its
-own process the trainer runs as fast as the CLI (bench/app_vs_cli.py).
+and every torch call the trainer makes may then wait for it. With the Compare page open and live
+on a 2-core CPU (bench/app_vs_cli.py), the thread-based preset took 8.2x the CLI's time (together
+with two Streamlit defaults since turned off in .streamlit/config.toml); in its own process, with
+those defaults off, 0.96-1.06x.
 
 The child is `python -m resnet_explorer.worker`; messages travel as JSON lines on its stdout:
     ("run", i, run_id, run_path)      run i's folder was created

@@ -6,10 +6,12 @@ change or a page switch leaves it running; `stop()` ends it within one training 
 evaluation batch, with status "stopped".
 
 Thread policy: training uses every core torch is given (its default), in its own process, as the
-CLI does; the pages keep the UI responsive by drawing little and seldom (`LiveFigure`: at most one
-rebuild a second, and only when new rows arrived), not by starving the trainer. Capping torch at
-one thread made the app train several times slower than the CLI (and, on the old preset, changed
-its result); training on a thread of the server process made it ~9x slower (GIL contention).
+CLI does; the pages keep the UI responsive by drawing little and seldom (progress text every
+`LIVE_SECONDS`; a light chart rebuilt only when new rows arrived and at most every
+`LIVE_CHART_SECONDS`, see `LiveFigure`), not by starving the trainer. Capping torch at one thread
+made the app train slower than the CLI (and, on the old preset, changed its result); training on a
+thread of the server process, with Streamlit's default file watcher and post-script GC, took 8.2x
+the CLI's time (bench/app_vs_cli.py; the two causes were not measured apart).
 """
 
 from __future__ import annotations
@@ -83,8 +85,8 @@ class TrainingJob:
     and differ in the model and, for several seeds, the seed. They run in sequence: on a small
     CPU, parallel runs only share the same cores and finish no sooner. The child process
     (`worker.train_plans`) writes the run folders; a monitor thread here turns its messages into
-    the state the pages read. Training in a process of its own keeps the UI's work from slowing
-    it (a thread of the server process trained ~9x slower with the page open).
+    the state the pages read. Training in a process of its own keeps the UI's Python work (reruns,
+    figure building) from contending with the trainer for the GIL.
     """
 
     def __init__(self, plans: Sequence[tuple[ModelSpec, TrainConfig]], root: Path) -> None:
