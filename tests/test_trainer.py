@@ -83,7 +83,7 @@ def test_stop_mid_evaluation_ends_within_one_batch():
             if event.data["batch"] == 2:
                 stop.set()
 
-    # eval_every=2: the first evaluation (10 batches of 16) starts after step 2
+    # eval_every=2: the first evaluation (3 batches of 4 x 16) starts after step 2
     result = train(TINY, config(steps=50, eval_every=2), data=data, listeners=[listener], stop=stop)
     assert result.status == "stopped" and result.steps == 2, result.message
     assert phases == [1, 2] and after_stop == []  # batch 2 finished, no batch 3 was started

@@ -42,6 +42,8 @@ FORWARD_COST = 1 / 3  # an evaluated image costs about a third of a trained one 
 EVAL_SUBSET = 512  # images per intermediate evaluation, at most (the last one uses the whole split)
 MAX_EVALS = 20  # intermediate evaluations per run, at most
 RESPONSE_IMAGES = 256  # held-out images for the eval-mode responses at the end of a run
+EVAL_BATCH_FACTOR = 4  # evaluation batches are this many training batches (at most 1024 images): without
+# gradients only one layer's activations live at a time, so the run's peak memory stays training's
 DIVERGE_FACTOR = 10.0  # a logged loss this many times the starting loss ...
 DIVERGE_PATIENCE = 3  # ... for this many logged rows in a row is a divergence
 
@@ -205,6 +207,7 @@ class _Run:
         self.test_x, self.test_y = data.test_images.to(device), data.test_labels.to(device)
         self.eval_steps, self.eval_subset = eval_schedule(self.total, config.batch_size, len(self.test_x),
                                                           config.eval_every, config.eval_size)
+        self.eval_batch = max(config.batch_size, min(1024, EVAL_BATCH_FACTOR * config.batch_size))
         self.optimizer = build_optimizer(model, config)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, _lr_lambda(config.schedule, self.total, config.warmup))
@@ -311,7 +314,7 @@ class _Run:
             self.emit("phase", step, {"phase": "evaluating", "batch": i + 1, "batches": n})
 
         scores = evaluate(self.model, self.test_x[:images], self.test_y[:images], self.data.mean, self.data.std,
-                          batch_size=self.config.batch_size, autocast=self.autocast,
+                          batch_size=self.eval_batch, autocast=self.autocast,
                           channels_last=self.channels_last, stop=self.stop, progress=progress)
         self.result.eval_seconds += time.perf_counter() - started
         if scores is None:
