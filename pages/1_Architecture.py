@@ -39,7 +39,11 @@ except ValueError as err:
     st.error(str(err))
     st.stop()
 
-message = large_model_message(spec)
+try:
+    message = large_model_message(spec)  # arithmetic, before anything is built; refuses past the ceiling
+except ValueError as err:
+    st.error(str(err))
+    st.stop()
 spec_key = hashlib.sha1(spec.to_json().encode()).hexdigest()[:10]  # widget keys tied to this spec
 if message and not st.checkbox(f"{message}. Build it anyway?", key=f"arch_confirm_large_{spec_key}"):
     st.warning("Large model: nothing built yet. Tick the box above to trace and build it.")

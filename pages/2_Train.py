@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from resnet_explorer.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_STEPS, MAX_TRAIN_IMAGES
 from resnet_explorer.models import ModelSpec, large_model_message, list_variants
 from resnet_explorer.plots import plot_live_loss, plot_training_curves
 from resnet_explorer.training import TrainConfig
@@ -31,6 +32,11 @@ with left:
     if twin:
         spec = spec.plain() if spec.residual else spec.with_residual()
     st.markdown(f"**{spec.label}** on **{state.get_device()}** (change either on the Architecture page)")
+try:
+    large, refused = large_model_message(spec), None  # arithmetic; past the ceiling nothing unlocks it
+except ValueError as err:
+    large, refused = None, str(err)
+    st.error(refused)
 
 with st.form("train_form"):
     c1, c2, c3, c4 = st.columns(4)
@@ -39,9 +45,10 @@ with st.form("train_form"):
                                 "CIFAR reads ./data or the folder below")
     data_root = c2.text_input("Data folder (CIFAR root or image folder)", key="train_data_root")
     budget_kind = c3.radio("Budget in", ["steps", "epochs"], horizontal=True, key="train_budget_kind")
-    budget = c4.number_input("Budget", min_value=1.0, value=200.0, step=10.0, key="train_budget")
+    budget = c4.number_input("Budget", min_value=1.0, max_value=float(MAX_STEPS), value=200.0, step=10.0,
+                             key="train_budget")
     d1, d2, d3, d4 = st.columns(4)
-    batch = d1.number_input("Batch size", min_value=1, max_value=4096, value=64, step=16, key="train_batch")
+    batch = d1.number_input("Batch size", min_value=1, max_value=MAX_BATCH_SIZE, value=64, step=16, key="train_batch")
     lr = d2.number_input("Learning rate", min_value=1e-5, max_value=10.0, value=0.1, step=0.01, format="%.4f",
                          key="train_lr")
     optimizer = d3.selectbox("Optimizer", ["sgd", "adamw"], key="train_optimizer")
@@ -49,20 +56,19 @@ with st.form("train_form"):
     e1, e2, e3, e4 = st.columns(4)
     wd = e1.number_input("Weight decay", min_value=0.0, max_value=1.0, value=5e-4, step=1e-4, format="%.5f",
                          key="train_wd")
-    seed = e2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="train_seed")
+    seed = e2.number_input("Seed", min_value=0, max_value=MAX_SEED, value=0, step=1, key="train_seed")
     probe_every = e3.number_input("Probe every k steps (0: off)", min_value=0, max_value=10_000, value=10,
                                   key="train_probe_every")
-    train_size = e4.number_input("Training images (0: all)", min_value=0, max_value=10_000_000, value=0,
+    train_size = e4.number_input("Training images (0: all)", min_value=0, max_value=MAX_TRAIN_IMAGES, value=0,
                                  step=1000, key="train_size")
-    confirm = st.checkbox("Build it even if it is very large", key="train_confirm_large") \
-        if large_model_message(spec) else True
+    confirm = st.checkbox("Build it even if it is very large", key="train_confirm_large") if large else True
     started = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
 
 job = jobs.current_job()
-if started:
+if started and refused is None:
     try:
         if not confirm:
-            raise ValueError(f"{large_model_message(spec)}: tick the box to confirm")
+            raise ValueError(f"{large}: tick the box to confirm")
         name = dataset if dataset != "folder" else f"folder:{data_root.strip()}"
         budget_arg = {"steps": int(budget)} if budget_kind == "steps" else {"epochs": float(budget)}
         config = TrainConfig(
@@ -86,6 +92,8 @@ def live(job: jobs.TrainingJob) -> None:
     status = snap["status"]
     total = max(1, snap["total"])
     st.progress(min(1.0, snap["step"] / total), text=f"{snap['label']}: {jobs.phase_text(snap)}")
+    if status == "queued":
+        st.caption("It starts by itself when the runs ahead of it end; Stop takes it out of the line.")
     if job.running:
         stopping = job.stopping
         st.button("Stopping…" if stopping else "Stop", key="train_stop", on_click=job.stop, icon=":material/stop:",
@@ -111,11 +119,13 @@ def live(job: jobs.TrainingJob) -> None:
         st.error(snap["message"])
     elif status == "diverged":
         st.error(f"Diverged: {snap['message']}")
+    elif status == "stopped" and snap["run_id"] is None:
+        st.info("Stopped before it started: no run was made.")
     elif status in ("done", "stopped"):
         st.success(f"Run {snap['run_id']} {status}. Look inside it on the Inspect page.")
         st.page_link("pages/3_Inspect.py", label="Inspect this run", icon=":material/monitoring:")
-    if not job.running and st.session_state.get("train_seen_end") != snap["run_id"]:
-        st.session_state["train_seen_end"] = snap["run_id"]
+    if not job.running and st.session_state.get("train_seen_end") != job.id:
+        st.session_state["train_seen_end"] = job.id
         st.rerun()  # once, so the page leaves live mode
 
 

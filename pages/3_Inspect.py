@@ -66,20 +66,28 @@ def tables_of(run_id: str):
     return cached_tables(str(path), (path / "run.json").stat().st_mtime)
 
 
-try:
-    loaded = [tables_of(i) for i in (main_id, other_id) if i is not None]
-except (ValueError, OSError) as err:
-    st.error(str(err))
-    st.stop()
+loaded = []
+for run_id in (main_id, other_id):
+    if run_id is None:
+        continue
+    try:
+        loaded.append(tables_of(run_id))
+    except (ValueError, OSError) as err:  # a damaged or vanished run: say what is wrong, keep the page
+        st.error(f"{err}. Choose another run.")
+        if run_id == main_id:
+            st.stop()
 labels = [label for label, *_ in loaded]
 if len(set(labels)) < len(labels):
     labels = [f"{label} [{i + 1}]" for i, label in enumerate(labels)]
 tables = {label: t for label, (_, _, _, t, _) in zip(labels, loaded)}
 residual = {label: bool(r) for label, (_, r, _, _, _) in zip(labels, loaded)}
 depth = {label: d for label, (_, _, _, _, d) in zip(labels, loaded)}
-status = loaded[0][2]
+status = by_id[main_id]["status"]  # from list_runs, re-checked each rerun: cached tables keep an old status
 if status == "running":
     st.info("This run is still training: the figures show what has been written so far (refresh to update).")
+elif status == "interrupted":
+    message = by_id[main_id]["message"]
+    st.warning(f"{message[:1].upper()}{message[1:]}. The figures show what it wrote before it stopped.")
 
 
 def series(name: str) -> dict:

@@ -62,13 +62,20 @@ others = [None] + [i for i in ids if i != main_id]
 other_id = right.selectbox("Side by side with (its twin is picked when there is one)", others,
                            index=others.index(twin_id) if twin_id else 0, format_func=describe,
                            key=f"attr_other_{main_id}")
-try:
-    chosen = [session_run(by_id[i]["path"], device) for i in (main_id, other_id) if i is not None]
-except (ValueError, OSError) as err:
-    st.error(str(err))
-    st.stop()
+chosen = []
+for run_id in (main_id, other_id):
+    if run_id is None:
+        continue
+    try:
+        run = session_run(by_id[run_id]["path"], device)
+        chosen.append((run, run.classes))
+    except (ValueError, OSError) as err:  # a damaged or vanished run: say what is wrong, keep the page
+        st.error(f"{err}. Choose another run.")
+        if run_id == main_id:
+            st.stop()
+classes = chosen[0][1]
+chosen = [run for run, _ in chosen]
 main = chosen[0]
-classes = (main.info.get("data") or {}).get("classes") or [str(i) for i in range(main.spec.num_classes)]
 
 with st.expander("Which methods apply here"):
     table(method_support(main.model, device))
@@ -97,6 +104,8 @@ if go:
         if not methods:
             raise ValueError("choose at least one method")
         target = None if target_name.startswith("(") else classes.index(target_name)
+        for run in chosen:
+            _ = run.normalisation  # ValueError when run.json cannot say how its images were normalised
         studies = []
         with st.spinner("Attributing..."):
             for run in chosen:
@@ -122,7 +131,7 @@ columns = st.columns(len(studies))
 score_rows = []
 for col, (run, study) in zip(columns, studies):
     inputs = study.inputs
-    mean, std = run.info["data"]["mean"], run.info["data"]["std"]
+    mean, std, _ = run.normalisation  # checked when the study was made
     titles = [
         f"{name}: {classes[int(p)]} {float(c):.2f}" + (f" (true {classes[int(t)]})" if inputs.labels is not None else "")
         for name, p, c, t in zip(inputs.names, study.predicted, study.confidence,

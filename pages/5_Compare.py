@@ -58,10 +58,12 @@ if job is not None and len(job.specs) > 1:
     @st.fragment(run_every=jobs.LIVE_SECONDS if job.running else None)
     def progress(job: jobs.TrainingJob) -> None:
         snaps = job.snapshots()
+        if snaps[0]["status"] == "queued":
+            st.caption("The preset starts by itself when the runs ahead of it end; Stop takes it out of the line.")
         for snap in snaps:
             total = max(1, snap["total"])
             st.progress(min(1.0, snap["step"] / total), text=f"{snap['label']}: {jobs.phase_text(snap)} "
-                        f"{snap['message'] if snap['status'] not in ('running', 'starting') else ''}")
+                        f"{snap['message'] if snap['status'] not in ('running', 'starting', 'queued') else ''}")
         live = {s["label"]: s["metrics"] for s in snaps if s["metrics"]}
         if live and job.running:
             residual = {s["label"]: spec.residual for s, spec in zip(snaps, job.specs)}
@@ -73,9 +75,10 @@ if job is not None and len(job.specs) > 1:
             st.button("Stopping…" if stopping else "Stop", key="compare_stop", on_click=job.stop,
                       icon=":material/stop:", disabled=stopping)
         finished = [s["run_id"] for s in snaps if s["run_id"]]
-        if not job.running and st.session_state.get("compare_seen_end") != finished:
-            st.session_state["compare_seen_end"] = finished
-            st.session_state["compare_runs"] = finished  # show the preset's runs
+        if not job.running and st.session_state.get("compare_seen_end") != job.id:
+            st.session_state["compare_seen_end"] = job.id
+            if finished:  # show the preset's runs (none when it was stopped in the queue)
+                st.session_state["compare_runs"] = finished
             st.rerun()
 
     progress(job)

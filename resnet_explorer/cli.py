@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,9 @@ EXIT_USAGE = 2
 EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
 STATUS_EXIT = {"done": EXIT_OK, "stopped": EXIT_INTERRUPTED, "diverged": EXIT_DIVERGED, "failed": EXIT_FAILED}
+
+
+GRID_ROWS = 32  # images drawn in an attribution PNG grid (all of them go to the npz and the scores)
 
 
 class CliError(Exception):
@@ -71,6 +76,9 @@ def _spec_from_args(args: argparse.Namespace):
     if args.preact:
         overrides["pre_activation"] = True
     if args.zero_init:
+        if args.plain:
+            raise CliError("--zero-init needs shortcuts (a plain net with zeroed branches outputs a constant): "
+                           "drop --plain or --zero-init")
         overrides["zero_init_residual"] = True
     if args.model:
         if args.stem or args.block or args.layers:
@@ -114,16 +122,26 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from .devices import resolve_device
-    from .export import ExportError, rows_to_csv, write_atomic, write_figure
+    from .export import ExportError, check_output_dir, rows_to_csv, write_atomic, write_figure
     from .graph import build_graph, layer_rows
+    from .limits import MAX_INPUT_SIZE, check_int
     from .models import build_model, large_model_message
     from .plots import plot_block_graph
 
     spec = _spec_from_args(args)
     device = resolve_device(args.device)
-    message = large_model_message(spec)  # estimated from the plan, before anything is built
+    if args.summary_depth < 0:
+        raise CliError(f"--summary-depth must be 0 (no table) or more, got {args.summary_depth}")
+    if args.input_size is not None:
+        check_int("--input-size", args.input_size, 8, MAX_INPUT_SIZE)
+    message = large_model_message(spec)  # arithmetic, before anything is built; refuses past the ceiling
     if message:
         _confirm_large(message, args.yes)
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    bad = set(formats) - {"html", "png", "svg", "csv", "json"}
+    if bad:
+        raise CliError(f"unknown export format(s) {', '.join(sorted(bad))}: use html, png, svg, csv, json")
+    out = check_output_dir(args.export) if args.export else None  # before the work, not after it
     graph = build_graph(spec, args.input_size)
     twin_spec = spec.plain() if spec.residual else spec.with_residual()
     twin = build_graph(twin_spec, graph.input_size)
@@ -144,12 +162,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         print()
         print(_table(layer_rows(model, graph.input_size, device, depth=args.summary_depth)))
 
-    if args.export:
-        out = Path(args.export)
-        formats = [f.strip() for f in args.format.split(",") if f.strip()]
-        bad = set(formats) - {"html", "png", "svg", "csv", "json"}
-        if bad:
-            raise CliError(f"unknown export format(s) {', '.join(sorted(bad))}: use html, png, svg, csv, json")
+    if out is not None:
         figure_formats = [f for f in formats if f in ("html", "png", "svg", "json")]
         try:
             paths = write_figure(plot_block_graph(graph), out / f"{spec.name}_graph", figure_formats)
@@ -204,7 +217,7 @@ class Progress:
 def _train_config(args: argparse.Namespace):
     from .training import TrainConfig
 
-    budget = {"steps": args.steps} if args.steps is not None else {"epochs": args.epochs or 1.0}
+    budget = {"steps": args.steps} if args.steps is not None else {"epochs": 1.0 if args.epochs is None else args.epochs}
     return TrainConfig(
         dataset=args.dataset, data_root=args.data_root, download=args.download, train_size=args.train_size,
         test_size=args.test_size, image_size=args.image_size, batch_size=args.batch_size, optimizer=args.optimizer,
@@ -215,32 +228,49 @@ def _train_config(args: argparse.Namespace):
     )
 
 
-def _run_training(spec, config, root: str, yes: bool, stream=None, save_model: bool = True):
-    """Train one spec into a new run folder under `root`; Ctrl-C stops it cleanly."""
-    import signal
-    import threading
+def _stop_on_signals(stop: threading.Event, stream=None) -> Callable[[], None]:
+    """Ctrl-C (or SIGTERM) sets `stop`: the run ends within a step or an evaluation batch and is kept.
 
+    A second Ctrl-C raises KeyboardInterrupt at once (the trainer ends the run "stopped").
+    Returns a function that restores the previous handlers; a no-op off the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    stream = stream or sys.stderr
+
+    def on_signal(signum, frame) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nstopping after this step or evaluation batch (Ctrl-C again to stop at once)", file=stream,
+              flush=True)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    return lambda: [signal.signal(sig, handler) for sig, handler in previous.items()] and None
+
+
+def _run_training(spec, config, root: str, yes: bool, stream=None, save_model: bool = True):
+    """Train one spec into a new run folder under `root`; Ctrl-C stops it cleanly.
+
+    Everything is checked before the folder exists: the runs folder's writability here, then the
+    config, device, data and model in `train` (the folder is created on its "start" event).
+    """
+    from .export import check_output_dir
     from .models import large_model_message
     from .runs import RunWriter
     from .training import train
-    from .training.trainer import load_config_data
 
     message = large_model_message(spec)
     if message:
         _confirm_large(message, yes)
-    data = load_config_data(config)
-    spec = spec.replace(num_classes=data.num_classes, in_channels=data.in_channels)
+    check_output_dir(root)
     writer = RunWriter(root, spec, config, save_model=save_model)
     stop = threading.Event()
-    previous = signal.getsignal(signal.SIGINT)
-    in_main = threading.current_thread() is threading.main_thread()
-    if in_main:
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
+    restore = _stop_on_signals(stop, stream)
     try:
-        result = train(spec, config, data=data, listeners=[writer, Progress(spec.label, stream)], stop=stop)
+        result = train(spec, config, listeners=[writer, Progress(spec.label, stream)], stop=stop)
     finally:
-        if in_main:
-            signal.signal(signal.SIGINT, previous)
+        restore()
     return result, writer.path
 
 
@@ -250,7 +280,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     spec = _spec_from_args(args)
     config = _train_config(args)
     result, path = _run_training(spec, config, args.out, args.yes, save_model=not args.no_weights)
-    print(path)
+    if path.is_dir():
+        print(path)
     return STATUS_EXIT[result.status]
 
 
@@ -276,9 +307,9 @@ def cmd_degradation(args: argparse.Namespace) -> int:
     specs = degradation_specs(depths)
     args.epochs = None
     base = _train_config(args)
+    configs = [base.replace(seed=seed) for seed in seeds]  # every seed checked before the first run
     paths = []
-    for seed in seeds:
-        config = base.replace(seed=seed)
+    for seed, config in zip(seeds, configs):
         for spec in specs:
             result, path = _run_training(spec, config, args.out, True, save_model=not args.no_weights)
             if result.status != "done":
@@ -311,6 +342,12 @@ def _resolve_run_path(run: str, runs_root: str) -> Path:
     path = Path(run)
     if (path / "run.json").is_file():
         return path
+    if path.is_dir():
+        raise CliError(f"{path} is not a run folder (no run.json in it)")
+    if path.exists():
+        raise CliError(f"{path} is a file; give a run folder or a run id")
+    if os.sep in run or (os.altsep and os.altsep in run):
+        raise CliError(f"no run folder {path}")
     candidate = run_dir(runs_root, run)  # validates the id
     if (candidate / "run.json").is_file():
         return candidate
@@ -322,33 +359,36 @@ def cmd_attribute(args: argparse.Namespace) -> int:
 
     from .analysis.study import dataset_inputs, run_study, upload_inputs
     from .devices import resolve_device
-    from .export import rows_to_csv, write_atomic
+    from .export import check_output_dir, rows_to_csv, write_atomic
     from .plots import denormalize, render_attribution_png
     from .runs import load_run
 
     if args.image and args.samples is not None:
         raise CliError("give --samples or --image, not both")
+    if args.steps < 1:
+        raise CliError(f"--steps must be 1 or more (Integrated Gradients steps), got {args.steps}")
     import warnings
 
     # captum announces its DeepLift hooks on every call; the CLI's user cannot act on it
     warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     device = resolve_device(args.device)
+    out = check_output_dir(args.out)  # before the work, not after it
     run = load_run(_resolve_run_path(args.run, args.runs), device=str(device))
     if run.model is None:
         raise CliError(f"run {run.id} has no saved model yet")
-    classes = (run.info.get("data") or {}).get("classes") or [str(i) for i in range(run.spec.num_classes)]
+    mean, std, _ = run.normalisation  # a run that never started (no data section) stops here, with a message
+    classes = run.classes
     target = None
     if args.target is not None:
         target = classes.index(args.target) if args.target in classes else _class_index(args.target, len(classes))
     if args.image:
         inputs = upload_inputs(run, Path(args.image), Path(args.image).name)
     else:
-        inputs = dataset_inputs(run, args.samples or 8)
+        inputs = dataset_inputs(run, 8 if args.samples is None else args.samples)
     study = run_study(run.model, inputs, methods, target=target, layer=args.layer, sanity=not args.no_sanity,
                       steps=args.steps)
 
-    out = Path(args.out)
     arrays = {"inputs": inputs.images.numpy(), "targets": next(iter(study.results.values())).targets.numpy(),
               "predicted": study.predicted.numpy()}
     for method, result in study.results.items():
@@ -359,21 +399,25 @@ def cmd_attribute(args: argparse.Namespace) -> int:
             arrays["baselines"] = result.baselines.numpy()
     if inputs.masks is not None:
         arrays["masks"] = inputs.masks.numpy()
-    out.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     paths = [write_atomic(out / "attributions.npz", buffer.getvalue())]
-    mean, std = (run.info["data"]["mean"], run.info["data"]["std"])
-    shown = denormalize(inputs.images, mean, std)
+    shown = denormalize(inputs.images[:GRID_ROWS], mean, std)
     titles = [f"{name}: pred {classes[int(p)]} {float(c):.2f}"
               + (f" (true {classes[int(t)]})" if inputs.labels is not None else "")
-              for name, p, c, t in zip(inputs.names, study.predicted, study.confidence,
+              for name, p, c, t in zip(inputs.names[:GRID_ROWS], study.predicted, study.confidence,
                                        inputs.labels if inputs.labels is not None else study.predicted)]
     for method, result in study.results.items():
-        png = render_attribution_png(shown, result.heatmap("absolute"), row_titles=titles, masks=inputs.masks,
+        masks = inputs.masks[:GRID_ROWS] if inputs.masks is not None else None
+        png = render_attribution_png(shown, result.heatmap("absolute")[:GRID_ROWS], row_titles=titles, masks=masks,
                                      title=f"{run.spec.name}: {method}" + (f" at {result.layer}" if result.layer else ""))
         paths.append(write_atomic(out / f"{method}.png", png))
     paths.append(write_atomic(out / "scores.csv", rows_to_csv(study.scores)))
+    if inputs.note:
+        print(f"note: {inputs.note}", file=sys.stderr)
+    if len(inputs.names) > GRID_ROWS:
+        print(f"note: the PNG grids show the first {GRID_ROWS} of {len(inputs.names)} images; "
+              "attributions.npz and scores.csv hold all of them", file=sys.stderr)
     for method, result in study.results.items():
         if result.note:
             print(f"note: {method}: {result.note}", file=sys.stderr)
@@ -394,12 +438,14 @@ def _class_index(text: str, n: int) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Comparison figures, tables and an offline index.html for one or more runs."""
-    from .export import ExportError
-    from .report import write_report_files
+    from .export import ExportError, check_output_dir
+    from .report import check_formats, write_report_files
 
     paths = [_resolve_run_path(run, args.runs) for run in args.run]
+    formats = check_formats(args.format.split(","))  # refused before the output folder is made
+    check_output_dir(args.out)
     try:
-        written = write_report_files(paths, args.out, args.format.split(","))
+        written = write_report_files(paths, args.out, formats)
     except ExportError as err:
         raise CliError(str(err)) from None
     for path in written:
@@ -432,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="html,png,csv", help="comma list of html, png, svg, json, csv")
     p.set_defaults(func=cmd_info)
 
+    from .limits import MAX_ATTRIBUTE_SAMPLES
     from .training import TrainConfig
     from .training.presets import DEGRADATION_DEPTHS, DEGRADATION_SEEDS, degradation_config
 
@@ -457,7 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default="saliency,integrated_gradients,gradcam,occlusion",
                    help="comma list of saliency, integrated_gradients, smoothgrad, gradcam, occlusion, deeplift")
     p.add_argument("--layer", help="Grad-CAM layer: a stage (layer3) or a unit (layer3.8); default the last unit")
-    p.add_argument("--samples", type=int, help="held-out images to explain (default 8)")
+    p.add_argument("--samples", type=int, help="held-out images to explain, spread over the classes (default 8, "
+                   f"at most {MAX_ATTRIBUTE_SAMPLES:,}; the PNG grids show the first {GRID_ROWS})")
     p.add_argument("--image", help="explain this image file instead (PNG/JPEG, any mode)")
     p.add_argument("--target", help="class name or number to explain (default: each image's prediction)")
     p.add_argument("--steps", type=int, default=50, help="Integrated Gradients steps")
@@ -541,7 +589,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # output piped into `head` and closed early: not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+        return EXIT_INTERRUPTED
+    except MemoryError:
+        print("error: out of memory; ask for a smaller model, batch or dataset", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as err:  # a file or folder that failed mid-way (disk full, removed): one line
+        if isinstance(err, BrokenPipeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_OK
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"error: {err.strerror or err}{where}", file=sys.stderr)
+        return EXIT_FAILED
+

@@ -97,6 +97,33 @@ def rows_to_json(rows: Sequence[dict[str, Any]]) -> str:
     return json.dumps(list(rows), indent=1)
 
 
+class OutputError(ValueError):
+    """An output folder that cannot be written: one line naming it and why."""
+
+
+def check_output_dir(path: str | Path) -> Path:
+    """Create `path` (and its parents) if needed and prove it writable, before any work starts.
+
+    Raises:
+        OutputError: it is a file, or it or a parent cannot be created or written (read-only,
+            no permission, disk full), naming the path and the reason.
+    """
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"output {path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-check.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        where = Path(err.filename) if err.filename else path
+        raise OutputError(f"cannot write to {path}: {reason} ({where})" if where != path
+                          else f"cannot write to {path}: {reason}") from None
+    return path
+
+
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
     """Write to a temp file in the same folder, then rename: never a half-written file."""
     path = Path(path)
@@ -107,6 +134,11 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
             f.write(data.encode() if isinstance(data, str) else data)
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        if err.filename is None:  # a failed write() names no file: name the one being replaced
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

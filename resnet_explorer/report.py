@@ -64,7 +64,7 @@ figcaption { font-weight: 600; margin-bottom: 0.4rem; }
 """
 
 
-def _formats(formats: Sequence[str] | str) -> list[str]:
+def check_formats(formats: Sequence[str] | str) -> list[str]:
     """Validated formats in the order given, without repeats.
 
     Raises:
@@ -198,7 +198,7 @@ def write_report_files(run_paths: Sequence[str | Path], out: str | Path,
         ValueError: an unknown format, or a run folder that is missing or unreadable.
         export.ExportError: PNG/SVG asked for without kaleido and Chromium.
     """
-    formats = _formats(formats)
+    formats = check_formats(formats)
     runs = _load_runs(run_paths)
     out = Path(out)
     folders = []

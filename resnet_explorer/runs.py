@@ -15,13 +15,19 @@ file. CSVs are rewritten whole at most every `flush_seconds` and at each evaluat
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import json
-import os
+import math
+import pickle
 import platform
 import re
 import secrets
+import socket
 import time
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,9 +37,11 @@ import torch
 
 from . import __version__
 from .export import rows_to_csv, write_atomic
-from .models import ModelSpec, ResNet, build_model
+from .limits import MAX_IMAGE_SIZE
+from .liveness import process_identity, writer_alive
+from .models import ModelSpec, ResNet, build_model, count_parameters
 from .training.config import TrainConfig
-from .training.trainer import Event
+from .training.trainer import Event, ListenerError
 
 DEFAULT_ROOT = Path("runs")
 TABLES: dict[str, tuple[str, ...]] = {
@@ -85,6 +93,14 @@ def save_state_dict(model: torch.nn.Module, path: Path) -> None:
 class RunWriter:
     """A trainer listener that keeps a run folder up to date.
 
+    The folder is created on the trainer's "start" event, after the config, device, data and
+    model have all been checked: a run that cannot start leaves no folder behind. run.json
+    records the writing process (pid, host, start time), so a reader can tell a live run from
+    one whose process died (`liveness.writer_alive`).
+
+    A write that fails (disk full, folder removed) ends the run "failed" with a message naming
+    the file; the files written before it stay intact (every write is atomic).
+
     Args:
         root: the runs folder.
         spec: the model's spec (with the data's classes).
@@ -98,7 +114,8 @@ class RunWriter:
                  flush_seconds: float = 2.0, save_model: bool = True) -> None:
         self.id = run_id or new_run_id(spec)
         self.path = run_dir(root, self.id)
-        self.path.mkdir(parents=True, exist_ok=False)
+        if self.path.exists():
+            raise ValueError(f"run folder {self.path} already exists")
         self.flush_seconds = flush_seconds
         self.save_model = save_model
         self.rows: dict[str, list[dict]] = {name: [] for name in TABLES}
@@ -107,29 +124,35 @@ class RunWriter:
             "updated": time.time(),
             "status": "running", "message": "", "spec_name": spec.name, "label": spec.label,
             "spec": spec.to_dict(), "config": config.to_dict(), "seed": config.seed, "versions": versions(),
-            "pid": os.getpid(), "steps": 0, "total_steps": None,
+            **process_identity(), "steps": 0, "total_steps": None,
         }
         self.model: torch.nn.Module | None = None
+        self.error: str | None = None  # set when a write failed; nothing more is written but run.json
         self._last_flush = 0.0
-        self.flush()
 
     def __call__(self, event: Event) -> None:
+        if self.error is not None:
+            if event.kind == "done":
+                self._write_info_quietly()
+            return
         if event.kind == "start":
             data = event.data["data"]
             self.model = event.data["model"]
             self.info.update({
+                "spec": event.data["spec"].to_dict(), "spec_name": event.data["spec"].name,
+                "label": event.data["spec"].label,
                 "total_steps": event.data["total_steps"], "device": event.data["device"],
                 "bf16": event.data["bf16"], "channels_last": event.data["channels_last"],
                 "data": {"name": data.name, "source": data.source, "classes": list(data.classes),
                          "num_train": len(data.train_images), "num_test": len(data.test_images),
                          "image_size": data.image_size, "mean": list(data.mean), "std": list(data.std)},
             })
-            self.flush()
+            self._guarded(0, self._create)
         elif event.kind == "step":
             self.rows["metrics"].append(event.data)
             self.info["steps"] = event.step
             if time.time() - self._last_flush >= self.flush_seconds:
-                self.flush()
+                self._guarded(event.step, self.flush)
         elif event.kind == "probe":
             record = event.data["record"]
             self.rows["residual_norms"] += record.residual_norms
@@ -139,7 +162,7 @@ class RunWriter:
             self.rows["responses_eval"] += event.data["rows"]
         elif event.kind == "eval":
             self.rows["eval"].append(event.data)
-            self.flush(save_model=True)
+            self._guarded(event.step, lambda: self.flush(save_model=True))
         elif event.kind == "done":
             self.info.update({"status": event.data["status"], "message": event.data["message"],
                               "steps": event.step, "seconds": round(event.data["seconds"], 3)})
@@ -147,7 +170,42 @@ class RunWriter:
                 self.info["final_train"] = {k: self.rows["metrics"][-1][k] for k in ("loss", "accuracy")}
             if self.rows["eval"]:
                 self.info["final_eval"] = {k: self.rows["eval"][-1][k] for k in ("loss", "accuracy")}
-            self.flush(save_model=True)
+            try:
+                self.flush(save_model=True)
+            except OSError as err:  # the run is over: record what happened, raise nothing
+                self._record_failure(event.step, err)
+                self._write_info_quietly()
+
+    def _create(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=False)
+        self.flush()
+
+    def _guarded(self, step: int, write: Callable[[], None]) -> None:
+        """Run `write`; a failed write ends the run (`ListenerError`) with a message naming the file."""
+        try:
+            write()
+        except OSError as err:
+            self._record_failure(step, err)
+            self._write_info_quietly()
+            raise ListenerError(self.error) from None
+
+    def _record_failure(self, step: int, err: OSError) -> None:
+        target = Path(err.filename).name if err.filename else "the run folder"
+        if target.startswith(".") and target.endswith(".tmp"):  # write_atomic's temp file: name the real one
+            target = target[1:].rsplit(".", 2)[0]
+        what = "disk full" if err.errno == errno.ENOSPC else (err.strerror or type(err).__name__).lower()
+        self.error = (f"{what}: could not write {target} at step {step} in {self.path}; "
+                      "the files written before it are intact")
+        self.info.update({"status": "failed", "message": self.error, "steps": step})
+
+    def _write_info_quietly(self) -> None:
+        """run.json is small: try to record the failure in it; stay silent if even that fails."""
+        if self.error is not None:
+            self.info.update({"status": "failed", "message": self.error})
+        self.info["updated"] = time.time()
+        with contextlib.suppress(OSError):
+            if self.path.is_dir():
+                _write_json(self.path / "run.json", self.info)
 
     def flush(self, save_model: bool = False) -> None:
         for name, columns in TABLES.items():
@@ -163,7 +221,11 @@ class RunWriter:
 
 @dataclass
 class Run:
-    """A run read back from its folder."""
+    """A run read back from its folder (`load_run`).
+
+    `info` is run.json as read, except that a run whose run.json says "running" while the process
+    that wrote it is gone reads as "interrupted", with a message saying so (the file is left as it is).
+    """
 
     path: Path
     info: dict[str, Any]
@@ -174,11 +236,19 @@ class Run:
 
     @property
     def id(self) -> str:
-        return self.info["id"]
+        value = self.info.get("id")
+        return value if isinstance(value, str) and value else self.path.name
 
     @property
     def status(self) -> str:
-        return self.info.get("status", "unknown")
+        """One of "running", "done", "stopped", "diverged", "failed", "interrupted" (writer gone), "unknown"."""
+        value = self.info.get("status")
+        return value if isinstance(value, str) and value else "unknown"
+
+    @property
+    def message(self) -> str:
+        value = self.info.get("message")
+        return value if isinstance(value, str) else ""
 
     @property
     def label(self) -> str:
@@ -192,65 +262,344 @@ class Run:
     def evals(self) -> pd.DataFrame:
         return self.tables["eval"]
 
+    @property
+    def classes(self) -> list[str]:
+        """The class names in the order of the model's outputs; "0".."n-1" when run.json names none.
 
-def _read_table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    if not path.exists() or path.stat().st_size == 0:
-        return pd.DataFrame(columns=list(columns))
-    return pd.read_csv(path)
+        Raises:
+            ValueError: run.json's data section or its "classes" is not what the writer stores.
+        """
+        n = self.spec.num_classes
+        data = self.info.get("data")
+        if data is None or (isinstance(data, dict) and data.get("classes") is None):
+            return [str(i) for i in range(n)]
+        if not isinstance(data, dict):
+            raise ValueError(f'run {self.id}: run.json\'s "data" section is {_describe(data)}, not an object')
+        classes = data["classes"]
+        if not (isinstance(classes, list) and len(classes) == n and all(isinstance(c, str) for c in classes)):
+            raise ValueError(f"run {self.id}: run.json's data.classes should be {n} class names (the model has "
+                             f"{n} outputs), got {_describe(classes)}")
+        return list(classes)
+
+    @property
+    def normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...], int]:
+        """(mean, std, image_size) of the run's training images: how to feed its model a new image.
+
+        Raises:
+            ValueError: run.json has no data section (the run never started training) or a malformed one.
+        """
+        data = self.info.get("data")
+        if data is None:
+            raise ValueError(f'run {self.id}: run.json has no "data" section (it is written when training starts), '
+                             "so its images cannot be normalised")
+        if not isinstance(data, dict):
+            raise ValueError(f'run {self.id}: run.json\'s "data" section is {_describe(data)}, not an object, '
+                             "so its images cannot be normalised")
+        channels = self.spec.in_channels
+        values = {}
+        for key in ("mean", "std"):
+            numbers = data.get(key)
+            if not (isinstance(numbers, list) and len(numbers) == channels and all(_is_number(v) for v in numbers)
+                    and (key == "mean" or all(v > 0 for v in numbers))):
+                wanted = f"{channels} {'positive ' if key == 'std' else ''}numbers (one per input channel)"
+                raise ValueError(f"run {self.id}: run.json's data.{key} should be {wanted}, got "
+                                 f"{_describe(numbers)}, so its images cannot be normalised")
+            values[key] = tuple(float(v) for v in numbers)
+        size = data.get("image_size")
+        if not _is_int(size) or not 1 <= size <= MAX_IMAGE_SIZE:
+            raise ValueError(f"run {self.id}: run.json's data.image_size should be a whole number from 1 to "
+                             f"{MAX_IMAGE_SIZE}, got {_describe(size)}, so its images cannot be normalised")
+        return values["mean"], values["std"], size
+
+
+_BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")  # state-dict entries that are not parameters
+_TEXT_COLUMNS = frozenset({"layer", "block"})  # every other CSV column holds numbers
+_BYTES_PER_UNIT = 16_384  # model.pt's zip entries take ~300 bytes per tensor beyond its data; a unit has < 30
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _section(info: dict[str, Any], key: str) -> dict[str, Any]:
+    value = info.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _describe(value: object) -> str:
+    """A short account of a JSON value for a message: its repr, cut to 60 characters."""
+    if value is None:
+        return "nothing"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _first_line(err: BaseException) -> str:
+    """The first sentence of an error's message (PyTorch's run to paragraphs), or its type's name."""
+    text = str(err).strip().splitlines()[0].strip() if str(err).strip() else ""
+    text = text.split(". ")[0].rstrip(".")
+    return text or type(err).__name__
+
+
+def _read_info(path: Path) -> dict[str, Any]:
+    """run.json of the run folder `path`, as a dict.
+
+    Raises:
+        ValueError: the file cannot be read, is not JSON, or holds something other than an object.
+    """
+    try:
+        text = (path / "run.json").read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"run {path.name}: run.json is unreadable: it is not UTF-8 text") from None
+    except OSError as err:
+        raise ValueError(f"run {path.name}: run.json cannot be read: {err.strerror or _first_line(err)}") from None
+    try:
+        info = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        raise ValueError(f"run {path.name}: run.json is unreadable: it is not valid JSON ({_first_line(err)})") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"run {path.name}: run.json is unreadable: it holds {type(info).__name__} "
+                         f"{_describe(info)}, not an object")
+    return info
+
+
+def _read_table(path: Path, columns: tuple[str, ...], run: str | None = None) -> pd.DataFrame:
+    """A run's CSV with its columns checked; empty when the file is missing or empty (not written yet).
+
+    Columns beyond `columns` are kept; "layer" and "block" hold names, every other expected column numbers.
+
+    Raises:
+        ValueError: naming the run and the file: not a readable CSV, expected columns missing (named), or a
+            value that is not a number in a column of numbers (named).
+    """
+    where = f"run {run or path.parent.name}: {path.name}"
+    try:
+        if not path.exists() or path.stat().st_size == 0:
+            return pd.DataFrame(columns=list(columns))
+        table = pd.read_csv(path)
+    except OSError as err:
+        raise ValueError(f"{where} cannot be read: {err.strerror or _first_line(err)}") from None
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise ValueError(f"{where} is not a readable CSV: {_first_line(err)}") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        found = ", ".join(str(c) for c in table.columns) or "none"
+        found = found if len(found) <= 80 else found[:77] + "..."
+        raise ValueError(f"{where} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                         f"(its columns: {found})")
+    for column in columns:
+        if column in _TEXT_COLUMNS or pd.api.types.is_numeric_dtype(table[column]):
+            continue
+        numbers = pd.to_numeric(table[column], errors="coerce")
+        bad = numbers.isna() & table[column].notna()
+        if bad.any():
+            row = int(bad.to_numpy().argmax())
+            raise ValueError(f"{where}: column {column} holds a value that is not a number "
+                             f"({_describe(table[column].iloc[row])} in data row {row + 1})")
+        table[column] = numbers
+    return table
+
+
+def _saved_model_step(path: Path, evals: pd.DataFrame | None = None) -> str:
+    """Which step the run's model.pt is from: it is written at each evaluation, so eval.csv's last row."""
+    if not (path / "model.pt").is_file():
+        return "no model was saved"
+    if evals is None:
+        try:
+            evals = _read_table(path / "eval.csv", TABLES["eval"], path.name)
+        except ValueError:
+            evals = None
+    last = evals["step"].iloc[-1] if evals is not None and len(evals) else None
+    if last is not None and pd.notna(last):
+        return f"the saved model is from step {int(last):,}"
+    return "a model was saved, from an unknown step"
+
+
+def _interruption(path: Path, info: dict[str, Any], evals: pd.DataFrame | None = None) -> str | None:
+    """Why a run whose run.json says "running" is not running any more; None when its writer may still be."""
+    if info.get("status") != "running" or writer_alive(info):
+        return None
+    steps, total = info.get("steps"), info.get("total_steps")
+    when = f"after step {steps:,}" if _is_int(steps) else "at an unknown step"
+    if _is_int(total) and total > 0:
+        when += f" of {total:,}"
+    pid, host = info.get("pid"), info.get("host")
+    host = host if isinstance(host, str) and host else None
+    who = f" (pid {pid}{f' on {host}' if host else ''})" if _is_int(pid) else ""
+    if host is not None and host != socket.gethostname():
+        updated = info.get("updated")
+        quiet = time.time() - updated if _is_number(updated) else None
+        since = f" for {quiet / 3600:,.1f} h" if quiet is not None else ""
+        process = f"its process{who} has not updated it{since}"
+    else:
+        process = f"its process{who} is gone"
+    return f"interrupted {when}: {process}; {_saved_model_step(path, evals)}"
+
+
+def _weights_limit(spec: ModelSpec, params: int) -> int:
+    """The most bytes model.pt of `spec` can take: float32 parameters and buffers (BN's running statistics,
+    fewer than its parameters), half as much again, a zip entry per tensor (`_BYTES_PER_UNIT`) and 1 MB."""
+    return int(4 * 2 * params * 1.5) + _BYTES_PER_UNIT * (spec.num_blocks + 8) + 1_000_000
+
+
+def _read_state(weights: Path, run: str) -> dict[str, torch.Tensor]:
+    """model.pt's state dict, memory-mapped: tensors' shapes are read, their data not yet.
+
+    Raises:
+        ValueError: naming the run and model.pt: damaged, not torch.save's zip format, holding objects
+            other than tensors (refused unread by `weights_only`), or not a dict of named tensors.
+    """
+    legacy = f"run {run}: model.pt is not a torch.save zip archive (damaged, truncated, or in PyTorch's legacy format)"
+    try:
+        if not zipfile.is_zipfile(weights):
+            raise ValueError(legacy)
+    except OSError as err:
+        raise ValueError(f"run {run}: model.pt cannot be read: {err.strerror or _first_line(err)}") from None
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:  # UnpicklingError, RuntimeError, EOFError, OSError, ... from a damaged file
+        text = str(err)
+        if isinstance(err, pickle.UnpicklingError) and ("Weights only" in text or "WeightsUnpickler" in text):
+            # PyTorch's message goes on to suggest weights_only=False: never repeat that advice
+            found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+            what = f" ({found.group(1)})" if found else ""
+            raise ValueError(f"run {run}: model.pt holds objects other than tensors{what}, so it was refused; "
+                             "nothing in it was executed") from None
+        if "mmap can only be used" in text:
+            raise ValueError(legacy) from None
+        detail = type(err).__name__ if "weights_only" in text else _first_line(err)
+        raise ValueError(f"run {run}: model.pt is damaged: {detail}") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"run {run}: model.pt holds a {type(state).__name__}, not a state dict (names to tensors)")
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise ValueError(f"run {run}: model.pt is not a state dict: its entry {_describe(key)} holds a "
+                             f"{type(value).__name__}, not a tensor")
+    return state
+
+
+def _shape(tensor: torch.Tensor) -> str:
+    return "x".join(str(n) for n in tensor.shape) or "a scalar"
+
+
+def _state_mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], most: int = 3) -> str:
+    """The first `most` missing keys, unexpected keys and shape mismatches of `found`; "" when it fits."""
+
+    def first(items: list[str]) -> str:
+        more = f" and {len(items) - most:,} more" if len(items) > most else ""
+        return ", ".join(items[:most]) + more
+
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    shapes = [f"{k} is {_shape(found[k])} in the file, {_shape(v)} in the model"
+              for k, v in expected.items() if k in found and found[k].shape != v.shape]
+    parts = [f"missing {first(missing)}" if missing else "", f"unexpected {first(unexpected)}" if unexpected else "",
+             first(shapes) if shapes else ""]
+    return "; ".join(p for p in parts if p)
+
+
+def _load_weights(path: Path, spec: ModelSpec, device: str) -> ResNet:
+    """Build `spec` and load model.pt into it, checking the file against the spec before building.
+
+    The file's size and its parameters' count (read from the tensors' shapes, data unread) must fit
+    the spec, so a run declaring a huge net next to small weights (or small next to huge) costs nothing.
+    """
+    run, weights = path.name, path / "model.pt"
+    declared = count_parameters(spec)
+    limit = _weights_limit(spec, declared)
+    size = weights.stat().st_size
+    if size > limit:
+        raise ValueError(f"run {run}: model.pt is {size / 1e6:,.1f} MB, more than run.json's spec ({spec.label}, "
+                         f"{declared:,} parameters) can need ({limit / 1e6:,.1f} MB): not loading it")
+    state = _read_state(weights, run)
+    found = sum(t.numel() for k, t in state.items() if k.rsplit(".", 1)[-1] not in _BN_BUFFERS)
+    if found != declared:
+        raise ValueError(f"run {run}: model.pt holds {found:,} parameters but run.json's spec ({spec.label}) "
+                         f"declares {declared:,}: not building it")
+    model = build_model(spec, device=device, confirm_large=True)
+    mismatch = _state_mismatch(model.state_dict(), state)
+    if mismatch:
+        raise ValueError(f"run {run}: model.pt does not fit run.json's spec ({spec.label}): {mismatch}")
+    try:
+        model.load_state_dict(state, strict=True)
+    except Exception as err:  # e.g. a dtype that does not convert
+        raise ValueError(f"run {run}: model.pt does not load into {spec.label}: {_first_line(err)}") from None
+    return model.eval()
 
 
 def load_run(path: str | Path, *, device: str = "cpu", with_model: bool = True) -> Run:
     """Read a run folder; rebuild its model with the saved weights when there are some.
 
+    Reading changes nothing in the folder. A run whose run.json says "running" but whose writer is gone
+    comes back with status "interrupted" and a message saying after which step and which model was saved.
+
     Raises:
-        ValueError: not a run folder, or its files are unreadable.
+        ValueError: one line naming the run and the file at fault: not a run folder, run.json unreadable or
+            without a valid "spec"/"config", a CSV unreadable or with missing or non-numeric columns, or a
+            model.pt that is damaged, refused, too large or does not fit the spec.
     """
     path = Path(path)
-    info_path = path / "run.json"
-    if not info_path.is_file():
+    if not (path / "run.json").is_file():
         raise ValueError(f"{path} is not a run folder (no run.json)")
+    run = path.name
+    info = _read_info(path)
+    for key in ("spec", "config"):
+        if key not in info:
+            raise ValueError(f'run {run}: run.json has no "{key}"')
+        if not isinstance(info[key], dict):
+            raise ValueError(f'run {run}: run.json\'s "{key}" is {_describe(info[key])}, not an object')
     try:
-        info = json.loads(info_path.read_text())
         spec = ModelSpec.from_dict(info["spec"])
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as err:
+        raise ValueError(f"run {run}: run.json's spec is invalid: {_first_line(err)}") from None
+    try:
         config = TrainConfig.from_dict(info["config"])
-        tables = {name: _read_table(path / f"{name}.csv", cols) for name, cols in TABLES.items()}
-    except (ValueError, KeyError, TypeError, pd.errors.ParserError) as err:
-        raise ValueError(f"run {path.name} is unreadable: {err}") from None
-    model = None
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as err:
+        raise ValueError(f"run {run}: run.json's config is invalid: {_first_line(err)}") from None
+    tables = {name: _read_table(path / f"{name}.csv", cols, run) for name, cols in TABLES.items()}
+    interrupted = _interruption(path, info, tables["eval"])
+    if interrupted:
+        info = {**info, "status": "interrupted", "message": interrupted}
     weights = path / "model.pt"
-    if with_model and weights.is_file():
-        model = build_model(spec, device=device, confirm_large=True)
-        try:
-            state = torch.load(weights, map_location=device, weights_only=True)
-            model.load_state_dict(state, strict=True)
-        except Exception as err:  # a damaged file raises UnpicklingError, RuntimeError, EOFError, ...
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ValueError(f"run {path.name}: model.pt does not load: {first}") from None
-        model.eval()
+    model = _load_weights(path, spec, device) if with_model and weights.is_file() else None
     return Run(path, info, spec, config, tables, model)
 
 
 def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict[str, Any]]:
-    """Summaries of the runs under `root`, newest first (unreadable folders are skipped)."""
+    """Summaries of the runs under `root`, newest first; folders whose run.json is unreadable are skipped.
+
+    Keys: id, model, status ("interrupted" for a "running" run whose writer is gone), message, steps,
+    total_steps, dataset, train_loss, test_accuracy, created, created_ts, path.
+    """
     root = Path(root)
     if not root.is_dir():
         return []
     runs = []
     for child in root.iterdir():
-        info_path = child / "run.json"
-        if not info_path.is_file():
+        if not (child / "run.json").is_file():
             continue
         try:
-            info = json.loads(info_path.read_text())
-        except (OSError, ValueError):
+            info = _read_info(child)
+        except ValueError:
             continue
+        status, message = info.get("status"), info.get("message")
+        interrupted = _interruption(child, info)
+        if interrupted:
+            status, message = "interrupted", interrupted
+        created_ts = info.get("created_ts")
         runs.append({
-            "id": info.get("id", child.name), "model": info.get("spec_name", "?"), "status": info.get("status"),
+            "id": str(info.get("id") or child.name), "model": info.get("spec_name", "?"), "status": status,
+            "message": message if isinstance(message, str) else "",
             "steps": info.get("steps"), "total_steps": info.get("total_steps"),
-            "dataset": (info.get("data") or {}).get("name", info.get("config", {}).get("dataset")),
-            "train_loss": (info.get("final_train") or {}).get("loss"),
-            "test_accuracy": (info.get("final_eval") or {}).get("accuracy"),
-            "created": info.get("created"), "created_ts": info.get("created_ts", 0.0), "path": str(child),
+            "dataset": _section(info, "data").get("name", _section(info, "config").get("dataset")),
+            "train_loss": _section(info, "final_train").get("loss"),
+            "test_accuracy": _section(info, "final_eval").get("accuracy"),
+            "created": info.get("created"), "created_ts": float(created_ts) if _is_number(created_ts) else 0.0,
+            "path": str(child),
         })
     return sorted(runs, key=lambda r: (r["created_ts"], r["id"]), reverse=True)
 

@@ -83,7 +83,12 @@ def submit_tiny(at: AppTest, steps: int = 6) -> None:
     at.run()
 
 
-def test_two_sessions_train_at_once_and_survive_page_switches(runs):
+def test_two_sessions_train_at_once_and_survive_page_switches(runs, monkeypatch):
+    from resnet_explorer.ui import jobs
+
+    # Two slots, so both train at once as on a server configured for it (the one-slot queue is
+    # tested with fake workers below and in test_jobs.py).
+    monkeypatch.setattr(jobs, "QUEUE", jobs.TrainingQueue(limit=2))
     first, second = app("pages/2_Train.py"), app("pages/2_Train.py")
     submit_tiny(first, steps=16)  # the worker process takes seconds to start: still training at the switch
     submit_tiny(second, steps=16)
@@ -129,3 +134,28 @@ def test_inspect_overlays_the_twin(runs):
     assert other.value is not None  # the twin was picked
     at.radio(key="inspect_grad_value").set_value("update_ratio").run()
     assert not at.exception
+
+
+def test_a_second_session_waits_in_line_and_can_leave_it(runs, monkeypatch):
+    from resnet_explorer.ui import jobs
+    from tests.test_jobs import FakeStarter, wait_for
+
+    starter = FakeStarter()  # workers that train until told: no torch process, no timing
+    monkeypatch.setattr(jobs, "QUEUE", jobs.TrainingQueue(limit=1))
+    monkeypatch.setattr(jobs, "start_process", starter)
+    first, second = app("pages/2_Train.py"), app("pages/2_Train.py")
+    submit_tiny(first)
+    wait_for(lambda: starter.seeds == [0])
+    submit_tiny(second)
+    assert not first.exception and not second.exception and not second.error
+    texts = [p.proto.text for p in second.get("progress")]
+    assert texts == [f"resnet20: queued, 1st in line — one training run at a time on {jobs.device_key('auto')}, "
+                     "another run is training"]
+    assert any("Stop takes it out of the line" in c.value for c in second.caption)
+    second.button(key="train_stop").click().run()
+    assert not second.exception
+    assert any("Stopped before it started" in i.value for i in second.info)
+    assert starter.seeds == [0]  # only the first session's worker ever started
+    starter.workers[0].finish()
+    wait_done(first, timeout=10)
+    assert not first.exception and not first.error and starter.seeds == [0]

@@ -201,7 +201,7 @@ def test_bad_format_exits_2_with_one_line(runs, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.parametrize("run, fragment", [("no-such-run", "no run 'no-such-run'"), ("../escape", "invalid run id")])
+@pytest.mark.parametrize("run, fragment", [("no-such-run", "no run 'no-such-run'"), ("../escape", "no run folder ../escape")])
 def test_unknown_run_exits_2_with_one_line(runs, tmp_path, capsys, run, fragment):
     args = ["report", str(runs["resnet20"]), run, "--runs", str(runs["resnet20"].parent), "--out", str(tmp_path / "r")]
     assert main(args) == 2

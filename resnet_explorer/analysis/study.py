@@ -1,6 +1,8 @@
 """Attribution studies of a saved run: pick inputs, run several methods, score them.
 
-Shared by the CLI's `attribute` command and the app's Attribute page.
+Shared by the CLI's `attribute` command and the app's Attribute page. Images are attributed
+`ATTRIBUTE_BATCH` at a time, so the working memory does not grow with the number of images;
+only the returned maps and scores do.
 """
 
 from __future__ import annotations
@@ -8,12 +10,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain, zip_longest
 from pathlib import Path
 
 import torch
 
-from ..data import load_data, normalize
+from ..data import normalize
+from ..limits import ATTRIBUTE_BATCH, MAX_ATTRIBUTE_SAMPLES, check_int
 from ..runs import Run
+from ..training.trainer import load_config_data
 from . import METHODS, AttributionResult, attribute, load_image, mask_share, predict, sanity_check
 
 
@@ -26,6 +31,7 @@ class StudyInputs:
     names: list[str]  # e.g. "test #3" or the uploaded file's name
     labels: torch.Tensor | None = None  # (N,) true classes, when known
     masks: torch.Tensor | None = None  # (N, H, W) bool object masks (embedded dataset)
+    note: str = ""  # one line, e.g. that the held-out split had fewer images than asked for
 
 
 @dataclass
@@ -45,23 +51,64 @@ def run_normalisation(run: Run) -> tuple[tuple[float, ...], tuple[float, ...], i
 
 
 def dataset_inputs(run: Run, samples: int = 8, indices: Sequence[int] | None = None) -> StudyInputs:
-    """Images of the run's held-out split (the same split, regenerated or re-read from its config)."""
-    if samples < 1:
-        raise ValueError(f"samples must be at least 1, got {samples}")
-    c = run.config
-    data = load_data(c.dataset, root=c.data_root, seed=c.seed, train_size=c.train_size, test_size=c.test_size)
+    """Images of the run's held-out split (the same split, regenerated or re-read from its config).
+
+    Args:
+        run: a run whose config names the dataset; its image size and subsets are reused.
+        samples: how many images, 1 to `MAX_ATTRIBUTE_SAMPLES`, spread over the classes: each
+            class's first held-out image in class order, then each class's second, and so on,
+            so 8 images of a 4-class split are 2 per class. At most the split's size is taken;
+            `StudyInputs.note` then says how many there were.
+        indices: these held-out images instead, in this order (``samples`` is then unused).
+
+    Returns:
+        `StudyInputs` with labels, and masks where the dataset has them.
+
+    Raises:
+        ValueError: ``samples`` outside 1..`MAX_ATTRIBUTE_SAMPLES` (checked before any data is
+            read), or an index outside the split.
+    """
+    check_int("samples", samples, 1, MAX_ATTRIBUTE_SAMPLES)
+    data = load_config_data(run.config)
     n = len(data.test_images)
-    chosen = list(indices) if indices is not None else list(range(min(samples, n)))
-    bad = [i for i in chosen if not 0 <= i < n]
-    if bad:
-        raise ValueError(f"image indices {bad} are outside the held-out split (0..{n - 1})")
+    note = ""
+    if indices is not None:
+        chosen = list(indices)
+        bad = [i for i in chosen if not 0 <= i < n]
+        if bad:
+            raise ValueError(f"image indices {bad} are outside the held-out split (0..{n - 1})")
+    else:
+        chosen = spread_over_classes(data.test_labels, samples)
+        if samples > n:
+            note = f"the held-out split has {n:,} images; all of them are used ({samples:,} asked for)"
     idx = torch.tensor(chosen, dtype=torch.long)
     previews = data.test_images[idx]
     return StudyInputs(
         images=normalize(previews, data.mean, data.std), previews=previews,
         names=[f"test #{i}" for i in chosen], labels=data.test_labels[idx],
-        masks=data.test_masks[idx] if data.test_masks is not None else None,
+        masks=data.test_masks[idx] if data.test_masks is not None else None, note=note,
     )
+
+
+def spread_over_classes(labels: torch.Tensor, samples: int) -> list[int]:
+    """The first ``samples`` positions of ``labels`` taken round-robin over the classes.
+
+    Class 0's first position, class 1's first, ..., then each class's second, and so on; classes
+    in ascending order, positions in their order within ``labels``. A class that runs out is
+    skipped.
+
+    Args:
+        labels: (N,) integer class of each image.
+        samples: how many positions; all N when it is larger.
+
+    Returns:
+        min(samples, N) distinct positions in 0..N-1.
+    """
+    by_class: dict[int, list[int]] = {}
+    for i, label in enumerate(labels.tolist()):
+        by_class.setdefault(int(label), []).append(i)
+    rounds = zip_longest(*(by_class[k] for k in sorted(by_class)))
+    return [i for i in chain.from_iterable(rounds) if i is not None][:samples]
 
 
 def upload_inputs(run: Run, source: bytes | str | Path, name: str = "upload") -> StudyInputs:
@@ -83,29 +130,56 @@ def run_study(
 ) -> Study:
     """Attribute `inputs` with every method; score each map against the mask and the sanity check.
 
+    Predictions, maps and sanity checks are computed `ATTRIBUTE_BATCH` images at a time and
+    concatenated, and integrated gradients evaluates at most 8 * `ATTRIBUTE_BATCH` scaled images
+    per forward pass, so the batch the model sees is bounded whatever the number of images. The
+    maps equal those of one call on all images. The sanity check re-seeds for each chunk, so
+    SmoothGrad's check of an image draws the noise of its position within its chunk.
+
     Args:
+        model: a ResNet on any device.
+        inputs: the images, on the CPU; each chunk is moved to the model's device in turn.
+        methods: keys of `METHODS`.
         target: the class to explain for every image; None explains each image's prediction.
         layer: Grad-CAM's layer (see `layer_choices`).
         sanity: also run Adebayo et al. 2018's model-randomisation check (doubles the cost).
+        steps: integrated gradients' steps.
+
+    Returns:
+        A `Study`: one `AttributionResult` per method over all images, and one score row per
+        method per image.
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise ValueError(f"unknown method(s) {', '.join(unknown) or '(none given)'}: choose from {', '.join(METHODS)}")
-    device = next(model.parameters()).device
-    images = inputs.images.to(device)
-    predicted, confidence = predict(model, images)
+    images = inputs.images
+    if len(images) == 0:
+        raise ValueError("no images to attribute: give at least one")
+    chunks = [slice(start, start + ATTRIBUTE_BATCH) for start in range(0, len(images), ATTRIBUTE_BATCH)]
+    guesses = [predict(model, images[c]) for c in chunks]
+    predicted = torch.cat([classes for classes, _ in guesses])
+    confidence = torch.cat([p for _, p in guesses])
     targets = predicted if target is None else torch.full_like(predicted, int(target))
-    study = Study(inputs, predicted.cpu(), confidence.cpu())
+    study = Study(inputs, predicted, confidence)
     for method in methods:
         kwargs = {"layer": layer} if method == "gradcam" else {}
         if method == "integrated_gradients":
-            kwargs["steps"] = steps
-        result = attribute(model, images, method, targets=targets, **kwargs)
+            kwargs.update(steps=steps, internal_batch_size=8 * ATTRIBUTE_BATCH)
+        parts, shares, areas, corrs = [], [], [], []
+        for c in chunks:
+            part = attribute(model, images[c], method, targets=targets[c], **kwargs)
+            parts.append(part)
+            if inputs.masks is not None:
+                share, area = mask_share(part.heatmap("positive"), inputs.masks[c])
+                shares.append(share)
+                areas.append(area)
+            if sanity:
+                corrs.append(sanity_check(model, images[c], method, targets=targets[c], **kwargs))
+        result = _concat(parts)
         study.results[method] = result
-        share = area = None
-        if inputs.masks is not None:
-            share, area = mask_share(result.heatmap("positive"), inputs.masks)
-        corr = sanity_check(model, images, method, targets=targets, **kwargs) if sanity else None
+        share = torch.cat(shares) if shares else None
+        area = torch.cat(areas) if areas else None
+        corr = torch.cat(corrs) if corrs else None
         for i in range(len(images)):
             study.scores.append({
                 "method": method, "image": inputs.names[i], "target": int(result.targets[i]),
@@ -115,6 +189,19 @@ def run_study(
                 "delta": _f(result.delta, i), "runs_on": result.device,
             })
     return study
+
+
+def _concat(parts: list[AttributionResult]) -> AttributionResult:
+    """One result from the results of consecutive chunks of the same images, method and options."""
+    def cat(name: str) -> torch.Tensor | None:
+        values = [getattr(p, name) for p in parts]
+        return None if values[0] is None else torch.cat(values)
+
+    first = parts[0]
+    return AttributionResult(
+        method=first.method, maps=cat("maps"), targets=cat("targets"), delta=cat("delta"),
+        baselines=cat("baselines"), layer=first.layer, device=first.device, note=first.note,
+    )
 
 
 def _f(values: torch.Tensor | None, i: int) -> float | None:

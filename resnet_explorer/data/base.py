@@ -7,7 +7,11 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["ImageData", "channel_stats", "check_size", "one_line", "stream_seed"]
+from ..limits import MAX_DATA_BYTES, MAX_IMAGE_SIZE, MAX_TEST_IMAGES, MAX_TRAIN_IMAGES
+
+__all__ = ["ImageData", "channel_stats", "check_data_bytes", "check_size", "one_line", "stream_seed"]
+
+_SIZE_LIMITS = {"train_size": MAX_TRAIN_IMAGES, "test_size": MAX_TEST_IMAGES, "image_size": MAX_IMAGE_SIZE}
 
 _MASK64 = (1 << 64) - 1
 
@@ -18,11 +22,27 @@ def one_line(text: object) -> str:
 
 
 def check_size(name: str, value: int | None) -> None:
-    """Reject a size that is not a positive int (None means "all" and passes)."""
+    """Reject a size that is not a positive int or is past its ceiling (None means "all" and passes)."""
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+    high = _SIZE_LIMITS.get(name)
+    if high is not None and value > high:
+        raise ValueError(f"{name} {value:,} is past the ceiling of {high:,}")
+
+
+def check_data_bytes(name: str, n_train: int, n_test: int, channels: int, image_size: int) -> None:
+    """Refuse, before allocating, splits whose uint8 images would pass `limits.MAX_DATA_BYTES`."""
+    for split, n, high in (("training", n_train, MAX_TRAIN_IMAGES), ("held-out", n_test, MAX_TEST_IMAGES)):
+        if n > high:
+            raise ValueError(f"{name}: {n:,} {split} images is past the ceiling of {high:,}; "
+                             f"ask for fewer (--train-size / --test-size)")
+    total = (n_train + n_test) * channels * image_size * image_size
+    if total > MAX_DATA_BYTES:
+        raise ValueError(f"{name}: {n_train + n_test:,} images of {image_size}x{image_size} would take "
+                         f"{total / 1e9:.1f} GB in memory (at most {MAX_DATA_BYTES / 1e9:.0f} GB); "
+                         "use fewer or smaller images")
 
 
 def stream_seed(seed: int, stream: int) -> int:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import ImageData, channel_stats, check_size, one_line
+from .base import ImageData, channel_stats, check_data_bytes, check_size, one_line
 
 __all__ = ["CIFAR_SPECS", "DEFAULT_ROOT", "CifarSpec", "load_cifar", "download_cifar"]
 
@@ -255,6 +255,8 @@ def load_cifar(
             raise ValueError(f"the {dataset} archive did not contain {spec.folder}/{spec.meta_file}")
 
     classes = _read_names(base / spec.meta_file, spec.names_key)
+    check_data_bytes(dataset, min(train_size or 50_000, 50_000), min(test_size or 10_000, 10_000), 3,
+                     max(32, image_size))  # the 32 px originals are read before any resize
     train_images, train_labels = _load_split(base, spec.train_files, spec, train_size, "train")
     test_images, test_labels = _load_split(base, (spec.test_file,), spec, test_size, "test")
     for split, labels in (("train", train_labels), ("test", test_labels)):

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .base import ImageData, channel_stats, check_size, one_line, stream_seed
+from ..limits import MAX_IMAGE_PIXELS
+from .base import ImageData, channel_stats, check_data_bytes, check_size, one_line, stream_seed
 
 __all__ = ["IMAGE_EXTENSIONS", "TEST_FRACTION", "load_folder", "read_image"]
 
@@ -37,6 +38,9 @@ def read_image(path: Path, size: int) -> torch.Tensor:
     """
     try:
         with Image.open(path) as img:
+            if img.width * img.height > MAX_IMAGE_PIXELS:  # from the header, before anything is decoded
+                raise ValueError(f"{img.width} x {img.height} pixels is past the ceiling of "
+                                 f"{MAX_IMAGE_PIXELS:,} pixels per image")
             img.load()  # Image.open is lazy; decode now so a corrupt file fails here
             if img.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N"):  # older Pillow opens 16-bit PNGs as "I"
                 grey = np.asarray(img, dtype=np.float64)
@@ -150,6 +154,7 @@ def load_folder(
         how = f"80/20 split by seed {seed}"
     train = _subset(train, train_size, seed, 3, "train")
     test = _subset(test, test_size, seed, 4, "test")
+    check_data_bytes(f"folder:{path}", len(train), len(test), 3, image_size)
     train_images, train_labels = _read_all(train, image_size)
     test_images, test_labels = _read_all(test, image_size)
     mean, std = channel_stats(train_images)

@@ -27,7 +27,7 @@ import math
 
 import torch
 
-from .base import ImageData, channel_stats, check_size, stream_seed
+from .base import ImageData, channel_stats, check_data_bytes, check_size, stream_seed
 
 __all__ = ["SHAPES_CLASSES", "MIN_IMAGE_SIZE", "SHAPES_LEVELS", "make_shapes", "load_shapes"]
 
@@ -246,6 +246,7 @@ def load_shapes(
     """
     train_size = 10_000 if train_size is None else train_size
     test_size = 2_000 if test_size is None else test_size
+    check_data_bytes("shapes", train_size, test_size, 3, image_size)
     train_images, train_labels, train_masks = make_shapes(train_size, seed=seed, stream=0, image_size=image_size,
                                                           level=level)
     test_images, test_labels, test_masks = make_shapes(test_size, seed=seed, stream=1, image_size=image_size,

@@ -7,18 +7,21 @@ from .resnet import (
     LARGE_PARAMS,
     BlockPlan,
     LargeModelError,
+    ModelTooLargeError,
     ResNet,
     build_model,
+    check_model_size,
     count_parameters,
     large_model_message,
     stage_plan,
+    stage_units,
 )
 from .spec import ModelSpec, nearest_legal_depths
 
 __all__ = [
     "BasicBlock", "Bottleneck", "PreActBasicBlock", "PreActBottleneck", "ZeroPadShortcut",
     "VARIANTS", "Variant", "get_variant", "list_variants",
-    "LARGE_BLOCKS", "LARGE_PARAMS", "BlockPlan", "LargeModelError", "ResNet", "build_model",
-    "count_parameters", "large_model_message", "stage_plan",
+    "LARGE_BLOCKS", "LARGE_PARAMS", "BlockPlan", "LargeModelError", "ModelTooLargeError", "ResNet",
+    "build_model", "check_model_size", "count_parameters", "large_model_message", "stage_plan", "stage_units",
     "ModelSpec", "nearest_legal_depths",
 ]

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..devices import resolve_device
+from ..limits import MAX_PARAMS
 from .blocks import ShortcutKind, block_class
 from .spec import ModelSpec
 
@@ -37,6 +38,23 @@ class BlockPlan:
         return f"layer{self.stage}.{self.index}"
 
 
+def _unit(spec: ModelSpec, stage: int, index: int, in_channels: int) -> BlockPlan:
+    """Unit `index` of `stage` (1-based), fed `in_channels`."""
+    planes = spec.stage_planes[stage - 1]
+    out_channels = planes * spec.expansion
+    stride = 2 if (stage > 1 and index == 0) else 1
+    changes = stride != 1 or in_channels != out_channels
+    if not spec.residual:
+        shortcut: ShortcutKind = "none"
+    elif spec.shortcut == "C":
+        shortcut = "projection"
+    elif changes:
+        shortcut = "zero_pad" if spec.shortcut == "A" else "projection"
+    else:
+        shortcut = "identity"
+    return BlockPlan(stage, index, in_channels, planes, out_channels, stride, shortcut)
+
+
 def stage_plan(spec: ModelSpec) -> list[list[BlockPlan]]:
     """Per stage, every unit's channels, stride and shortcut kind.
 
@@ -45,23 +63,28 @@ def stage_plan(spec: ModelSpec) -> list[list[BlockPlan]]:
     """
     stages: list[list[BlockPlan]] = []
     in_channels = spec.stem_channels
-    for s, (planes, count) in enumerate(zip(spec.stage_planes, spec.layers), start=1):
-        out_channels = planes * spec.expansion
+    for s, count in enumerate(spec.layers, start=1):
         blocks = []
         for i in range(count):
-            stride = 2 if (s > 1 and i == 0) else 1
-            changes = stride != 1 or in_channels != out_channels
-            if not spec.residual:
-                shortcut: ShortcutKind = "none"
-            elif spec.shortcut == "C":
-                shortcut = "projection"
-            elif changes:
-                shortcut = "zero_pad" if spec.shortcut == "A" else "projection"
-            else:
-                shortcut = "identity"
-            blocks.append(BlockPlan(s, i, in_channels, planes, out_channels, stride, shortcut))
-            in_channels = out_channels
+            blocks.append(_unit(spec, s, i, in_channels))
+            in_channels = blocks[-1].out_channels
         stages.append(blocks)
+    return stages
+
+
+def stage_units(spec: ModelSpec) -> list[tuple[BlockPlan, BlockPlan | None, int]]:
+    """Per stage in closed form: (first unit, a later unit or None, how many later units).
+
+    Every unit after a stage's first sees the same channels and stride, so counts need two
+    plans per stage, whatever the depth: nothing per unit is allocated.
+    """
+    stages = []
+    in_channels = spec.stem_channels
+    for s, count in enumerate(spec.layers, start=1):
+        first = _unit(spec, s, 0, in_channels)
+        later = _unit(spec, s, 1, first.out_channels) if count > 1 else None
+        stages.append((first, later, count - 1))
+        in_channels = first.out_channels
     return stages
 
 
@@ -96,26 +119,46 @@ def head_parameters(spec: ModelSpec) -> int:
 
 
 def count_parameters(spec: ModelSpec) -> int:
-    """Total parameters of `spec` without building it (exact; tests compare with the module)."""
-    return stem_parameters(spec) + head_parameters(spec) + sum(
-        block_parameters(spec, b) for stage in stage_plan(spec) for b in stage
-    )
+    """Total parameters of `spec`, in closed form without building it (exact; tests compare with the module)."""
+    total = stem_parameters(spec) + head_parameters(spec)
+    for first, later, repeats in stage_units(spec):
+        total += block_parameters(spec, first) + (repeats * block_parameters(spec, later) if later else 0)
+    return total
 
 
 class LargeModelError(ValueError):
     """A model past `LARGE_PARAMS` or `LARGE_BLOCKS` was asked for without confirmation."""
 
 
-def large_model_message(spec: ModelSpec) -> str | None:
-    """A one-line estimate when `spec` needs confirmation before it is built, else None."""
+class ModelTooLargeError(ValueError):
+    """A model past the ceiling `limits.MAX_PARAMS`: refused even with confirmation."""
+
+
+def _size_text(spec: ModelSpec, params: int) -> str:
+    gb = params * 4 / 1e9
+    return (f"{spec.num_blocks:,} residual units, {params:,} parameters "
+            f"(about {gb:.1f} GB of float32 weights, {3 * gb:.1f} GB with gradients and SGD momentum)")
+
+
+def check_model_size(spec: ModelSpec) -> int:
+    """The parameter count of `spec` (closed form); `ModelTooLargeError` past `MAX_PARAMS`."""
     params = count_parameters(spec)
+    if params > MAX_PARAMS:
+        raise ModelTooLargeError(f"{spec.label} is past the ceiling of {MAX_PARAMS:,} parameters: "
+                                 f"{_size_text(spec, params)}")
+    return params
+
+
+def large_model_message(spec: ModelSpec) -> str | None:
+    """A one-line estimate when `spec` needs confirmation before it is built, else None.
+
+    Raises:
+        ModelTooLargeError: past `limits.MAX_PARAMS`, which no confirmation unlocks.
+    """
+    params = check_model_size(spec)
     if params <= LARGE_PARAMS and spec.num_blocks <= LARGE_BLOCKS:
         return None
-    gb = params * 4 / 1e9
-    return (
-        f"{spec.name} is large: {spec.num_blocks:,} residual units, {params:,} parameters "
-        f"(about {gb:.1f} GB of float32 weights, {3 * gb:.1f} GB with gradients and SGD momentum)"
-    )
+    return f"{spec.name} is large: {_size_text(spec, params)}"
 
 
 class ResNet(nn.Module):
@@ -227,8 +270,9 @@ def build_model(
         confirm_large: build even past `LARGE_PARAMS` / `LARGE_BLOCKS`.
 
     Raises:
-        ValueError: a bad name, spec or device (`DeviceUnavailableError`), or a large model
-            without confirmation (`LargeModelError`).
+        ValueError: a bad name, spec or device (`DeviceUnavailableError`), a large model
+            without confirmation (`LargeModelError`), or one past `limits.MAX_PARAMS` even on
+            the meta device (`ModelTooLargeError`); all checked before anything is built.
     """
     spec = ModelSpec.from_name(name_or_spec) if isinstance(name_or_spec, str) else name_or_spec
     if not isinstance(spec, ModelSpec):
@@ -237,7 +281,7 @@ def build_model(
     if changes:
         spec = spec.replace(**changes)
     dev = torch.device("meta") if str(device) == "meta" else resolve_device(device)
-    message = large_model_message(spec)
+    message = large_model_message(spec)  # arithmetic: nothing is allocated before it
     if message and not confirm_large and dev.type != "meta":
         raise LargeModelError(f"{message}; pass confirm_large=True to build it")
     with dev:

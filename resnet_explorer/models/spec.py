@@ -26,6 +26,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..limits import (
+    MAX_CLASSES,
+    MAX_GROUPS,
+    MAX_IN_CHANNELS,
+    MAX_UNITS,
+    MAX_WIDTH_MULTIPLIER,
+    MAX_WIDTH_PER_GROUP,
+    MIN_WIDTH_MULTIPLIER,
+)
+
 Stem = Literal["imagenet", "cifar"]
 BlockType = Literal["basic", "bottleneck"]
 ShortcutOption = Literal["A", "B", "C"]
@@ -66,6 +76,16 @@ _PATTERN = re.compile(
     r"^(?P<cifar>cifar_)?(?P<preact>preact_)?(?P<kind>resnet|plain)(?P<depth>\d+)"
     r"(?:_(?P<block>basic|bottleneck))?$"
 )
+
+
+def _short(values: tuple, limit: int = 60) -> str:
+    """A sequence as text, cut to `limit` characters (a link may carry a very long one)."""
+    text = ", ".join(map(str, values))
+    return f"({text})" if len(text) <= limit else f"({text[:limit]}...)"
+
+
+def _short_name(name: str, limit: int = 40) -> str:
+    return repr(name) if len(name) <= limit else repr(name[:limit]) + f"... ({len(name):,} characters)"
 
 
 def _depth_rule(block: str) -> tuple[int, str]:
@@ -150,28 +170,32 @@ class ModelSpec:
         if len(layers) != stages:
             raise ValueError(
                 f"the {self.stem} family has {stages} stages: layers needs {stages} block counts, "
-                f"got {len(layers)} ({', '.join(map(str, layers))})"
+                f"got {len(layers):,} {_short(layers)}"
             )
         for n in layers:
             if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-                raise ValueError(f"every stage needs at least one block (a positive integer), got {layers}")
+                raise ValueError(f"every stage needs at least one block (a positive integer), got {_short(layers)}")
+        if sum(layers) > MAX_UNITS:
+            raise ValueError(f"{sum(layers):,} residual units is past the ceiling of {MAX_UNITS:,} "
+                             f"(resnet1202 has 600), got layers {_short(layers)}")
         object.__setattr__(self, "layers", layers)
         for flag in ("pre_activation", "residual", "zero_init_residual"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         if not isinstance(self.width_multiplier, (int, float)) or isinstance(self.width_multiplier, bool):
             raise ValueError(f"width_multiplier must be a number, got {self.width_multiplier!r}")
-        if not math.isfinite(self.width_multiplier) or self.width_multiplier <= 0:
-            raise ValueError(f"width_multiplier must be positive, got {self.width_multiplier}")
+        if not (math.isfinite(self.width_multiplier)
+                and MIN_WIDTH_MULTIPLIER <= self.width_multiplier <= MAX_WIDTH_MULTIPLIER):
+            raise ValueError(f"width_multiplier must be from {MIN_WIDTH_MULTIPLIER:g} to {MAX_WIDTH_MULTIPLIER:g}, "
+                             f"got {self.width_multiplier:g}")
         object.__setattr__(self, "width_multiplier", float(self.width_multiplier))
-        for name in ("groups", "width_per_group", "in_channels"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.num_classes is None:
             object.__setattr__(self, "num_classes", DEFAULT_CLASSES[self.stem])
-        if not isinstance(self.num_classes, int) or isinstance(self.num_classes, bool) or self.num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {self.num_classes!r}")
+        for name, high in (("groups", MAX_GROUPS), ("width_per_group", MAX_WIDTH_PER_GROUP),
+                           ("in_channels", MAX_IN_CHANNELS), ("num_classes", MAX_CLASSES)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
+                raise ValueError(f"{name} must be a whole number from 1 to {high:,}, got {value!r}")
         if self.block == "basic" and (self.groups != 1 or self.width_per_group != 64):
             raise ValueError(
                 "basic blocks support only groups=1 and width_per_group=64 (as torchvision); "
@@ -318,10 +342,15 @@ class ModelSpec:
         match = _PATTERN.match(key)
         if match is None:
             raise ValueError(
-                f"unknown model name {name!r}: use a registered name (resnet18, resnet56, "
+                f"unknown model name {_short_name(name)}: use a registered name (resnet18, resnet56, "
                 "wide_resnet50_2, preact_resnet164, ...) or [cifar_][preact_](resnet|plain)<depth>"
                 "[_basic|_bottleneck]"
             )
+        if len(match["depth"]) > 6:  # past any depth MAX_UNITS allows; int() of it would cost time
+            raise ValueError(f"{_short_name(name)}: depth {match['depth'][:12]}"
+                             f"{'...' if len(match['depth']) > 12 else ''} is past the ceiling of "
+                             f"{MAX_UNITS:,} residual units (largest CIFAR depths: {6 * (MAX_UNITS // 3) + 2:,} "
+                             f"basic, {9 * (MAX_UNITS // 3) + 2:,} bottleneck)")
         depth = int(match["depth"])
         residual = match["kind"] == "resnet"
         preact = match["preact"] is not None
@@ -355,6 +384,8 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        if not isinstance(data, dict):
+            raise ValueError(f"a ModelSpec is a JSON object of fields, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:

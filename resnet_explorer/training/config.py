@@ -7,9 +7,21 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..limits import (
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_IMAGE_SIZE,
+    MAX_SEED,
+    MAX_STEPS,
+    MAX_TEST_IMAGES,
+    MAX_TRAIN_IMAGES,
+    check_int,
+)
+
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "cosine", "step", "constant")
 PRECISIONS = ("auto", "fp32", "bf16")
+_OPTIONAL = ("steps", "train_size", "test_size", "eval_size")  # None: the budget is epochs / the whole split
 
 
 @dataclass(frozen=True)
@@ -78,20 +90,16 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if (self.epochs is None) == (self.steps is None):
             raise ValueError("give exactly one budget: epochs or steps")
-        if self.epochs is not None and not (isinstance(self.epochs, (int, float)) and self.epochs > 0
-                                            and math.isfinite(self.epochs)):
-            raise ValueError(f"epochs must be a positive number, got {self.epochs!r}")
-        self._positive_int("steps", allow_none=True)
-        self._positive_int("batch_size")
-        self._positive_int("log_every")
-        self._positive_int("train_size", allow_none=True)
-        self._positive_int("test_size", allow_none=True)
-        self._positive_int("eval_size", allow_none=True)
-        self._positive_int("image_size")
-        for name in ("probe_every", "eval_every", "seed"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+        if self.epochs is not None and not (isinstance(self.epochs, (int, float)) and not isinstance(self.epochs, bool)
+                                            and math.isfinite(self.epochs) and 0 < self.epochs <= MAX_EPOCHS):
+            raise ValueError(f"epochs must be a number above 0 and at most {MAX_EPOCHS:,}, got {self.epochs!r}")
+        for name, high in (("steps", MAX_STEPS), ("batch_size", MAX_BATCH_SIZE), ("log_every", MAX_STEPS),
+                           ("train_size", MAX_TRAIN_IMAGES), ("test_size", MAX_TEST_IMAGES),
+                           ("eval_size", MAX_TEST_IMAGES), ("image_size", MAX_IMAGE_SIZE)):
+            if getattr(self, name) is not None or name not in _OPTIONAL:
+                check_int(name, getattr(self, name), 1, high)
+        for name, high in (("probe_every", MAX_STEPS), ("eval_every", MAX_STEPS), ("seed", MAX_SEED)):
+            check_int(name, getattr(self, name), 0, high)
         if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr <= 0:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if not 0 <= self.momentum < 1:
@@ -111,13 +119,6 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not isinstance(self.dataset, str) or not self.dataset:
             raise ValueError("dataset must be shapes, cifar10, cifar100 or folder:PATH")
-
-    def _positive_int(self, name: str, allow_none: bool = False) -> None:
-        value = getattr(self, name)
-        if value is None and allow_none:
-            return
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive whole number, got {value!r}")
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

@@ -35,10 +35,23 @@ DEGRADATION_COMMAND = ("python -m resnet_explorer degradation --seeds 0,1,2 --no
 
 
 def degradation_specs(depths: Sequence[int] = DEGRADATION_DEPTHS) -> list[ModelSpec]:
-    """Plain twins first, then the residual nets, shallow to deep (CIFAR family, option A)."""
+    """Plain twins first, then the residual nets, shallow to deep (CIFAR family, option A).
+
+    Raises:
+        ValueError: fewer than two different depths, or a depth that is not a CIFAR basic-block
+            depth 6n+2 (18 and 34 name ImageNet nets elsewhere; here they are refused, not swapped).
+    """
+    depths = sorted(set(depths))
     if len(depths) < 2:
-        raise ValueError("the degradation preset needs at least two depths, e.g. 20,56")
-    return [ModelSpec.from_name(f"{kind}{d}") for kind in ("plain", "resnet") for d in sorted(depths)]
+        raise ValueError("the degradation preset needs at least two different depths, e.g. 20,56")
+    specs = []
+    for kind in ("plain", "resnet"):
+        for d in depths:
+            spec = ModelSpec.from_name(f"cifar_{kind}{d}")  # names the 6n+2 rule and the nearest depths
+            if spec.block != "basic":
+                raise ValueError(f"depth {d}: the degradation preset uses CIFAR basic-block nets (6n+2)")
+            specs.append(spec)
+    return specs
 
 
 def degradation_config(**changes) -> TrainConfig:

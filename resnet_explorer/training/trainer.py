@@ -68,6 +68,11 @@ class Event:
 Listener = Callable[[Event], None]
 
 
+class ListenerError(RuntimeError):
+    """Raised by a listener that cannot go on (e.g. the run store's disk is full): the run ends
+    "failed" with this error's text as its message."""
+
+
 @dataclass
 class TrainResult:
     status: Status
@@ -343,6 +348,7 @@ def train(
         data: preloaded data (else loaded from the config by `load_config_data`).
         listeners: called with every `Event`, on this thread.
         stop: set it to stop before the next step or evaluation batch; the run ends "stopped".
+            A KeyboardInterrupt raised inside the run (a second Ctrl-C) ends it "stopped" at once.
 
     Returns:
         The result; `status` is "done", "stopped", "diverged" (`message` names the step) or
@@ -354,14 +360,14 @@ def train(
     run = _Run(model_or_spec, config, data, list(listeners), stop)
     result, total = run.result, run.total
     evals_due = set(run.eval_steps)
-    run.emit("start", 0, {"total_steps": total, "steps_per_epoch": run.steps_per_epoch, "device": str(run.device),
-                          "bf16": run.bf16, "channels_last": run.channels_last, "model": run.model,
-                          "data": run.data, "spec": run.model.spec, "eval_steps": run.eval_steps,
-                          "eval_images": run.eval_subset})
     started = time.perf_counter()
     step = 0
     run.model.train()
     try:
+        run.emit("start", 0, {"total_steps": total, "steps_per_epoch": run.steps_per_epoch,
+                              "device": str(run.device), "bf16": run.bf16, "channels_last": run.channels_last,
+                              "model": run.model, "data": run.data, "spec": run.model.spec,
+                              "eval_steps": run.eval_steps, "eval_images": run.eval_subset})
         while result.status == "running":
             if step % run.steps_per_epoch == 0:
                 perm = torch.randperm(run.n_train, generator=run.order).to(run.device)
@@ -387,6 +393,10 @@ def train(
                 run.emit("responses_eval", step, {"rows": result.responses_eval})
             if run.stopping() and (not result.evals or result.evals[-1]["step"] != step):
                 result.status, result.message = "stopped", f"stopped on request after step {step}"
+    except KeyboardInterrupt:  # a second Ctrl-C (the CLI's first one sets `stop`): end now, keep the run
+        result.status, result.message = "stopped", f"interrupted at step {step}"
+    except ListenerError as err:
+        result.status, result.message = "failed", str(err)
     except torch.cuda.OutOfMemoryError:
         result.status = "failed"
         result.message = (f"CUDA out of memory at step {step} with batch size {config.batch_size}; "

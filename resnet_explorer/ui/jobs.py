@@ -12,11 +12,24 @@ CLI does; the pages keep the UI responsive by drawing little and seldom (progres
 made the app train slower than the CLI (and, on the old preset, changed its result); training on a
 thread of the server process, with Streamlit's default file watcher and post-script GC, took 8.2x
 the CLI's time (bench/app_vs_cli.py; the two causes were not measured apart).
+
+Queue policy: every session of the server process shares one `TrainingQueue`, `QUEUE`. At most
+`limits.JOBS_PER_DEVICE` jobs train at once on a device ("auto" counts as the device it resolves
+to, so "auto" and "cpu" share one line on a machine without a GPU); a job started while its device
+is busy waits in line, first come first served, and its snapshot says where it stands ("queued,
+2nd in line — one training run at a time on cpu, another run is training"). Runs side by side on
+one device would only share its cores and memory, and finish no sooner. A waiting job's monitor
+thread sleeps on the queue's condition and starts its worker once it is first in line and a slot
+is free. Stop on a waiting job takes it out of line at once: it never starts a worker, makes no
+run folder and ends "stopped". However a job ends (done, stopped, failed, its worker crashing or
+its monitor failing, which also ends the worker), its slot is given back in a `finally` and the
+next in line starts.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import os
 import threading
@@ -27,6 +40,9 @@ from typing import Any
 
 import streamlit as st
 
+from ..data.base import one_line
+from ..devices import resolve_device
+from ..limits import JOBS_PER_DEVICE
 from ..models import ModelSpec
 from ..training import TrainConfig
 from ..worker import start_process
@@ -42,9 +58,125 @@ def runs_root() -> Path:
 
 
 def phase_text(snap: dict[str, Any]) -> str:
-    """ "step 120 / 250 (evaluating 3/8)" for a run's snapshot."""
+    """ "step 120 / 250 (evaluating 3/8)" for a run's snapshot; a queued run's place in line."""
+    if snap["status"] == "queued":
+        return snap["phase"]
     total = snap["total"] or "?"
     return f"step {snap['step']} / {total} ({snap['phase']})"
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, ..., 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def device_key(device: str) -> str:
+    """The device a config trains on, as the queue names it: "cpu", "mps" or "cuda:N".
+
+    "auto" is the device it resolves to here, "cuda" is "cuda:0" (a fresh worker's current
+    device). A name that does not resolve stays as given: its worker will report why.
+    """
+    try:
+        dev = resolve_device(device)
+    except ValueError:
+        return str(device).strip().lower()
+    return f"cuda:{dev.index or 0}" if dev.type == "cuda" else dev.type
+
+
+def queue_text(position: int, training: int, limit: int, device: str) -> str:
+    """ "queued, 2nd in line — one training run at a time on cpu, another run is training"."""
+    at_once = "one training run at a time" if limit == 1 else f"{limit} training runs at a time"
+    busy = {0: "none is training now", 1: "another run is training"}.get(training, f"{training} other runs are training")
+    return f"queued, {ordinal(position)} in line — {at_once} on {device}, {busy}"
+
+
+class TrainingQueue:
+    """At most `limit` jobs hold a slot on each device at once; the others wait in line, first come
+    first served.
+
+    `enqueue(job)` puts a job at the back of its device's line (`job.device`); its monitor thread
+    then blocks in `wait_turn(job)` until the job is first in line and a slot is free (True) or it
+    has left the line (`cancel`, `reset`: False). `release(job)` gives the slot back and wakes the
+    line. Waiting is on a condition variable: nothing polls.
+    """
+
+    def __init__(self, limit: int = JOBS_PER_DEVICE) -> None:
+        self._cond = threading.Condition()
+        self.limit = limit
+        self._waiting: dict[str, list[TrainingJob]] = {}  # device -> jobs in line, first first
+        self._holding: dict[str, list[TrainingJob]] = {}  # device -> jobs holding a slot
+        self.reset(limit)
+
+    def reset(self, limit: int = JOBS_PER_DEVICE) -> None:
+        """Forget every job and allow `limit` at once per device (for tests): waiting jobs end
+        "stopped" without starting; running ones go on but no longer hold a slot."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a whole number >= 1, got {limit!r}")
+        with self._cond:
+            self.limit = limit
+            self._waiting, self._holding = {}, {}
+            self._cond.notify_all()
+
+    def enqueue(self, job: TrainingJob) -> None:
+        """Put `job` at the back of its device's line."""
+        with self._cond:
+            self._waiting.setdefault(job.device, []).append(job)
+
+    def wait_turn(self, job: TrainingJob) -> bool:
+        """Block until `job` holds a slot (True) or has left the line (False)."""
+        with self._cond:
+            while True:
+                line = self._waiting.get(job.device, [])
+                if job not in line:
+                    return False
+                holding = self._holding.setdefault(job.device, [])
+                if line[0] is job and len(holding) < self.limit:
+                    line.pop(0)
+                    holding.append(job)
+                    self._cond.notify_all()  # with a limit above one, the next may start too
+                    return True
+                self._cond.wait()
+
+    def cancel(self, job: TrainingJob) -> bool:
+        """Take a waiting job out of line; False if it was not waiting."""
+        with self._cond:
+            line = self._waiting.get(job.device, [])
+            if job not in line:
+                return False
+            line.remove(job)
+            self._cond.notify_all()
+            return True
+
+    def release(self, job: TrainingJob) -> None:
+        """Give back `job`'s slot (if it holds one) and wake the line."""
+        with self._cond:
+            holding = self._holding.get(job.device, [])
+            if job in holding:
+                holding.remove(job)
+            self._cond.notify_all()
+
+    def place(self, job: TrainingJob) -> tuple[int, int] | None:
+        """(position in line from 1, jobs training on its device) while `job` waits, else None."""
+        with self._cond:
+            line = self._waiting.get(job.device, [])
+            if job not in line:
+                return None
+            return line.index(job) + 1, len(self._holding.get(job.device, []))
+
+    def training(self, device: str) -> int:
+        """How many jobs hold a slot on `device` (a `device_key`)."""
+        with self._cond:
+            return len(self._holding.get(device, []))
+
+    def waiting(self, device: str) -> int:
+        """How many jobs wait in `device`'s line."""
+        with self._cond:
+            return len(self._waiting.get(device, []))
+
+
+QUEUE = TrainingQueue()  # shared by every session of this server process
+_job_ids = itertools.count(1)
 
 
 class LiveFigure:
@@ -84,45 +216,58 @@ class TrainingJob:
     Each planned run is a (spec, config) pair; a preset's runs share the data, order and budget
     and differ in the model and, for several seeds, the seed. They run in sequence: on a small
     CPU, parallel runs only share the same cores and finish no sooner. The child process
-    (`worker.train_plans`) writes the run folders; a monitor thread here turns its messages into
-    the state the pages read. Training in a process of its own keeps the UI's Python work (reruns,
-    figure building) from contending with the trainer for the GIL.
+    (`worker.train_plans`) writes the run folders; a monitor thread here waits for the job's turn
+    in `queue` (the first plan's device names the line), starts the child with `starter` and turns
+    its messages into the state the pages read. Training in a process of its own keeps the UI's
+    Python work (reruns, figure building) from contending with the trainer for the GIL.
     """
 
-    def __init__(self, plans: Sequence[tuple[ModelSpec, TrainConfig]], root: Path) -> None:
+    def __init__(self, plans: Sequence[tuple[ModelSpec, TrainConfig]], root: Path,
+                 queue: TrainingQueue | None = None,
+                 starter: Callable[[Sequence[tuple[ModelSpec, TrainConfig]], Path], Any] | None = None) -> None:
         if not plans:
             raise ValueError("nothing to train")
         self.plans = list(plans)
         self.specs = [spec for spec, _ in self.plans]
         self.root = root
+        self.id = next(_job_ids)
+        self.queue = queue if queue is not None else QUEUE
+        self.starter = starter if starter is not None else start_process
+        self.device = device_key(self.plans[0][1].device)
         self._lock = threading.Lock()
         seeds = {config.seed for _, config in self.plans}
         self._runs: list[dict[str, Any]] = [
             {"status": "waiting", "message": "", "phase": "waiting", "step": 0, "total": 0, "metrics": [],
-             "evals": [], "run_id": None, "run_path": None, "seed": config.seed,
+             "evals": [], "run_id": None, "run_path": None, "seed": config.seed, "position": None,
              "label": spec.label + (f" · seed {config.seed}" if len(seeds) > 1 else "")}
             for spec, config in self.plans
         ]
-        self._runs[0].update(status="starting", phase="starting a training process")
+        self._runs[0].update(status="queued", phase="queued")
         self._current = 0
         self._stopping = False
         self.process = None
-        self.thread = threading.Thread(target=self._monitor, name=f"train-{self.specs[0].name}", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"train-{self.specs[0].name}", daemon=True)
 
     def start(self) -> TrainingJob:
-        self.process = start_process(self.plans, self.root)
-        self.thread.start()
+        """Join the back of the device's line; the worker starts when the job's turn comes."""
+        self.queue.enqueue(self)
+        try:
+            self.thread.start()
+        except BaseException:
+            self.queue.cancel(self)
+            raise
         return self
 
     def stop(self) -> None:
-        """Ask every run to stop; the current one says "stopping…" at once."""
+        """Ask every run to stop: a queued job leaves the line and ends "stopped" at once, without
+        starting; a training one says "stopping…" at once and ends within a step."""
         self._stopping = True
-        if self.process is not None and self.process.poll() is None:
-            try:
-                self.process.stdin.write("stop\n")
-                self.process.stdin.flush()
-            except OSError:  # it has just ended
-                pass
+        if self.queue.cancel(self):
+            self._end_unstarted("stopped", "not started: stopped while queued")
+            if self.thread.ident is not None:
+                self.thread.join(timeout=1.0)  # it only has to wake up and see it left the line
+            return
+        self._send_stop()
         with self._lock:
             state = self._runs[self._current]
             if state["status"] in ("starting", "running"):
@@ -134,17 +279,85 @@ class TrainingJob:
 
     @property
     def running(self) -> bool:
+        """Queued or training: its monitor thread has not ended."""
         return self.thread.is_alive()
+
+    @property
+    def queued(self) -> bool:
+        """Waiting in line for a slot on its device."""
+        return self.queue.place(self) is not None
 
     def snapshots(self) -> list[dict[str, Any]]:
         """Every run's state (copies), in order."""
         with self._lock:
-            return copy.deepcopy(self._runs)
+            runs = copy.deepcopy(self._runs)
+        return [self._placed(state) for state in runs]
 
     def snapshot(self) -> dict[str, Any]:
         """The run going on now (or the last one)."""
         with self._lock:
-            return copy.deepcopy(self._runs[self._current])
+            state = copy.deepcopy(self._runs[self._current])
+        return self._placed(state)
+
+    def _placed(self, state: dict[str, Any]) -> dict[str, Any]:
+        """A queued run's copy with its live place in line as "position" and "phase"."""
+        if state["status"] == "queued":
+            place = self.queue.place(self)
+            if place is None:  # its turn has just come
+                state["phase"] = "starting a training process"
+            else:
+                state["position"] = place[0]
+                state["phase"] = queue_text(place[0], place[1], self.queue.limit, self.device)
+        return state
+
+    def _end_unstarted(self, status: str, message: str) -> None:
+        """End every run that has not begun (none was trained, no run folder was made)."""
+        with self._lock:
+            for state in self._runs:
+                if state["status"] in ("queued", "waiting", "starting") and state["run_id"] is None:
+                    state.update(status=status, phase=status, message=message, position=None)
+
+    def _send_stop(self) -> None:
+        process = self.process
+        if process is not None and process.poll() is None:
+            try:
+                process.stdin.write("stop\n")
+                process.stdin.flush()
+            except (OSError, ValueError):  # it has just ended
+                pass
+
+    def _run(self) -> None:
+        """The monitor thread: wait for a slot, start the worker, follow it to the end; give the
+        slot back however that comes."""
+        if not self.queue.wait_turn(self):
+            self._end_unstarted("stopped", "not started: stopped while queued")
+            return
+        try:
+            if self._stopping:
+                self._end_unstarted("stopped", "not started: stopped on request")
+                return
+            with self._lock:
+                self._runs[0].update(status="starting", phase="starting a training process")
+            try:
+                self.process = self.starter(self.plans, self.root)
+            except Exception as err:
+                self._end_unstarted("failed", f"could not start the training process: "
+                                              f"{one_line(err) or type(err).__name__}")
+                return
+            if self._stopping:  # stop() came while the worker was starting
+                self._send_stop()
+            self._monitor()
+        except Exception as err:
+            with self._lock:
+                self._runs[self._current].update(
+                    status="failed", phase="failed",
+                    message=f"the app lost track of the training process: {one_line(err) or type(err).__name__}")
+        finally:
+            process = self.process
+            if process is not None and process.poll() is None:  # the monitor failed: end the worker too
+                process.kill()
+                process.wait()
+            self.queue.release(self)
 
     def _apply(self, message: tuple) -> bool:
         """Fold one worker message into the state; False once the worker has finished."""
@@ -203,11 +416,12 @@ def start_job(specs: ModelSpec | Sequence[ModelSpec], config: TrainConfig, seeds
               ) -> TrainingJob:
     """Start runs for this session: every spec for every seed (seed by seed), one after another.
 
-    Refuses while this session's previous job is going.
+    Refuses while this session's previous job is queued or training. The job waits in the
+    server-wide line while its device is busy (see `TrainingQueue`).
     """
     job = current_job()
     if job is not None and job.running:
-        raise ValueError("a run is already training in this session: stop it first")
+        raise ValueError("a run is already queued or training in this session: stop it first")
     specs = [specs] if isinstance(specs, ModelSpec) else list(specs)
     seeds = [config.seed] if not seeds else list(dict.fromkeys(int(s) for s in seeds))
     plans = [(spec, config.replace(seed=seed)) for seed in seeds for spec in specs]

@@ -10,6 +10,16 @@ import streamlit as st
 
 from ..devices import DEVICE_CHOICES
 from ..export import chromium_path, figure_to_html, figure_to_image, rows_to_csv
+from ..limits import (
+    MAX_CLASSES,
+    MAX_GROUPS,
+    MAX_IN_CHANNELS,
+    MAX_INPUT_SIZE,
+    MAX_UNITS,
+    MAX_WIDTH_MULTIPLIER,
+    MAX_WIDTH_PER_GROUP,
+    MIN_WIDTH_MULTIPLIER,
+)
 from ..models import ModelSpec, get_variant, list_variants
 from ..models.spec import CONVS_PER_BLOCK, IMAGENET_LAYERS, cifar_blocks_per_stage
 from . import state
@@ -108,10 +118,14 @@ def model_picker() -> tuple[ModelSpec | None, str, int]:
     """
     if "arch_stem" not in st.session_state:  # first visit, or back from another page
         shared = spec_from_query(st.query_params)
-        if isinstance(shared, str):
-            st.session_state["arch_name_error"] = shared
-        elif shared is not None:
-            state.set_choice(shared, st.query_params.get("device", state.get_device()), shared.default_input_size)
+        device, device_problem = device_from_query(st.query_params)
+        problems = [p for p in (shared if isinstance(shared, str) else None, device_problem) if p]
+        if problems:
+            st.session_state["arch_name_error"] = " ".join(problems)
+        if isinstance(shared, ModelSpec):
+            state.set_choice(shared, device or state.get_device(), shared.default_input_size)
+        elif device:
+            state.set_choice(state.get_spec(), device, state.get_input_size())
         chosen = state.get_spec()
         _load_spec_into_widgets(chosen)
         st.session_state["arch_input_size"] = state.get_input_size()
@@ -141,7 +155,7 @@ def model_picker() -> tuple[ModelSpec | None, str, int]:
     c1.selectbox("Stem / family", ("cifar", "imagenet"), key="arch_stem", on_change=_on_stem,
                  help="cifar: 3x3 conv, stages 16-32-64. imagenet: 7x7/2 conv + max-pool, stages 64-128-256-512.")
     c2.selectbox("Unit", ("basic", "bottleneck"), key="arch_block")
-    c3.number_input("Depth", min_value=3, max_value=1_000_000, step=1, key="arch_depth", on_change=_on_depth,
+    c3.number_input("Depth", min_value=3, max_value=MAX_DEPTH, step=1, key="arch_depth", on_change=_on_depth,
                     help="Weighted layers. CIFAR: 6n+2 (basic) or 9n+2 (bottleneck); ImageNet: 18, 34, 50, 101, 152")
     c4.text_input("Units per stage", key="arch_layers", help="3 numbers for cifar, 4 for imagenet")
     c5.selectbox("Shortcut", ("A", "B", "C"), key="arch_shortcut", format_func=SHORTCUT_HELP.get)
@@ -152,12 +166,14 @@ def model_picker() -> tuple[ModelSpec | None, str, int]:
     c3.toggle("Zero-init last BN", key="arch_zero_init")
     with st.expander("Width, groups, classes, input"):
         d1, d2, d3 = st.columns(3)
-        d1.number_input("Width multiplier", min_value=0.125, max_value=16.0, step=0.25, key="arch_width")
-        d2.number_input("Groups (bottleneck)", min_value=1, max_value=256, step=1, key="arch_groups")
-        d3.number_input("Width per group (bottleneck)", min_value=1, max_value=1024, step=1, key="arch_wpg")
-        d1.number_input("Classes", min_value=1, max_value=100_000, step=1, key="arch_classes")
-        d2.number_input("Input channels", min_value=1, max_value=64, step=1, key="arch_in_channels")
-        d3.number_input("Input size (pixels)", min_value=8, max_value=1024, step=8, key="arch_input_size")
+        d1.number_input("Width multiplier", min_value=MIN_WIDTH_MULTIPLIER, max_value=MAX_WIDTH_MULTIPLIER,
+                        step=0.25, key="arch_width")
+        d2.number_input("Groups (bottleneck)", min_value=1, max_value=MAX_GROUPS, step=1, key="arch_groups")
+        d3.number_input("Width per group (bottleneck)", min_value=1, max_value=MAX_WIDTH_PER_GROUP, step=1,
+                        key="arch_wpg")
+        d1.number_input("Classes", min_value=1, max_value=MAX_CLASSES, step=1, key="arch_classes")
+        d2.number_input("Input channels", min_value=1, max_value=MAX_IN_CHANNELS, step=1, key="arch_in_channels")
+        d3.number_input("Input size (pixels)", min_value=8, max_value=MAX_INPUT_SIZE, step=8, key="arch_input_size")
     st.selectbox("Device", DEVICE_CHOICES, key="arch_device",
                  help="auto picks cuda, then mps, then cpu; the model is built there")
 
@@ -173,16 +189,41 @@ def model_picker() -> tuple[ModelSpec | None, str, int]:
     return spec, st.session_state["arch_device"], int(st.session_state["arch_input_size"])
 
 
+MAX_DEPTH = 9 * (MAX_UNITS // 3) + 2  # the deepest CIFAR net under the unit ceiling (bottleneck)
+MAX_LINK_CHARACTERS = 4_000  # a ?spec= link is a few hundred characters; longer ones are refused unread
+
+
 def spec_from_query(params) -> ModelSpec | str | None:
-    """The model a shared link names (``?model=resnet56`` or ``?spec=<json>``); an error text if bad."""
+    """The model a shared link names (``?model=resnet56`` or ``?spec=<json>``); an error text if bad.
+
+    Every bound of `ModelSpec` applies (units, widths, classes: `resnet_explorer.limits`), checked
+    before anything is built; the page never silently clamps a value into a widget's range.
+    """
     try:
+        for key in ("spec", "model"):
+            if len(params.get(key) or "") > MAX_LINK_CHARACTERS:
+                raise ValueError(f"its {key} is {len(params[key]):,} characters long "
+                                 f"(at most {MAX_LINK_CHARACTERS:,})")
         if params.get("spec"):
-            return ModelSpec.from_json(params["spec"])
-        if params.get("model"):
-            return ModelSpec.from_name(params["model"])
-    except (ValueError, TypeError) as err:  # a hand-edited link: say why, keep the session
+            spec = ModelSpec.from_json(params["spec"])
+        elif params.get("model"):
+            spec = ModelSpec.from_name(params["model"])
+        else:
+            return None
+    except (ValueError, TypeError, RecursionError) as err:  # a hand-edited link: say why, keep the session
         return f"The link's model is invalid: {err}"
-    return None
+    return spec
+
+
+def device_from_query(params) -> tuple[str | None, str | None]:
+    """(the link's ``?device=``, or None; a message when it names no device this app offers)."""
+    device = params.get("device")
+    if not device:
+        return None, None
+    if device not in DEVICE_CHOICES:
+        shown = device if len(device) <= 20 else device[:20] + "..."
+        return None, f"The link's device {shown!r} is not one of {', '.join(DEVICE_CHOICES)}; kept the current one."
+    return device, None
 
 
 def spec_to_query(spec: ModelSpec, device: str) -> dict[str, str]:

@@ -1,0 +1,50 @@
+"""Every ceiling on what a name, a link, a form, a file or a command line can ask for.
+
+One module, so the README's "Limits" table, the app's widgets and the validators agree (a test
+checks the README against these values). Each limit is checked arithmetically, before anything
+is allocated for the request: a link naming a net of a billion units gets a message, not a
+server that allocates until it dies.
+
+The numbers leave every paper's network well inside: resnet1202 has 600 residual units,
+preact_resnet1001 333, wide_resnet101_2 127 M parameters; CIFAR-10's training split is 50,000
+images.
+"""
+
+from __future__ import annotations
+
+# ---- models (ModelSpec, build_model) --------------------------------------------------------
+MAX_UNITS = 10_000  # residual units over all stages (resnet1202: 600)
+MAX_PARAMS = 2_000_000_000  # parameters; 8 GB of float32 weights (confirmation needed past 200 M)
+MAX_WIDTH_MULTIPLIER = 16.0
+MIN_WIDTH_MULTIPLIER = 0.125
+MAX_CLASSES = 100_000
+MAX_IN_CHANNELS = 64
+MAX_GROUPS = 256
+MAX_WIDTH_PER_GROUP = 1024
+MAX_INPUT_SIZE = 1024  # pixels per side for the graph, summaries and attributions
+
+# ---- training (TrainConfig, data loaders) -----------------------------------------------------
+MAX_TRAIN_IMAGES = 100_000  # training images held in memory (two CIFAR-10 training splits)
+MAX_TEST_IMAGES = 100_000
+MAX_DATA_BYTES = 2_000_000_000  # float32 bytes of train + test images held in memory
+MAX_IMAGE_SIZE = 512  # training image side in pixels
+MAX_BATCH_SIZE = 4096
+MAX_STEPS = 10_000_000
+MAX_EPOCHS = 10_000
+MAX_SEED = 2**32 - 1  # numpy's and most tools' seed range; torch takes more, but reports say less
+JOBS_PER_DEVICE = 1  # training runs the app runs at once per device; more wait in a queue
+
+# ---- files ------------------------------------------------------------------------------------
+MAX_IMAGE_PIXELS = 20_000_000  # width x height of an uploaded image or one in a training folder,
+# read from the header before decoding
+MAX_ATTRIBUTE_SAMPLES = 10_000  # images one `attribute` command explains (the grid PNG shows the first 32)
+ATTRIBUTE_BATCH = 32  # images attributed at once: memory stays bounded whatever the sample count
+
+
+def check_int(name: str, value: object, low: int, high: int) -> int:
+    """`value` as an int in [low, high]; ValueError naming `name` and the range otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number from {low:,} to {high:,}, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be from {low:,} to {high:,}, got {value:,}")
+    return value

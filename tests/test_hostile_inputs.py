@@ -1,0 +1,380 @@
+"""Hostile inputs: every case a user, a link or a damaged file can send, and what it must leave behind.
+
+Each table row is one case; a new hostile input is one more row. CLI rows run in-process
+(`cli.main`), so an uncaught exception fails the test, and assert the exit code, a one-line
+message, and that no run folder was left behind. The memory cases run in a subprocess under an
+address-space limit and a time bound: they must be refused arithmetically, in seconds.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from resnet_explorer import cli
+from resnet_explorer.cli import main
+from resnet_explorer.runs import RunWriter, list_runs, load_run
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--model", "resnet8", "--steps", "2", "--batch-size", "16", "--train-size", "64", "--test-size", "32",
+        "--image-size", "16", "--probe-every", "0", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """One finished two-step run, shared by the attribute and report cases."""
+    root = tmp_path_factory.mktemp("runs")
+    assert main(["train", *TINY, "--out", str(root)]) == 0
+    return Path(list_runs(root)[0]["path"])
+
+
+def _one_line_error(capsys, code: int, expected: int, fragment: str) -> str:
+    err = capsys.readouterr().err.strip()
+    last = err.splitlines()[-1] if err else ""
+    assert code == expected, err
+    assert "Traceback" not in err
+    assert last.startswith("error: ") and fragment in last, err
+    return last
+
+
+# ---- command line: (case, argv with {out}/{run}/{file} placeholders, exit code, message fragment) ----
+CLI_CASES = [
+    # 1. sizes past the ceilings are refused arithmetically (the memory-limited runs are below)
+    ("huge name depth", ["info", "resnet6000000002"], 2, "ceiling of 10,000 residual units"),
+    ("huge composed units", ["info", "--stem", "cifar", "--layers", "1000000000,1,1"], 2, "ceiling of 10,000"),
+    ("huge width", ["info", "wide_resnet101_2", "--width-multiplier", "16", "--yes"], 2, "ceiling of 2,000,000,000"),
+    ("huge train depth", ["train", "--model", "plain6000000002", "--out", "{out}"], 2, "ceiling"),
+    ("huge degradation depth", ["degradation", "--depths", "20,6000000002", "--out", "{out}"], 2, "ceiling"),
+    # 2. failed starts: checked before any folder exists
+    ("no cuda", ["train", *TINY[:-2], "--device", "cuda", "--out", "{out}"], 2, "CUDA"),
+    ("batch over the set", ["train", *TINY[:4], "--batch-size", "100000", "--out", "{out}"], 2, "batch_size"),
+    ("batch past the training set", ["train", *TINY[:4], "--batch-size", "128", "--train-size", "64",
+                                     "--out", "{out}"], 2, "larger than the training set"),
+    ("seed 2^70", ["train", *TINY, "--seed", str(2**70), "--out", "{out}"], 2, "seed must be from 0 to 4,294,967,295"),
+    ("negative seed", ["train", *TINY, "--seed", "-1", "--out", "{out}"], 2, "seed must be from 0"),
+    # 3. output folders that cannot be written: before the work starts
+    ("train out is a file", ["train", *TINY, "--out", "{file}"], 2, "is a file"),
+    ("info export is a file", ["info", "resnet20", "--export", "{file}", "--format", "csv"], 2, "is a file"),
+    ("attribute out is a file", ["attribute", "{run}", "--out", "{file}", "--methods", "saliency"], 2, "is a file"),
+    ("report out is a file", ["report", "{run}", "--out", "{file}", "--format", "html"], 2, "is a file"),
+    ("out under a file", ["train", *TINY, "--out", "{file}/runs"], 2, "cannot write to"),
+    # 4. training-set size
+    ("train size 10^9", ["train", *TINY[:-6], "--train-size", "1000000000", "--out", "{out}"], 2,
+     "train_size must be from 1 to 100,000"),
+    ("test size 10^9", ["train", *TINY[:-4], "--test-size", "1000000000", "--out", "{out}"], 2, "test_size"),
+    ("image size 10^5", ["train", *TINY[:-6], "--image-size", "100000", "--out", "{out}"], 2, "image_size"),
+    ("data bytes", ["train", "--model", "resnet8", "--steps", "1", "--train-size", "100000", "--image-size", "224",
+                    "--out", "{out}"], 2, "GB in memory"),
+    # 6. bad values
+    ("weight decay nan", ["train", *TINY, "--weight-decay", "nan", "--out", "{out}"], 2, "weight_decay"),
+    ("weight decay inf", ["train", *TINY, "--weight-decay", "inf", "--out", "{out}"], 2, "weight_decay"),
+    ("epochs 0", ["train", "--model", "resnet8", "--epochs", "0", "--out", "{out}"], 2, "epochs must be"),
+    ("epochs nan", ["train", "--model", "resnet8", "--epochs", "nan", "--out", "{out}"], 2, "epochs must be"),
+    ("steps and epochs", ["train", *TINY, "--epochs", "1", "--out", "{out}"], 2, "not both"),
+    ("samples 0", ["attribute", "{run}", "--samples", "0", "--out", "{out}"], 2, "from 1 to"),
+    ("samples 10^9", ["attribute", "{run}", "--samples", "1000000000", "--out", "{out}"], 2, "from 1 to"),
+    ("ig steps 0", ["attribute", "{run}", "--steps", "0", "--out", "{out}"], 2, "--steps must be 1"),
+    ("summary depth -1", ["info", "resnet20", "--summary-depth", "-1"], 2, "--summary-depth"),
+    ("input size 0", ["info", "resnet20", "--input-size", "0"], 2, "--input-size"),
+    ("plain zero-init", ["train", *TINY, "--plain", "--zero-init", "--out", "{out}"], 2, "--zero-init needs shortcuts"),
+    ("imagenet depths", ["degradation", "--depths", "18,34", "--out", "{out}"], 2, "6n+2"),
+    ("one depth twice", ["degradation", "--depths", "8,8", "--out", "{out}"], 2, "two different depths"),
+    ("seeds 2^70", ["degradation", "--depths", "8,14", "--seeds", f"0,{2**70}", "--steps", "1", "--out", "{out}"],
+     2, "seed must be"),
+    ("num classes 10^12", ["info", "resnet20", "--num-classes", str(10**12)], 2, "from 1 to 100,000"),
+    # 10. messages that mislead
+    ("report a plain folder", ["report", "{out}", "--out", "{out}/r"], 2, "is not a run folder (no run.json"),
+    ("report a missing folder", ["report", "{out}/nothing/here", "--out", "{out}/r"], 2, "no run folder"),
+]
+
+
+@pytest.mark.parametrize("case, argv, code, fragment", CLI_CASES, ids=[c[0] for c in CLI_CASES])
+def test_cli_refuses_with_one_line(case, argv, code, fragment, tmp_path, capsys, request):
+    out, file = tmp_path / "out", tmp_path / "a-file"
+    out.mkdir()
+    file.write_text("not a folder")
+    needs_run = any("{run}" in a for a in argv)
+    run = request.getfixturevalue("tiny_run") if needs_run else None
+    capsys.readouterr()
+    args = [a.format(out=out, file=file, run=run) for a in argv]
+    _one_line_error(capsys, main(args), code, fragment)
+    assert file.read_text() == "not a folder"  # untouched
+    assert not any(out.iterdir())  # nothing half-made: no run folder for a run that could not start
+
+
+def test_read_only_output_folder(tmp_path, capsys):
+    if os.geteuid() != 0:
+        base = tmp_path / "locked"
+        base.mkdir()
+        base.chmod(0o500)
+    else:  # root writes through permissions: use a read-only file system instead
+        base = Path("/sys")
+        try:
+            (base / "resnet-explorer-probe").mkdir()
+        except OSError:
+            pass
+        else:
+            (base / "resnet-explorer-probe").rmdir()
+            pytest.skip("no read-only folder to try: running as root with a writable /sys")
+    try:
+        _one_line_error(capsys, main(["train", *TINY, "--out", str(base / "runs")]), 2, "cannot write to")
+    finally:
+        if base != Path("/sys"):
+            base.chmod(0o700)
+
+
+# ---- 1 and 4: memory-hungry requests, under an address-space limit and a time bound -----------
+MEMORY_SCRIPT = textwrap.dedent("""
+    import json, resource, sys, time
+    resource.setrlimit(resource.RLIMIT_AS, (__LIMIT__, __LIMIT__))
+    from resnet_explorer.cli import main
+    from resnet_explorer.models import ModelSpec, count_parameters, large_model_message
+    from resnet_explorer.ui.widgets import spec_from_query
+    from resnet_explorer.training import TrainConfig
+    from resnet_explorer.data import load_data
+    results = {}
+    def case(name, fn):
+        started = time.perf_counter()
+        try:
+            value = fn()
+        except (ValueError, TypeError) as err:
+            value = "ValueError: " + str(err)
+        results[name] = [str(value)[:300], time.perf_counter() - started]
+    case("cli info", lambda: main(["info", "resnet6000000002"]))
+    case("cli train", lambda: main(["train", "--train-size", "1000000000", "--model", "resnet8", "--out", __OUT__]))
+    case("link model", lambda: spec_from_query({"model": "resnet6000000002"}))
+    case("link spec", lambda: spec_from_query({"spec": json.dumps({"layers": [1000000000, 1, 1]})}))
+    case("link long", lambda: spec_from_query({"spec": "[" * 10_000_000}))
+    case("deep count", lambda: count_parameters(ModelSpec(layers=(3333, 3333, 3333))))
+    case("deep message", lambda: large_model_message(ModelSpec(layers=(3333, 3333, 3333), width_multiplier=16.0)))
+    case("data", lambda: load_data("shapes", train_size=100_000, test_size=100_000, image_size=512))
+    print(json.dumps(results))
+""")
+
+
+def test_memory_hungry_requests_are_refused_in_seconds_under_a_memory_limit(tmp_path):
+    limit = 3 * 2**30  # 3 GB of address space: torch's import fits, none of the requests would
+    script = MEMORY_SCRIPT.replace("__LIMIT__", str(limit)).replace("__OUT__", repr(str(tmp_path)))
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert results["cli info"][0] == "2" and results["cli train"][0] == "2"
+    for name in ("link model", "link spec"):
+        assert "ceiling of 10,000" in results[name][0], results[name]
+    assert "characters long" in results["link long"][0]
+    assert int(results["deep count"][0]) > 100_000_000
+    assert "is large: 9,999 residual units" in results["deep message"][0] or "ceiling" in results["deep message"][0]
+    assert "GB in memory" in results["data"][0]
+    assert max(seconds for _, seconds in results.values()) < 5.0, results
+    assert time.perf_counter() - started < 60
+    assert "ceiling of 10,000 residual units" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_arithmetic_count_matches_the_built_module_at_depth():
+    from resnet_explorer.models import ModelSpec, build_model, count_parameters, stage_units
+
+    for spec in (ModelSpec(layers=(40, 1, 7)), ModelSpec(block="bottleneck", layers=(3, 1, 2), shortcut="C"),
+                 ModelSpec.from_name("resnext50_32x4d"), ModelSpec(layers=(5, 5, 5), residual=False)):
+        model = build_model(spec, device="meta", confirm_large=True)
+        assert count_parameters(spec) == sum(p.numel() for p in model.parameters()), spec.label
+    assert [repeats for _, _, repeats in stage_units(ModelSpec(layers=(40, 1, 7)))] == [39, 0, 6]
+
+
+# ---- 2: a run that cannot start leaves no folder; a killed one reads "interrupted" --------------
+def test_failed_start_leaves_no_folder(tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(["train", *TINY[:-2], "--device", "cuda:7", "--out", str(out)]) == 2
+    assert list_runs(out) == [] and (not out.exists() or not any(out.iterdir()))
+
+
+# ---- 3: disk full mid-run ------------------------------------------------------------------------
+def test_disk_full_while_saving_the_model_fails_the_run_and_keeps_the_files(tmp_path, capsys, monkeypatch):
+    import resnet_explorer.runs as runs
+
+    def full(model, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(runs, "save_state_dict", full)
+    code = main(["train", *TINY, "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert "disk full: could not write model.pt at step 2" in err
+    run = load_run(Path(list_runs(tmp_path)[0]["path"]), with_model=False)
+    assert run.status == "failed" and run.info["message"].startswith("disk full")
+    assert len(run.metrics) == 1 and not (run.path / "model.pt").exists()
+    assert not [p for p in run.path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_disk_full_on_a_csv_names_it(tmp_path):
+    from resnet_explorer.models import ModelSpec
+    from resnet_explorer.training import TrainConfig, train
+
+    config = TrainConfig(steps=6, batch_size=16, train_size=64, test_size=32, image_size=16, probe_every=0,
+                         log_every=1, device="cpu")
+    writer = RunWriter(tmp_path, ModelSpec(layers=(1, 1, 1)), config, flush_seconds=0.0)
+    import resnet_explorer.runs as runs
+
+    real, calls = runs.write_atomic, []
+
+    def flaky(path, data):
+        calls.append(path)
+        if len(calls) > 20 and Path(path).name == "metrics.csv":
+            raise OSError(errno.ENOSPC, "No space left on device", str(Path(path).parent / ".metrics.csv.x1.tmp"))
+        return real(path, data)
+
+    runs.write_atomic = flaky
+    try:
+        result = train(ModelSpec(layers=(1, 1, 1)), config, listeners=[writer])
+    finally:
+        runs.write_atomic = real
+    assert result.status == "failed" and "disk full: could not write metrics.csv" in result.message
+    info = json.loads((writer.path / "run.json").read_text())
+    assert info["status"] == "failed" and "metrics.csv" in info["message"]
+
+
+# ---- 8: Ctrl-C -----------------------------------------------------------------------------------
+def test_second_ctrl_c_raises_at_once_first_sets_stop():
+    stop = threading.Event()
+    before = signal.getsignal(signal.SIGINT)
+    restore = cli._stop_on_signals(stop, stream=open(os.devnull, "w"))
+    try:
+        handler = signal.getsignal(signal.SIGINT)
+        handler(signal.SIGINT, None)
+        assert stop.is_set()
+        with pytest.raises(KeyboardInterrupt):
+            handler(signal.SIGINT, None)
+        signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)  # SIGTERM only ever asks to stop
+    finally:
+        restore()
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_interrupt_during_evaluation_ends_the_run_stopped_and_kept(tmp_path):
+    from resnet_explorer.models import ModelSpec
+    from resnet_explorer.training import TrainConfig, train
+
+    config = TrainConfig(steps=4, batch_size=16, train_size=64, test_size=256, image_size=16, probe_every=0,
+                         log_every=1, eval_every=2, device="cpu")
+    writer = RunWriter(tmp_path, ModelSpec(layers=(1, 1, 1)), config)
+    stop = threading.Event()
+    batches = []
+
+    def on_event(event):  # first "Ctrl-C" in the first evaluation, a second one in the next batch
+        if event.kind == "phase" and event.data["phase"] == "evaluating":
+            batches.append(event.data["batch"])
+            if len(batches) == 1:
+                stop.set()
+
+    result = train(ModelSpec(layers=(1, 1, 1)), config, listeners=[writer, on_event], stop=stop)
+    assert result.status == "stopped" and result.steps == 2 and batches == [1] and result.evals == []
+    assert json.loads((writer.path / "run.json").read_text())["status"] == "stopped"
+
+    def interrupt(event):
+        if event.kind == "phase" and event.data["phase"] == "evaluating":
+            raise KeyboardInterrupt
+
+    writer = RunWriter(tmp_path, ModelSpec(layers=(1, 1, 1)), config)
+    result = train(ModelSpec(layers=(1, 1, 1)), config, listeners=[writer, interrupt])
+    assert result.status == "stopped" and result.message == "interrupted at step 2"
+    assert json.loads((writer.path / "run.json").read_text())["status"] == "stopped"
+
+
+def test_ctrl_c_from_a_shell_exits_130_and_keeps_the_run(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "resnet_explorer", "train", *TINY[:2], "--steps", "100000",
+                             *TINY[4:], "--log-every", "1", "--out", str(tmp_path)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not list_runs(tmp_path):  # the folder appears when training starts
+            time.sleep(0.1)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "stopping after this step" in err
+    run = load_run(Path(list_runs(tmp_path)[0]["path"]), with_model=False)
+    assert run.status == "stopped" and out.strip() == str(run.path)
+
+
+# ---- 9 and 10: damaged files and folders of images -----------------------------------------------
+def test_attribute_on_a_run_without_data_section(tiny_run, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / tiny_run.name
+    shutil.copytree(tiny_run, copy)
+    info = json.loads((copy / "run.json").read_text())
+    del info["data"]
+    (copy / "run.json").write_text(json.dumps(info))
+    before = {p.name: p.read_bytes() for p in copy.iterdir()}
+    last = _one_line_error(capsys, main(["attribute", str(copy), "--out", str(tmp_path / "a")]), 2, "run.json")
+    assert "data" in last
+    assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
+
+
+def test_huge_image_in_a_training_folder_is_refused_from_its_header(tmp_path):
+    from PIL import Image
+
+    from resnet_explorer.data import load_data
+
+    for cls in ("a", "b"):
+        for i in range(3):
+            (tmp_path / cls).mkdir(exist_ok=True)
+            Image.new("RGB", (8, 8)).save(tmp_path / cls / f"{i}.png")
+    Image.new("1", (5000, 4500)).save(tmp_path / "a" / "huge.png")  # 22.5 MP, a few KB on disk
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"huge.png.*5000 x 4500 pixels is past the ceiling of 20,000,000"):
+        load_data(f"folder:{tmp_path}", image_size=16, seed=1, train_size=None)
+    assert time.perf_counter() - started < 2.0
+
+
+def test_config_ceilings_name_the_field():
+    from resnet_explorer.training import TrainConfig
+
+    for field, value in (("train_size", 10**7), ("batch_size", 10**6), ("steps", 10**9), ("seed", 2**70),
+                         ("image_size", 4096), ("epochs", 1e9)):
+        budget = {} if field in ("steps", "epochs") else {"steps": 1}
+        with pytest.raises(ValueError, match=field):
+            TrainConfig(**{field: value, **budget})
+
+
+# ---- links into the app: (case, query parameters, error fragment) ---------------------------------
+LINK_CASES = [
+    ("huge depth", {"model": "resnet6000000002"}, "ceiling of 10,000 residual units"),
+    ("huge spec", {"spec": json.dumps({"layers": [1000000000, 1, 1]})}, "ceiling of 10,000"),
+    ("long spec", {"spec": "[" * 100_000}, "characters long"),
+    ("spec not an object", {"spec": "[1, 2]"}, "JSON object"),
+    ("classes 10^12", {"spec": json.dumps({"num_classes": 10**12})}, "num_classes must be a whole number from 1"),
+    ("width 10^6", {"spec": json.dumps({"width_multiplier": 1e6})}, "width_multiplier must be from 0.125 to 16"),
+    ("past max params", {"spec": json.dumps({"stem": "imagenet", "block": "bottleneck", "layers": [3, 4, 23, 3],
+                                             "width_multiplier": 16.0})}, "ceiling of 2,000,000,000"),
+    ("bogus device", {"model": "resnet20", "device": "bogus"}, "device 'bogus' is not one of"),
+]
+
+
+@pytest.mark.parametrize("case, params, fragment", LINK_CASES, ids=[c[0] for c in LINK_CASES])
+def test_a_hostile_link_gets_a_message_and_a_live_page(case, params, fragment):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "pages" / "1_Architecture.py"), default_timeout=60)
+    for key, value in params.items():
+        at.query_params[key] = value
+    started = time.perf_counter()
+    at.run()
+    assert not at.exception
+    assert any(fragment in e.value for e in at.error), [e.value for e in at.error]
+    assert time.perf_counter() - started < 30
+    at.text_input(key="arch_typed").set_value("resnet20").run()  # the session goes on
+    assert not at.exception and at.session_state["rx_spec"].name == "resnet20"
