@@ -14,16 +14,18 @@ from resnet_explorer.plots import (
     plot_responses,
     plot_training_curves,
 )
-from resnet_explorer.runs import find_twin, list_runs, load_run
+from resnet_explorer.runs import TABLES, find_twin, list_runs, load_run
 from resnet_explorer.ui import jobs
 from resnet_explorer.ui.widgets import figure_downloads
+
+TABLE_FILES = ("run.json", *(f"{name}.csv" for name in TABLES))
 
 st.set_page_config(page_title="Inspect - ResNet Explorer", layout="wide")
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def cached_tables(path: str, updated: float):
-    """A run's tables, re-read whenever run.json's `updated` changes (live runs)."""
+def cached_tables(path: str, files: tuple):
+    """A run's tables, re-read whenever any of its files changes (a live run, or one edited or damaged)."""
     run = load_run(path, with_model=False)
     return run.label, run.spec.residual, run.status, run.tables, run.spec.depth
 
@@ -61,9 +63,17 @@ other_id = right.selectbox(
     format_func=lambda i: "none" if i is None else describe(i), key=f"inspect_other_{main_id}",
 )
 
+
 def tables_of(run_id: str):
     path = Path(by_id[run_id]["path"])
-    return cached_tables(str(path), (path / "run.json").stat().st_mtime)
+    files = []
+    for name in sorted(TABLE_FILES):  # temp files come and go while a run writes: only the run's own files
+        try:
+            stat = (path / name).stat()
+        except OSError:
+            continue
+        files.append((name, stat.st_mtime_ns, stat.st_size))
+    return cached_tables(str(path), tuple(files))
 
 
 loaded = []

@@ -85,21 +85,26 @@ def submit_tiny(at: AppTest, steps: int = 6) -> None:
 
 def test_two_sessions_train_at_once_and_survive_page_switches(runs, monkeypatch):
     from resnet_explorer.ui import jobs
+    from tests.test_jobs import FakeStarter, wait_for
 
-    # Two slots, so both train at once as on a server configured for it (the one-slot queue is
-    # tested with fake workers below and in test_jobs.py).
+    # Two slots, as on a server configured for it, and workers that train until told (the real
+    # worker through this page: test_train_page_runs_and_shows_curves).
+    starter = FakeStarter()
     monkeypatch.setattr(jobs, "QUEUE", jobs.TrainingQueue(limit=2))
+    monkeypatch.setattr(jobs, "start_process", starter)
     first, second = app("pages/2_Train.py"), app("pages/2_Train.py")
-    submit_tiny(first, steps=16)  # the worker process takes seconds to start: still training at the switch
-    submit_tiny(second, steps=16)
+    submit_tiny(first)
+    submit_tiny(second)
+    wait_for(lambda: len(starter.workers) == 2)  # both train at once
     first.switch_page("pages/1_Architecture.py").run()  # leave while it trains
     assert not first.exception
     first.switch_page("pages/2_Train.py").run()
-    wait_done(first)
-    wait_done(second)
+    assert not first.exception and [p.proto.text for p in first.get("progress")][0].startswith("resnet20: step")
+    for worker in starter.workers:
+        worker.finish()
+    wait_done(first, timeout=10)
+    wait_done(second, timeout=10)
     assert not first.exception and not second.exception and not first.error and not second.error
-    stored = list_runs(runs)
-    assert len(stored) == 2 and all(r["status"] == "done" and r["steps"] == 16 for r in stored)
 
 
 def test_train_page_bad_input_keeps_session(runs):

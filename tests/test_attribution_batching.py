@@ -105,7 +105,7 @@ def test_largest_forward_batch_does_not_grow_with_the_images(model, monkeypatch)
     together (6), SmoothGrad the 16 noisy copies of one image.
     """
     monkeypatch.setattr(study_module, "ATTRIBUTE_BATCH", 3)
-    few, many = largest_forwards(model, 10), largest_forwards(model, 40)
+    few, many = largest_forwards(model, 7), largest_forwards(model, 20)
     assert few == many == {"saliency": 3, "integrated_gradients": 24, "smoothgrad": 16, "gradcam": 3,
                            "occlusion": 27, "deeplift": 6}
 

@@ -378,3 +378,19 @@ def test_a_hostile_link_gets_a_message_and_a_live_page(case, params, fragment):
     assert time.perf_counter() - started < 30
     at.text_input(key="arch_typed").set_value("resnet20").run()  # the session goes on
     assert not at.exception and at.session_state["rx_spec"].name == "resnet20"
+
+
+def test_inspect_notices_a_file_damaged_after_it_was_shown(tiny_run, tmp_path, monkeypatch):
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    shutil.copytree(tiny_run, tmp_path / tiny_run.name)
+    monkeypatch.setenv("RESNET_EXPLORER_RUNS", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "pages" / "3_Inspect.py"), default_timeout=60)
+    at.run()
+    assert not at.exception and not at.error
+    (tmp_path / tiny_run.name / "metrics.csv").write_text("a,b\n1,2\n")  # run.json unchanged
+    at.run()
+    assert not at.exception
+    assert any("metrics.csv lacks the columns step" in e.value for e in at.error), [e.value for e in at.error]

@@ -61,6 +61,8 @@ def phase_text(snap: dict[str, Any]) -> str:
     """ "step 120 / 250 (evaluating 3/8)" for a run's snapshot; a queued run's place in line."""
     if snap["status"] == "queued":
         return snap["phase"]
+    if snap["status"] == "stopped" and not snap.get("run_id"):  # left the queue, or stopped before its folder
+        return "stopped before it started"
     total = snap["total"] or "?"
     return f"step {snap['step']} / {total} ({snap['phase']})"
 
