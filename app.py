@@ -44,15 +44,20 @@ if checks:
                f"{describe(runs[0].config)}, for seeds {', '.join(map(str, seeds))}; every net gets the same data, "
                "data order and budget per seed.")
     fig = plot_training_curves({g[0].spec.name: [r.tables["metrics"] for r in g] for g in groups},
-                               {g[0].spec.name: [r.tables["eval"] for r in g] for g in groups}, residual=residual)
+                               {g[0].spec.name: [r.tables["eval"] for r in g] for g in groups}, residual=residual,
+                               depth={g[0].spec.name: g[0].spec.depth for g in groups})
     st.plotly_chart(fig, key="tour_curves", theme=None)
     st.markdown("**1. The degradation problem.** He et al. 2015 found that a deeper plain net trains *worse* than a "
                 "shallower one, although it could copy it and set its extra layers to the identity; its residual "
                 "twin does not. In these runs:")
     for check in checks:
         st.markdown(f"- **{'Holds' if check.held == check.of else 'Not on every seed'}:** {check.text()}")
-    pair = {f"{m} (seed {first[m].config.seed})": first[m] for m in ("resnet56", "plain56") if m in first}
-    fig = plot_residual_norms({label: run.tables["residual_norms"] for label, run in pair.items()})
+    deep_plain = max((run for run in first.values() if not run.spec.residual), key=lambda run: run.spec.depth)
+    twin = next((run for run in first.values() if run.spec == deep_plain.spec.with_residual()), None)
+    pair = {f"{run.spec.name} (seed {run.config.seed})": run for run in (twin, deep_plain) if run is not None}
+    fig = plot_residual_norms({label: run.tables["residual_norms"] for label, run in pair.items()},
+                              residual={label: run.spec.residual for label, run in pair.items()},
+                              depth={label: run.spec.depth for label, run in pair.items()})
     st.plotly_chart(fig, key="tour_norms", theme=None)
     res_label = next((label for label, run in pair.items() if run.spec.residual), None)
     ratio_text = ratio_finding(res_label, pair[res_label].tables["residual_norms"]) if res_label else None

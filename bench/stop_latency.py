@@ -35,7 +35,7 @@ def stop_once(data, config, when: str) -> tuple[float, str, int]:
     def listener(event):
         if when == "at a random moment" and event.kind == "start":
             threading.Timer(2.0 + random.random() * 3, press).start()
-        if when == "evaluating" and event.kind == "phase" and event.data.get("batch") == 2 and not stop.is_set():
+        if when == "evaluating" and event.kind == "phase" and event.data.batch == 2 and not stop.is_set():
             press()
 
     box = {}

@@ -14,6 +14,7 @@ from resnet_explorer.ui import state
 from resnet_explorer.ui.widgets import figure_downloads, filterable_table, model_picker, spec_to_query, table
 
 st.set_page_config(page_title="Architecture - ResNet Explorer", layout="wide")
+VIEWS = {"stage": "Per stage", "unit": "Per unit", "twin": "Plain vs residual twin", "layers": "torchinfo layers"}
 
 
 @st.cache_data(max_entries=32, show_spinner="Tracing the block graph...")
@@ -80,15 +81,18 @@ fig = plot_block_graph(graph, expand)
 st.plotly_chart(fig, key="arch_graph", theme=None, config={"displaylogo": False})
 figure_downloads(fig, f"{spec.name}_graph", "dl_graph", graph.block_rows())
 
-tab_stage, tab_unit, tab_twin, tab_layers = st.tabs(["Per stage", "Per unit", "Plain vs residual twin", "torchinfo layers"])
-with tab_stage:
+# One view at a time, and only its code runs: st.tabs would run every tab, and the torchinfo table builds the
+# real model (resnet1202: 5,410 rows, ~9 s) on every spec change.
+view = st.segmented_control("View", list(VIEWS), default="stage", required=True, format_func=VIEWS.get,
+                            key="arch_view", label_visibility="collapsed")
+if view == "stage":
     table(graph.stage_rows())
     bars = plot_stage_bars(graph.stage_rows(), twin.stage_rows(), (spec.name, twin_spec.name))
     st.plotly_chart(bars, key="arch_stage_bars", theme=None)
     figure_downloads(bars, f"{spec.name}_stages", "dl_stages", graph.stage_rows())
-with tab_unit:
+elif view == "unit":
     filterable_table(graph.block_rows(), "arch_unit_filter", "node")
-with tab_twin:
+elif view == "twin":
     st.markdown(
         f"**{spec.name}** and **{twin_spec.name}** stack the same convolutions. The residual net adds each "
         "unit's input x to its output F(x); the plain net passes only F(x) on. He et al. 2015 (Fig. 6) "
@@ -100,7 +104,7 @@ with tab_twin:
                      "shortcut params": sum(n.shortcut_params for n in g.blocks()),
                      **{f"{k} skips": v for k, v in g.skip_counts().items()}})
     table(rows)
-with tab_layers:
+elif view == "layers":  # builds the model: only when asked
     depth = st.slider("Nesting depth", 1, 4, 3, key="arch_summary_depth", help="Module nesting shown by torchinfo")
     try:
         started = time.perf_counter()

@@ -111,7 +111,8 @@ def live(job: jobs.TrainingJob) -> None:
                                                                              {label: job.specs[0].residual}))
         else:
             evals = {label: pd.DataFrame(snap["evals"])} if snap["evals"] else None
-            fig = plot_training_curves({label: pd.DataFrame(snap["metrics"])}, evals)
+            fig = plot_training_curves({label: pd.DataFrame(snap["metrics"])}, evals,
+                                       residual={label: job.specs[0].residual})
         st.plotly_chart(fig, key="train_curves", theme=None)
         if not job.running:
             figure_downloads(fig, f"{snap['run_id']}_curves", "dl_train_curves", snap["metrics"])

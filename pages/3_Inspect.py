@@ -14,8 +14,9 @@ from resnet_explorer.plots import (
     plot_responses,
     plot_training_curves,
 )
-from resnet_explorer.runs import TABLES, find_twin, list_runs, load_run
+from resnet_explorer.runs import TABLES, list_runs, load_run
 from resnet_explorer.ui import jobs
+from resnet_explorer.ui.run_picker import pick_runs
 from resnet_explorer.ui.widgets import figure_downloads
 
 TABLE_FILES = ("run.json", *(f"{name}.csv" for name in TABLES))
@@ -34,38 +35,12 @@ st.title("Inspect")
 st.caption("Look inside a run: how big each unit's change F(x) is next to its input x, how gradients "
            "reach the early layers, and how strongly each 3x3 layer responds.")
 
-runs = list_runs(jobs.runs_root())
-if not runs:
-    st.info("No runs yet: train one on the Train page (or `python -m resnet_explorer train`).")
-    st.page_link("pages/2_Train.py", label="Go to Train", icon=":material/play_arrow:")
-    st.stop()
-
-by_id = {r["id"]: r for r in runs}
-ids = list(by_id)
 job = jobs.current_job()
 current = job.snapshot()["run_id"] if job else None
-default = ids.index(current) if current in by_id else 0
 
 
-def describe(run_id: str) -> str:
-    r = by_id[run_id]
-    return f"{r['model']} - {r['status']} - {r['steps']}/{r['total_steps']} steps - {run_id}"
-
-
-left, right = st.columns(2)
-main_id = left.selectbox("Run", ids, index=default, format_func=describe, key="inspect_run")
-candidates = [i for i in ids if i != main_id]
-twin_default = find_twin(runs, main_id)
-options = [None] + candidates
-other_id = right.selectbox(
-    "Overlay a second run (its twin is picked when there is one)", options,
-    index=options.index(twin_default) if twin_default else 0,
-    format_func=lambda i: "none" if i is None else describe(i), key=f"inspect_other_{main_id}",
-)
-
-
-def tables_of(run_id: str):
-    path = Path(by_id[run_id]["path"])
+def tables_of(row: dict):
+    path = Path(row["path"])
     files = []
     for name in sorted(TABLE_FILES):  # temp files come and go while a run writes: only the run's own files
         try:
@@ -76,27 +51,21 @@ def tables_of(run_id: str):
     return cached_tables(str(path), tuple(files))
 
 
-loaded = []
-for run_id in (main_id, other_id):
-    if run_id is None:
-        continue
-    try:
-        loaded.append(tables_of(run_id))
-    except (ValueError, OSError) as err:  # a damaged or vanished run: say what is wrong, keep the page
-        st.error(f"{err}. Choose another run.")
-        if run_id == main_id:
-            st.stop()
+picked = pick_runs("inspect", list_runs(jobs.runs_root()), tables_of, default=current,  # the training run, else newest
+                   twin_label="Overlay a second run (its twin is picked when there is one)")
+main_id = picked[0].id
+loaded = [p.run for p in picked]
 labels = [label for label, *_ in loaded]
 if len(set(labels)) < len(labels):
     labels = [f"{label} [{i + 1}]" for i, label in enumerate(labels)]
 tables = {label: t for label, (_, _, _, t, _) in zip(labels, loaded)}
 residual = {label: bool(r) for label, (_, r, _, _, _) in zip(labels, loaded)}
 depth = {label: d for label, (_, _, _, _, d) in zip(labels, loaded)}
-status = by_id[main_id]["status"]  # from list_runs, re-checked each rerun: cached tables keep an old status
+status = picked[0].row["status"]  # from list_runs, re-checked each rerun: cached tables keep an old status
 if status == "running":
     st.info("This run is still training: the figures show what has been written so far (refresh to update).")
 elif status == "interrupted":
-    message = by_id[main_id]["message"]
+    message = picked[0].row["message"]
     st.warning(f"{message[:1].upper()}{message[1:]}. The figures show what it wrote before it stopped.")
 
 
@@ -105,7 +74,7 @@ def series(name: str) -> dict:
 
 
 st.subheader("Training curves")
-fig = plot_training_curves(series("metrics"), series("eval"), residual=residual)
+fig = plot_training_curves(series("metrics"), series("eval"), residual=residual, depth=depth)
 st.plotly_chart(fig, key="inspect_curves", theme=None)
 figure_downloads(fig, f"{main_id}_curves", "dl_inspect_curves", tables[labels[0]]["metrics"].to_dict("records"))
 
@@ -118,7 +87,7 @@ step = st.select_slider("Probe step", steps, value=steps[-1], key=f"inspect_step
                         help="The residual-norm, gradient and response figures show this step")
 
 st.subheader("Residual norms across depth")
-fig = plot_residual_norms(norms, step)
+fig = plot_residual_norms(norms, step, residual=residual, depth=depth)
 st.plotly_chart(fig, key="inspect_norms", theme=None)
 figure_downloads(fig, f"{main_id}_residual_norms", "dl_inspect_norms",
                  tables[labels[0]]["residual_norms"].to_dict("records"))
@@ -142,7 +111,7 @@ grads = series("grad_flow")
 fig = plot_grad_flow_heatmap(grads, value)
 st.plotly_chart(fig, key="inspect_grad_heat", theme=None)
 figure_downloads(fig, f"{main_id}_grad_flow", "dl_inspect_grad_heat", tables[labels[0]]["grad_flow"].to_dict("records"))
-fig = plot_grad_flow_profile(grads, step, value)
+fig = plot_grad_flow_profile(grads, step, value, residual=residual, depth=depth)
 st.plotly_chart(fig, key="inspect_grad_profile", theme=None)
 finding = gradient_finding({k: v[v["step"] <= step] for k, v in grads.items() if not v.empty}, residual)
 if finding:
@@ -161,6 +130,7 @@ mode = st.radio("Measured", ["training", "eval"], horizontal=True, key="inspect_
 table_name = "responses_eval" if mode == "eval" and has_eval else "responses"
 responses = {k: (v if table_name == "responses_eval" else v[v["step"] <= step]) for k, v in series(table_name).items()}
 finding = responses_finding(responses, residual, depth)
-fig = plot_responses(responses, None if table_name == "responses_eval" else step, residual=residual, finding=finding)
+fig = plot_responses(responses, None if table_name == "responses_eval" else step, residual=residual, depth=depth,
+                     finding=finding)
 st.plotly_chart(fig, key="inspect_responses", theme=None)
 figure_downloads(fig, f"{main_id}_responses", "dl_inspect_responses", tables[labels[0]][table_name].to_dict("records"))

@@ -6,20 +6,20 @@ import streamlit as st
 
 from resnet_explorer.analysis import METHODS, ImageError, layer_choices, method_support
 from resnet_explorer.analysis.study import dataset_inputs, run_study, summary, upload_inputs
+from resnet_explorer.data import denormalize
 from resnet_explorer.devices import resolve_device
-from resnet_explorer.plots import denormalize, plot_attribution_grid, plot_attribution_scores
-from resnet_explorer.runs import find_twin, list_runs, load_run
+from resnet_explorer.plots import plot_attribution_grid, plot_attribution_scores
+from resnet_explorer.runs import list_runs, load_run
 from resnet_explorer.ui import jobs, state
+from resnet_explorer.ui.run_picker import no_runs, pick_runs
 from resnet_explorer.ui.widgets import figure_downloads, table
 
 st.set_page_config(page_title="Attribute - ResNet Explorer", layout="wide")
-RESULT = "rx_attr_result"
-MODELS = "rx_attr_models"
 
 
 def session_run(path: str, device: str):
     """A run with its model, kept per session (a model is mutable state: never shared across users)."""
-    cache = st.session_state.setdefault(MODELS, {})
+    cache = st.session_state.setdefault(state.ATTR_MODELS, {})
     stamp = (Path(path) / "model.pt").stat().st_mtime
     key = (path, device)
     if key not in cache or cache[key][0] != stamp:
@@ -34,20 +34,7 @@ st.caption("Which pixels drive the prediction? Saliency, Integrated Gradients, S
            "and DeepLift (captum) for a trained run, scored against the object mask and a sanity check.")
 
 runs = [r for r in list_runs(jobs.runs_root()) if (Path(r["path"]) / "model.pt").is_file()]
-if not runs:
-    st.info("No trained run yet: train one on the Train page (or `python -m resnet_explorer train`).")
-    st.page_link("pages/2_Train.py", label="Go to Train", icon=":material/play_arrow:")
-    st.stop()
-by_id = {r["id"]: r for r in runs}
-ids = list(by_id)
-
-
-def describe(run_id: str | None) -> str:
-    if run_id is None:
-        return "none"
-    r = by_id[run_id]
-    return f"{r['model']} - {r['status']} - {r['steps']} steps - {run_id}"
-
+no_runs(runs, "No trained run yet: train one on the Train page (or `python -m resnet_explorer train`).")
 
 try:
     device = str(resolve_device(state.get_device()))
@@ -55,26 +42,16 @@ except ValueError as err:
     st.error(f"{err} (choose another device on the Architecture page)")
     st.stop()
 
-left, right = st.columns(2)
-main_id = left.selectbox("Run", ids, format_func=describe, key="attr_run")
-twin_id = find_twin(runs, main_id)
-others = [None] + [i for i in ids if i != main_id]
-other_id = right.selectbox("Side by side with (its twin is picked when there is one)", others,
-                           index=others.index(twin_id) if twin_id else 0, format_func=describe,
-                           key=f"attr_other_{main_id}")
-chosen = []
-for run_id in (main_id, other_id):
-    if run_id is None:
-        continue
-    try:
-        run = session_run(by_id[run_id]["path"], device)
-        chosen.append((run, run.classes))
-    except (ValueError, OSError) as err:  # a damaged or vanished run: say what is wrong, keep the page
-        st.error(f"{err}. Choose another run.")
-        if run_id == main_id:
-            st.stop()
-classes = chosen[0][1]
-chosen = [run for run, _ in chosen]
+
+def run_with_classes(row: dict):
+    run = session_run(row["path"], device)
+    return run, run.classes  # ValueError when run.json names no classes
+
+
+picked = pick_runs("attr", runs, run_with_classes,
+                   twin_label="Side by side with (its twin is picked when there is one)")
+classes = picked[0].run[1]
+chosen = [p.run[0] for p in picked]
 main = chosen[0]
 
 with st.expander("Which methods apply here"):
@@ -118,11 +95,11 @@ if go:
                 run_layer = layer if layer in layer_choices(run.model) else None
                 studies.append((run, run_study(run.model, inputs, methods, target=target, layer=run_layer,
                                                sanity=sanity)))
-        st.session_state[RESULT] = studies
+        st.session_state[state.ATTR_RESULT] = studies
     except ValueError as err:  # ImageError is a ValueError: bad uploads land here
         st.error(str(err))
 
-studies = st.session_state.get(RESULT)
+studies = st.session_state.get(state.ATTR_RESULT)
 if not studies:
     st.info("Choose images and methods, then press Explain.")
     st.stop()
@@ -165,7 +142,9 @@ st.subheader("Scores")
 st.markdown("**Mask share**: the share of positive attribution inside the object's mask, against the mask's share "
             "of the image (what a random map scores). **Sanity**: rank correlation between the maps of the trained "
             "model and of a re-initialised one; a faithful method scores low (Adebayo et al. 2018).")
-fig = plot_attribution_scores(score_rows, title="Attribution scores, per method and run")
+fig = plot_attribution_scores(score_rows, title="Attribution scores, per method and run",
+                              residual={run.label: run.spec.residual for run, _ in studies},
+                              depth={run.label: run.spec.depth for run, _ in studies})
 st.plotly_chart(fig, key="attr_scores", theme=None)
 figure_downloads(fig, "attribution_scores", "dl_attr_scores", score_rows)
 table([r for _, study in studies for r in study.scores])

@@ -18,6 +18,7 @@ from resnet_explorer.training.presets import (
     describe,
 )
 from resnet_explorer.ui import jobs, state
+from resnet_explorer.ui.run_picker import no_runs, pick_many, preselect
 from resnet_explorer.ui.widgets import figure_downloads, static_export_problem, table
 
 st.set_page_config(page_title="Compare - ResNet Explorer", layout="wide")
@@ -68,7 +69,8 @@ if job is not None and len(job.specs) > 1:
         if live and job.running:
             residual = {s["label"]: spec.residual for s, spec in zip(snaps, job.specs)}
             key = tuple(len(v) for v in live.values())  # rebuilt only when rows arrived, at most once a second
-            fig = jobs.live_figure("compare").get(key, lambda: plot_live_loss(live, residual))
+            fig = jobs.live_figure("compare").get(key, lambda: plot_live_loss(
+                live, residual, {s["label"]: spec.depth for s, spec in zip(snaps, job.specs)}))
             st.plotly_chart(fig, key="compare_live", theme=None)
         if job.running:
             stopping = job.stopping
@@ -78,41 +80,31 @@ if job is not None and len(job.specs) > 1:
         if not job.running and st.session_state.get("compare_seen_end") != job.id:
             st.session_state["compare_seen_end"] = job.id
             if finished:  # show the preset's runs (none when it was stopped in the queue)
-                st.session_state["compare_runs"] = finished
+                preselect("compare", finished)
             st.rerun()
 
     progress(job)
 
 runs = list_runs(jobs.runs_root())
-if not runs:
-    st.info("No runs yet: train the preset above, or runs on the Train page.")
-    st.stop()
-by_id = {r["id"]: r for r in runs}
-if "compare_runs" not in st.session_state:  # first visit: the link's runs, else none
-    linked = [i for i in st.query_params.get("runs", "").split(",") if i in by_id]
-    st.session_state["compare_runs"] = linked
-else:
-    st.session_state["compare_runs"] = [i for i in st.session_state["compare_runs"] if i in by_id]
-chosen = st.multiselect(
-    "Runs to compare", list(by_id), key="compare_runs",
-    format_func=lambda i: f"{by_id[i]['model']} - {by_id[i]['status']} - {by_id[i]['steps']} steps - {i}",
-)
-if chosen:
-    st.query_params["runs"] = ",".join(chosen)
-else:
-    st.query_params.pop("runs", None)
+no_runs(runs, "No runs yet: train the preset above, or runs on the Train page.", link=False)
+
+
+@st.cache_data(max_entries=256, show_spinner="Reading runs...")  # one entry per run: a preset has up to 140
+def cached_run(path: str, stamp: float):
+    return load_run(path, with_model=False)
+
+
+def read_run(row: dict):
+    return cached_run(row["path"], (Path(row["path"]) / "run.json").stat().st_mtime)
+
+
+picked = pick_many("compare", runs, read_run, label="Runs to compare")  # the URL's ?runs= on the first visit
+if not picked:
     st.info("Choose runs to compare (two or more), or train the preset above.")
     st.stop()
-
-
-@st.cache_data(max_entries=8, show_spinner="Reading runs...")
-def cached_runs(paths: tuple[str, ...], stamps: tuple[float, ...]):
-    return [load_run(p, with_model=False) for p in paths]
-
-
-paths = tuple(by_id[i]["path"] for i in chosen)
+paths = tuple(p.row["path"] for p in picked)
 try:
-    loaded = cached_runs(paths, tuple((Path(p) / "run.json").stat().st_mtime for p in paths))
+    loaded = [p.run for p in picked]
     rows = summary_rows(loaded)
     groups = group_rows(loaded)
     checks = degradation_finding(loaded)

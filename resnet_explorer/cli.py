@@ -186,13 +186,13 @@ class Progress:
 
     def __call__(self, event) -> None:
         if event.kind == "start":
-            self.total = event.data["total_steps"]
-            print(f"{self.label}: {self.total} steps on {event.data['device']}", file=self.stream)
+            self.total = event.data.total_steps
+            print(f"{self.label}: {self.total} steps on {event.data.device}", file=self.stream)
         elif event.kind == "eval":
             self.eval_acc = event.data["accuracy"]
-        elif event.kind == "phase" and event.data["phase"] == "evaluating" and self.tty:
+        elif event.kind == "phase" and event.data.phase == "evaluating" and self.tty:
             d = event.data
-            print(f"\r[evaluating {d['batch']}/{d['batches']}] step {event.step}/{self.total}" + " " * 20, end="",
+            print(f"\r[evaluating {d.batch}/{d.batches}] step {event.step}/{self.total}" + " " * 20, end="",
                   file=self.stream, flush=True)
         elif event.kind == "step":
             d = event.data
@@ -210,7 +210,7 @@ class Progress:
             if self.tty:
                 print(file=self.stream)
             acc = f", test accuracy {self.eval_acc:.3f}" if self.eval_acc is not None else ""
-            print(f"{event.data['status']}: {event.data['message']}{acc} ({event.data['seconds']:.1f} s)",
+            print(f"{event.data.status}: {event.data.message}{acc} ({event.data.seconds:.1f} s)",
                   file=self.stream)
 
 
@@ -257,18 +257,17 @@ def _run_training(spec, config, root: str, yes: bool, stream=None, save_model: b
     """
     from .export import check_output_dir
     from .models import large_model_message
-    from .runs import RunWriter
-    from .training import train
+    from .runs import start_run
 
     message = large_model_message(spec)
     if message:
         _confirm_large(message, yes)
     check_output_dir(root)
-    writer = RunWriter(root, spec, config, save_model=save_model)
     stop = threading.Event()
     restore = _stop_on_signals(stop, stream)
     try:
-        result = train(spec, config, listeners=[writer, Progress(spec.label, stream)], stop=stop)
+        result, writer = start_run(spec, config, root, listeners=[Progress(spec.label, stream)], stop=stop,
+                                   save_model=save_model)
     finally:
         restore()
     return result, writer.path
@@ -297,8 +296,7 @@ def _ints(text: str, option: str) -> list[int]:
 
 def cmd_degradation(args: argparse.Namespace) -> int:
     """He et al. 2015 Fig. 6 in miniature: plain and residual twins at two depths, equal budgets, per seed."""
-    from .compare import group_rows
-    from .findings import degradation_checks
+    from .compare import degradation_finding, group_rows
     from .runs import load_run
     from .training.presets import degradation_specs, describe
 
@@ -327,11 +325,8 @@ def cmd_degradation(args: argparse.Namespace) -> int:
     print(f"{describe(base)}, seeds {', '.join(map(str, seeds))}; train loss/error: mean of the last 20% of logged "
           "steps" + (", mean ± sd over seeds" if len(seeds) > 1 else ""))
     print(_table(rows))
-    losses: dict[str, dict[int, float]] = {}
-    for row in group_rows(runs):
-        losses[row["model"]] = dict(zip(row["seed_list"], row["train_losses"]))
     print()
-    for check in degradation_checks(losses, min(depths), max(depths)):
+    for check in degradation_finding(runs):  # plain nets, depths and twins read from the runs' specs
         print(f"{'yes' if check.held == check.of else 'NO '}  {check.text()}")
     return EXIT_OK
 
@@ -358,9 +353,10 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .analysis.study import dataset_inputs, run_study, upload_inputs
+    from .data import denormalize
     from .devices import resolve_device
     from .export import check_output_dir, rows_to_csv, write_atomic
-    from .plots import denormalize, render_attribution_png
+    from .plots import render_attribution_png
     from .runs import load_run
 
     if args.image and args.samples is not None:
@@ -478,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="html,png,csv", help="comma list of html, png, svg, json, csv")
     p.set_defaults(func=cmd_info)
 
+    from .analysis import METHODS
     from .limits import MAX_ATTRIBUTE_SAMPLES
     from .training import TrainConfig
     from .training.presets import DEGRADATION_DEPTHS, DEGRADATION_SEEDS, degradation_config
@@ -502,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("attribute", help="captum attributions of a trained run: npz, PNG grids, scores")
     p.add_argument("run", help="a run folder, or a run id under --runs")
     p.add_argument("--methods", default="saliency,integrated_gradients,gradcam,occlusion",
-                   help="comma list of saliency, integrated_gradients, smoothgrad, gradcam, occlusion, deeplift")
+                   help=f"comma list of {', '.join(METHODS)}")
     p.add_argument("--layer", help="Grad-CAM layer: a stage (layer3) or a unit (layer3.8); default the last unit")
     p.add_argument("--samples", type=int, help="held-out images to explain, spread over the classes (default 8, "
                    f"at most {MAX_ATTRIBUTE_SAMPLES:,}; the PNG grids show the first {GRID_ROWS})")

@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 
 from .findings import Check, degradation_checks, mean_sd, responses_finding, spread, tail_mean
 from .graph import build_graph
-from .models import count_parameters
+from .models import ModelSpec, count_parameters
 from .plots import (
     plot_grad_flow_heatmap,
     plot_grad_flow_profile,
@@ -120,7 +120,7 @@ def group_rows(runs: list[Run]) -> list[dict[str, Any]]:
 def run_labels(runs: list[Run]) -> list[str]:
     """Unique display labels in run order: `run.label`, with a longer id suffix where two collide.
 
-    Labels keep the model name first, so the plots still tell plain (dashed) from residual runs.
+    Labels are for reading only: the figures learn which runs are plain from each run's spec.
     """
     labels = [run.label for run in runs]
     counts = Counter(labels)
@@ -134,30 +134,43 @@ def run_labels(runs: list[Run]) -> list[str]:
     return unique
 
 
-def _model_losses(groups: list[list[Run]]) -> dict[str, dict[int, float]]:
-    """Final training loss by model name, then by seed."""
-    losses: dict[str, dict[int, float]] = {}
+def _spec_losses(groups: list[list[Run]]) -> dict[ModelSpec, dict[int, float]]:
+    """Final training loss by spec, then by seed."""
+    losses: dict[ModelSpec, dict[int, float]] = {}
     for group in groups:
         for run in group:
             loss = tail_mean(run.tables.get("metrics"), "loss")
             if loss is not None:
-                losses.setdefault(run.spec.name, {})[run.config.seed] = loss
+                losses.setdefault(run.spec, {})[run.config.seed] = loss
     return losses
+
+
+def _fig6_plain(spec: ModelSpec) -> bool:
+    """A plain CIFAR net of He et al. 2015 Fig. 6: no shortcuts, post-activation basic units, n per stage."""
+    return (not spec.residual and spec.stem == "cifar" and spec.block == "basic" and not spec.pre_activation
+            and len(set(spec.layers)) == 1)
 
 
 def degradation_finding(runs: list[Run]) -> list[Check]:
     """He et al. 2015 Fig. 6's two claims, counted over seeds, when the runs hold plain CIFAR nets at
-    two depths and the deeper one's residual twin (else []); twins are paired by spec."""
+    two depths (alike but for their depth) and the deeper one's residual twin (else []).
+
+    Everything is read from the runs' specs: which nets are plain, their depths, and the twin (the
+    deeper plain spec with shortcuts added, `ModelSpec.with_residual`).
+    """
     groups = group_runs(runs)
-    specs = {g[0].spec.name: g[0].spec for g in groups}
-    plain = sorted(s.depth for name, s in specs.items() if name == f"plain{s.depth}" and s.stem == "cifar")
+    specs = list(dict.fromkeys(g[0].spec for g in groups))
+    plain = sorted((s for s in specs if _fig6_plain(s)), key=lambda s: s.depth)
     if len(plain) < 2:
         return []
     shallow, deep = plain[0], plain[-1]
-    twin = specs[f"plain{deep}"].with_residual()
-    if twin.name not in specs or specs[twin.name] != twin:
+    twin = deep.with_residual()
+    if shallow.depth == deep.depth or shallow.replace(layers=deep.layers) != deep or twin not in specs:
         return []
-    return degradation_checks(_model_losses(groups), shallow, deep)
+    losses = _spec_losses(groups)
+    named = {f"plain{shallow.depth}": losses.get(shallow, {}), f"plain{deep.depth}": losses.get(deep, {}),
+             f"resnet{deep.depth}": losses.get(twin, {})}  # the names the paper's claims are written with
+    return degradation_checks(named, shallow.depth, deep.depth)
 
 
 def comparison_figures(runs: list[Run]) -> dict[str, go.Figure]:
@@ -176,7 +189,7 @@ def comparison_figures(runs: list[Run]) -> dict[str, go.Figure]:
         raise ValueError("compare needs at least one run")
     groups = group_runs(runs)
     labels = dict(zip((r.id for r in runs), run_labels(runs)))
-    curves, curve_evals, curve_residual = {}, {}, {}
+    curves, curve_evals, curve_residual, curve_depth = {}, {}, {}, {}
     shown: list[tuple[str, Run]] = []  # one run per group for the probe figures
     for group in groups:
         first = group[0]
@@ -189,6 +202,7 @@ def comparison_figures(runs: list[Run]) -> dict[str, go.Figure]:
             label = shown_label = labels[first.id]
             curves[label], curve_evals[label] = first.tables.get("metrics"), first.tables.get("eval")
         curve_residual[label] = bool(first.spec.residual)
+        curve_depth[label] = first.spec.depth
         shown.append((shown_label, first))
     residual = {label: bool(run.spec.residual) for label, run in shown}
     depth = {label: run.spec.depth for label, run in shown}
@@ -199,15 +213,17 @@ def comparison_figures(runs: list[Run]) -> dict[str, go.Figure]:
     checks = degradation_finding(runs)
     finding = ("Here: " + "; ".join(c.text() for c in checks) + ".") if checks else None
     figures = {
-        "training_curves": plot_training_curves(curves, curve_evals, residual=curve_residual, finding=finding),
-        "residual_norms": plot_residual_norms(tables("residual_norms")),
+        "training_curves": plot_training_curves(curves, curve_evals, residual=curve_residual, depth=curve_depth,
+                                                finding=finding),
+        "residual_norms": plot_residual_norms(tables("residual_norms"), residual=residual, depth=depth),
     }
     if len(shown) == 1 and shown[0][1].spec.residual:  # a plain net has no shortcut, so no ratio
         label, run = shown[0]
         figures["ratio_heatmap"] = plot_residual_heatmap(
             run.tables.get("residual_norms"), "ratio", title=f"{label}: ||F(x)|| / ||x|| per unit over training")
     figures["grad_flow"] = plot_grad_flow_heatmap(tables("grad_flow"), "grad_norm")
-    figures["grad_flow_profile"] = plot_grad_flow_profile(tables("grad_flow"), None, "grad_norm")
-    figures["responses"] = plot_responses(tables("responses"), residual=residual,
+    figures["grad_flow_profile"] = plot_grad_flow_profile(tables("grad_flow"), None, "grad_norm", residual=residual,
+                                                          depth=depth)
+    figures["responses"] = plot_responses(tables("responses"), residual=residual, depth=depth,
                                           finding=responses_finding(tables("responses"), residual, depth))
     return figures

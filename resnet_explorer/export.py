@@ -22,8 +22,8 @@ STATIC_FORMATS = ("png", "svg")
 # mkstemp makes 0600 files; written files get the usual permissions instead (read once at import).
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
-# kaleido renders in one headless Chromium; concurrent calls into it have returned the wrong
-# figure (shared/NOTES.md), so one export at a time.
+# kaleido renders in one headless Chromium; concurrent calls into it have returned another call's
+# figure (seen when the app exported from two sessions at once), so one export at a time.
 _KALEIDO_LOCK = threading.Lock()
 
 
@@ -42,7 +42,7 @@ def chromium_path() -> str | None:
 
 @functools.cache
 def _start_kaleido_server() -> bool:
-    """Keep one kaleido browser running: ~0.5 s per image instead of ~2.5 s (shared/NOTES.md).
+    """Keep one kaleido browser running: ~0.5 s per image instead of ~2.5 s when each export starts one.
 
     Only with a browser present: without one, kaleido's server waits forever instead of raising,
     while the one-shot path raises the clear error `figure_to_image` reports.

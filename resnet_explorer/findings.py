@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .layer_names import depth_key
+
 TAIL_FRACTION = 0.2  # final training loss/error: mean over the last 20% of logged rows
 MARGIN = 3.0  # a robust verdict: the mean gap is at least this many seed-to-seed spreads
 
@@ -148,8 +150,6 @@ def _first_last_grad(df: pd.DataFrame | None) -> tuple[float, float, int] | None
     convs = at[at["layer"].astype(str).str.contains("conv")]
     if len(convs) < 2:
         return None
-    from .plots.training import depth_key
-
     ordered = sorted(convs["layer"].unique(), key=depth_key)
     g = convs.groupby("layer")["grad_norm"].mean()
     first, last = float(g[ordered[0]]), float(g[ordered[-1]])

@@ -54,6 +54,10 @@ class Edge:
 
 @dataclass(frozen=True)
 class BlockGraph:
+    """A network as boxes and arrows: `nodes` in forward order (stem, every residual unit, pooling,
+    head) with per-sample shapes, parameters and MACs at `input_size`, and `edges` for the main
+    path and each unit's skip. Built by `build_graph`; totals equal the module's own counts."""
+
     spec: ModelSpec
     input_size: int
     nodes: tuple[Node, ...]

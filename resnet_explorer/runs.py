@@ -25,9 +25,10 @@ import platform
 import re
 import secrets
 import socket
+import threading
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,12 +37,13 @@ import pandas as pd
 import torch
 
 from . import __version__
+from .data import ImageData
 from .export import rows_to_csv, write_atomic
 from .limits import MAX_IMAGE_SIZE
 from .liveness import process_identity, writer_alive
 from .models import ModelSpec, ResNet, build_model, count_parameters
 from .training.config import TrainConfig
-from .training.trainer import Event, ListenerError
+from .training.trainer import Event, Listener, ListenerError, TrainResult, train
 
 DEFAULT_ROOT = Path("runs")
 TABLES: dict[str, tuple[str, ...]] = {
@@ -52,6 +54,9 @@ TABLES: dict[str, tuple[str, ...]] = {
     "responses": ("step", "layer", "std"),
     "responses_eval": ("step", "layer", "std"),
 }
+RESULT_FIELDS: dict[str, str] = {"metrics": "metrics", "eval": "evals", "residual_norms": "residual_norms",
+                                 "grad_flow": "grad_flow", "responses": "responses",
+                                 "responses_eval": "responses_eval"}  # table -> `TrainResult` field
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -118,7 +123,7 @@ class RunWriter:
             raise ValueError(f"run folder {self.path} already exists")
         self.flush_seconds = flush_seconds
         self.save_model = save_model
-        self.rows: dict[str, list[dict]] = {name: [] for name in TABLES}
+        self.result: TrainResult | None = None  # the trainer's result holds the rows; this writes them out
         self.info: dict[str, Any] = {
             "id": self.id, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "created_ts": time.time(),
             "updated": time.time(),
@@ -136,40 +141,30 @@ class RunWriter:
                 self._write_info_quietly()
             return
         if event.kind == "start":
-            data = event.data["data"]
-            self.model = event.data["model"]
+            start = event.data
+            data, self.model, self.result = start.data, start.model, start.result
             self.info.update({
-                "spec": event.data["spec"].to_dict(), "spec_name": event.data["spec"].name,
-                "label": event.data["spec"].label,
-                "total_steps": event.data["total_steps"], "device": event.data["device"],
-                "bf16": event.data["bf16"], "channels_last": event.data["channels_last"],
+                "spec": start.spec.to_dict(), "spec_name": start.spec.name, "label": start.spec.label,
+                "total_steps": start.total_steps, "device": start.device, "bf16": start.bf16,
+                "channels_last": start.channels_last,
                 "data": {"name": data.name, "source": data.source, "classes": list(data.classes),
                          "num_train": len(data.train_images), "num_test": len(data.test_images),
                          "image_size": data.image_size, "mean": list(data.mean), "std": list(data.std)},
             })
             self._guarded(0, self._create)
         elif event.kind == "step":
-            self.rows["metrics"].append(event.data)
             self.info["steps"] = event.step
             if time.time() - self._last_flush >= self.flush_seconds:
                 self._guarded(event.step, self.flush)
-        elif event.kind == "probe":
-            record = event.data["record"]
-            self.rows["residual_norms"] += record.residual_norms
-            self.rows["grad_flow"] += record.grad_flow
-            self.rows["responses"] += record.responses
-        elif event.kind == "responses_eval":
-            self.rows["responses_eval"] += event.data["rows"]
         elif event.kind == "eval":
-            self.rows["eval"].append(event.data)
             self._guarded(event.step, lambda: self.flush(save_model=True))
         elif event.kind == "done":
-            self.info.update({"status": event.data["status"], "message": event.data["message"],
-                              "steps": event.step, "seconds": round(event.data["seconds"], 3)})
-            if self.rows["metrics"]:
-                self.info["final_train"] = {k: self.rows["metrics"][-1][k] for k in ("loss", "accuracy")}
-            if self.rows["eval"]:
-                self.info["final_eval"] = {k: self.rows["eval"][-1][k] for k in ("loss", "accuracy")}
+            self.info.update({"status": event.data.status, "message": event.data.message,
+                              "steps": event.step, "seconds": round(event.data.seconds, 3)})
+            if self.result is not None and self.result.metrics:
+                self.info["final_train"] = {k: self.result.metrics[-1][k] for k in ("loss", "accuracy")}
+            if self.result is not None and self.result.evals:
+                self.info["final_eval"] = {k: self.result.evals[-1][k] for k in ("loss", "accuracy")}
             try:
                 self.flush(save_model=True)
             except OSError as err:  # the run is over: record what happened, raise nothing
@@ -209,7 +204,7 @@ class RunWriter:
 
     def flush(self, save_model: bool = False) -> None:
         for name, columns in TABLES.items():
-            rows = self.rows[name]
+            rows = getattr(self.result, RESULT_FIELDS[name]) if self.result is not None else []
             text = rows_to_csv([{c: r.get(c) for c in columns} for r in rows]) if rows else ",".join(columns) + "\n"
             write_atomic(self.path / f"{name}.csv", text)
         if save_model and self.save_model and self.model is not None:
@@ -217,6 +212,38 @@ class RunWriter:
         self.info["updated"] = time.time()
         _write_json(self.path / "run.json", self.info)
         self._last_flush = time.time()
+
+
+def start_run(spec: ModelSpec, config: TrainConfig, root: str | Path, *, listeners: Sequence[Listener] = (),
+              stop: threading.Event | None = None, data: ImageData | None = None, save_model: bool = True,
+              flush_seconds: float = 2.0, run_id: str | None = None) -> tuple[TrainResult, RunWriter]:
+    """Train `spec` into a new run folder under `root`: the one way the CLI, the app's worker and
+    the presets start a run.
+
+    The trainer loads the data (unless `data` is given, e.g. shared by several runs), sets the
+    spec's classes and input channels from it, and checks the config, device and model; the
+    folder is created on its "start" event, so a run that cannot start leaves none.
+
+    Args:
+        spec: the model; its classes and input channels are taken from the data.
+        config: the training run.
+        root: the runs folder.
+        listeners: called after the writer with every `Event` (progress bars, the app's stream).
+        stop: set it to stop the run within a step or an evaluation batch.
+        data: preloaded data (default: loaded from `config`).
+        save_model: write model.pt at each evaluation and at the end.
+        flush_seconds: least time between CSV rewrites while training.
+        run_id: the folder's name (default: a fresh `new_run_id`), for a caller that announces it.
+
+    Returns:
+        (the trainer's result, the writer: `writer.path` is the folder, `writer.id` its id).
+
+    Raises:
+        ValueError: bad config, data, device or model, before any folder exists.
+    """
+    writer = RunWriter(root, spec, config, run_id=run_id, save_model=save_model, flush_seconds=flush_seconds)
+    result = train(spec, config, data=data, listeners=[writer, *listeners], stop=stop)
+    return result, writer
 
 
 @dataclass
@@ -573,7 +600,9 @@ def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict[str, Any]]:
     """Summaries of the runs under `root`, newest first; folders whose run.json is unreadable are skipped.
 
     Keys: id, model, status ("interrupted" for a "running" run whose writer is gone), message, steps,
-    total_steps, dataset, train_loss, test_accuracy, created, created_ts, path.
+    total_steps, dataset, train_loss, test_accuracy, created, created_ts, path, and spec and config
+    (run.json's dicts, as `ModelSpec.to_dict` and `TrainConfig.to_dict` wrote them; None when missing
+    or not an object).
     """
     root = Path(root)
     if not root.is_dir():
@@ -600,20 +629,53 @@ def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict[str, Any]]:
             "test_accuracy": _section(info, "final_eval").get("accuracy"),
             "created": info.get("created"), "created_ts": float(created_ts) if _is_number(created_ts) else 0.0,
             "path": str(child),
+            "spec": info["spec"] if isinstance(info.get("spec"), dict) else None,
+            "config": info["config"] if isinstance(info.get("config"), dict) else None,
         })
     return sorted(runs, key=lambda r: (r["created_ts"], r["id"]), reverse=True)
 
 
-def twin_name(model: str) -> str:
-    """The plain/residual twin's name: resnet56 <-> plain56, preact_resnet164 <-> preact_plain164."""
-    if "resnet" in model:
-        return model.replace("resnet", "plain", 1)
-    return model.replace("plain", "resnet", 1)
+# What twins share besides the spec: the data (dataset, image_size, train_size, test_size), the seed
+# and the budget (steps or epochs, batch_size).
+TWIN_CONFIG_FIELDS: tuple[str, ...] = ("dataset", "image_size", "train_size", "test_size", "seed", "steps", "epochs",
+                                       "batch_size")
+
+
+def twin_key(spec: ModelSpec, config: TrainConfig) -> tuple[ModelSpec, tuple]:
+    """What a run shares with its plain/residual twin: the spec without shortcuts (`ModelSpec.plain`,
+    which also drops zero-init: plain nets cannot have it) and the config's TWIN_CONFIG_FIELDS."""
+    return spec.plain(), tuple(getattr(config, name) for name in TWIN_CONFIG_FIELDS)
+
+
+def are_twins(a: tuple[ModelSpec, TrainConfig], b: tuple[ModelSpec, TrainConfig]) -> bool:
+    """Whether two (spec, config) runs are twins: one residual, one plain, otherwise the same `twin_key`."""
+    return a[0].residual != b[0].residual and twin_key(*a) == twin_key(*b)
+
+
+def _row_run(row: dict[str, Any]) -> tuple[ModelSpec, TrainConfig] | None:
+    """The (spec, config) of a `list_runs` row; None when either is missing or invalid (an old or damaged run)."""
+    try:
+        return ModelSpec.from_dict(row.get("spec")), TrainConfig.from_dict(row.get("config"))
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
+        return None
 
 
 def find_twin(runs: list[dict[str, Any]], run_id: str) -> str | None:
-    """The newest other run (from `list_runs`) of `run_id`'s twin model, or None."""
-    model = next((r["model"] for r in runs if r["id"] == run_id), None)
-    if model is None:
+    """The newest other run of `runs` (rows of `list_runs`, newest first) that is `run_id`'s twin, or None.
+
+    Twins are paired by spec, never by name: their specs differ only in `residual` (zero-init aside,
+    `twin_key`), and they used the same data, seed and budget (`TWIN_CONFIG_FIELDS`). A run is never
+    its own twin, nor is another run of the same spec. Rows without a valid spec and config pair with
+    nothing.
+    """
+    row = next((r for r in runs if r.get("id") == run_id), None)
+    mine = _row_run(row) if row is not None else None
+    if mine is None:
         return None
-    return next((r["id"] for r in runs if r["id"] != run_id and r["model"] == twin_name(model)), None)
+    for other in runs:
+        if other.get("id") == run_id:
+            continue
+        theirs = _row_run(other)
+        if theirs is not None and are_twins(mine, theirs):
+            return other["id"]
+    return None

@@ -8,7 +8,7 @@ with two Streamlit defaults since turned off in .streamlit/config.toml); in its 
 those defaults off, 0.96-1.06x.
 
 The child is `python -m resnet_explorer.worker`; messages travel as JSON lines on its stdout:
-    ("run", i, run_id, run_path)      run i's folder was created
+    ("run", i, run_id, run_path)      run i started: its folder was created
     ("event", i, kind, step, data)    a trainer event; data holds plain values only
     ("failed", i, message)            run i could not start (bad data, spec, ...)
     ("finished",)                     every plan was handled
@@ -16,6 +16,7 @@ The child is `python -m resnet_explorer.worker`; messages travel as JSON lines o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -28,19 +29,20 @@ from typing import Any
 from .data import ImageData
 from .data.base import one_line
 from .models import ModelSpec
-from .runs import RunWriter
-from .training import Event, TrainConfig, train
+from .runs import new_run_id, run_dir, start_run
+from .training import Event, TrainConfig
 from .training.trainer import load_config_data
-
-_LIGHT = {"start": ("total_steps", "steps_per_epoch", "device"), "done": ("status", "message", "seconds")}
 
 
 def light(event: Event) -> dict[str, Any] | None:
-    """What of an event the parent needs, as picklable plain values (None: nothing)."""
-    if event.kind in ("step", "eval", "phase"):
-        return dict(event.data)
-    if event.kind in _LIGHT:
-        return {k: event.data[k] for k in _LIGHT[event.kind]}
+    """What of an event the parent needs, as JSON-ready plain values (None: nothing)."""
+    data = event.data
+    if event.kind in ("step", "eval"):
+        return dict(data)
+    if event.kind == "start":
+        return {"total_steps": data.total_steps, "steps_per_epoch": data.steps_per_epoch, "device": data.device}
+    if event.kind in ("phase", "done"):
+        return dataclasses.asdict(data)
     return None  # probes and eval-mode responses stay in the run folder
 
 
@@ -48,28 +50,28 @@ def train_plans(plans: Sequence[tuple[ModelSpec, TrainConfig]], root: str | Path
     """Train every (spec, config) in order into `root`; `stop` (an Event) ends the current run
     within a step and skips the rest. Data are loaded once per distinct data config."""
     datasets: dict[tuple, ImageData] = {}
-    for i, (base, config) in enumerate(plans):
+    for i, (spec, config) in enumerate(plans):
         if stop.is_set():
             queue.put(("event", i, "done", 0, {"status": "stopped", "message": "not started: stopped on request",
                                                "seconds": 0.0}))
             continue
         try:
-            key = (config.dataset, config.data_root, config.seed, config.train_size, config.test_size,
-                   config.image_size, config.download)
+            key = config.data_key
             if key not in datasets:
                 datasets.clear()  # one dataset in memory at a time
                 datasets[key] = load_config_data(config)
-            data = datasets[key]
-            spec = base.replace(num_classes=data.num_classes, in_channels=data.in_channels)
-            writer = RunWriter(root, spec, config, flush_seconds=1.0)
-            queue.put(("run", i, writer.id, str(writer.path)))
+            run_id = new_run_id(spec)
+            path = run_dir(root, run_id)
 
-            def forward(event: Event, i: int = i) -> None:
+            def forward(event: Event, i: int = i, run_id: str = run_id, path: Path = path) -> None:
+                if event.kind == "start":  # the writer (called first) has just created the folder
+                    queue.put(("run", i, run_id, str(path)))
                 data = light(event)
                 if data is not None:
                     queue.put(("event", i, event.kind, event.step, data))
 
-            train(spec, config, data=data, listeners=[writer, forward], stop=stop)
+            start_run(spec, config, root, listeners=[forward], stop=stop, data=datasets[key], flush_seconds=1.0,
+                      run_id=run_id)
         except Exception as err:  # reported to the page; the next plan still runs
             queue.put(("failed", i, one_line(err) or type(err).__name__))
     queue.put(("finished",))

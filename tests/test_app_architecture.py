@@ -115,9 +115,38 @@ def test_choice_survives_page_switch(at):
 
 def test_layer_table_filter(at):
     at.switch_page(ARCH).run()
+    at.segmented_control(key="arch_view").set_value("layers").run()
     at.text_input(key="arch_layer_filter").set_value("layer3.2").run()
     assert not at.exception
     assert any("rows" in c.value and c.value.split()[0] != c.value.split()[2] for c in at.caption)
+
+
+def test_layer_table_is_built_only_in_its_view(at, monkeypatch):
+    from resnet_explorer import graph
+    from resnet_explorer.ui import state
+
+    calls = []
+
+    def counted(model, *args, **kwargs):
+        calls.append(args)
+        return real(model, *args, **kwargs)
+
+    real = graph.layer_rows
+    monkeypatch.setattr(graph, "layer_rows", counted)
+    at.switch_page(ARCH).run()
+    at.selectbox(key="arch_variant").set_value("resnet56").run()
+    assert not at.exception and not at.error
+    assert at.segmented_control(key="arch_view").value == "stage" and len(at.get("plotly_chart")) == 2
+    for view in ("unit", "twin", "stage"):
+        at.segmented_control(key="arch_view").set_value(view).run()
+        assert not at.exception and not at.error
+    assert calls == [] and state.MODEL not in at.session_state  # neither the model nor its table yet
+    at.segmented_control(key="arch_view").set_value("layers").run()
+    assert not at.exception and not at.error
+    assert len(calls) == 1 and at.session_state[state.MODEL][0].name == "resnet56"
+    assert any(c.value.endswith(" rows") for c in at.caption)
+    at.selectbox(key="arch_variant").set_value("resnet20").run()  # the view stays open: the new model's table
+    assert len(calls) == 2 and at.session_state[state.MODEL][0].name == "resnet20"
 
 
 def test_shared_link_opens_the_model():

@@ -85,9 +85,13 @@ def test_compare_preset_trains_every_run(runs, monkeypatch, tmp_path):
         time.sleep(0.5)
     else:
         pytest.fail(f"preset did not finish: {list_runs(tmp_path)}")
+    at.session_state["rx_job"].thread.join(timeout=60)
     at.run()
     assert not at.exception
     assert sorted(r["model"] for r in list_runs(tmp_path)) == ["plain14", "plain8", "resnet14", "resnet8"]
+    # the finished preset is chosen for comparison (run_picker.preselect) and compared
+    assert sorted(at.multiselect(key="compare_runs").value) == sorted(r["id"] for r in list_runs(tmp_path))
+    assert not at.error and len(at.get("plotly_chart")) >= 5
 
 
 def test_attribute_page(runs):

@@ -141,6 +141,72 @@ def test_inspect_overlays_the_twin(runs):
     assert not at.exception
 
 
+def test_inspect_warns_of_an_interrupted_run(runs):
+    import json
+
+    run_id = make_run(runs, "resnet20")
+    info_path = runs / run_id / "run.json"
+    info = json.loads(info_path.read_text())
+    info.update(status="running", message="", steps=3, total_steps=4, pid=4242, host="elsewhere.invalid",
+                pid_started=1.0, updated=time.time() - 7200)  # a writer on another machine, silent for 2 h
+    info_path.write_text(json.dumps(info))
+    at = app("pages/3_Inspect.py")
+    assert not at.exception and not at.error and at.get("plotly_chart")
+    assert [w.value for w in at.warning] == [
+        "Interrupted after step 3 of 4: its process (pid 4242 on elsewhere.invalid) has not updated it for 2.0 h; "
+        "the saved model is from step 4. The figures show what it wrote before it stopped."]
+
+
+def _picker_page(many: bool, with_twin: bool, default: str | None) -> None:
+    """A page with only the shared run picker; it prints the ids it got back."""
+    import streamlit as st
+
+    from resnet_explorer.runs import list_runs, load_run
+    from resnet_explorer.ui import jobs
+    from resnet_explorer.ui.run_picker import pick_many, pick_runs
+
+    def load(row):
+        return load_run(row["path"], with_model=False)
+
+    runs = list_runs(jobs.runs_root())
+    picked = pick_many("t", runs, load) if many else pick_runs("t", runs, load, with_twin=with_twin, default=default)
+    st.text("picked: " + " ".join(p.id for p in picked))
+
+
+def picked(at: AppTest) -> list[str]:
+    return [t.value.split()[1:] for t in at.text if t.value.startswith("picked:")][0] if at.text else []
+
+
+def test_run_picker(runs):
+    resnet, plain = make_run(runs, "resnet20"), make_run(runs, "plain20")  # plain20 is the newest
+    at = AppTest.from_function(_picker_page, args=(False, True, resnet), default_timeout=60).run()
+    assert not at.exception and not at.error
+    assert picked(at) == [resnet, plain]  # the default run, and its twin beside it
+    assert at.selectbox(key="t_run").value == resnet and at.selectbox(key=f"t_other_{resnet}").value == plain
+    assert at.selectbox(key="t_run").format_func(resnet) == f"resnet20 - done - 4/4 steps - {resnet}"
+
+    (runs / plain / "metrics.csv").write_text("a,b\n1,2\n")  # a damaged second run: named, the page goes on
+    at.run()
+    assert not at.exception and picked(at) == [resnet]
+    assert [e.value for e in at.error] == [f"run {plain}: metrics.csv lacks the columns step, epoch, loss, accuracy, "
+                                           "lr, seconds (its columns: a, b). Choose another run."]
+    at.selectbox(key="t_run").set_value(plain).run()  # a damaged main run: named, the page stops there
+    assert not at.exception and len(at.error) == 1 and not at.text
+    assert at.selectbox(key=f"t_other_{plain}").value == resnet  # its twin, to choose instead
+
+    at = AppTest.from_function(_picker_page, args=(False, False, None), default_timeout=60).run()
+    assert not at.exception and [s.key for s in at.selectbox] == ["t_run"]  # no second picker
+    assert at.selectbox(key="t_run").value == plain and at.error  # the newest, damaged
+
+    at = AppTest.from_function(_picker_page, args=(True, False, None), default_timeout=60)
+    at.query_params["runs"] = f"{resnet},nope,{plain}"
+    at.run()
+    assert not at.exception and at.multiselect(key="t_runs").value == [resnet, plain]  # unknown ids dropped
+    assert picked(at) == [resnet] and len(at.error) == 1  # the damaged one named and left out
+    at.multiselect(key="t_runs").set_value([]).run()
+    assert picked(at) == [] and "runs" not in at.query_params
+
+
 def test_a_second_session_waits_in_line_and_can_leave_it(runs, monkeypatch):
     from resnet_explorer.ui import jobs
     from tests.test_jobs import FakeStarter, wait_for

@@ -12,6 +12,7 @@ from PIL import Image
 from resnet_explorer import ModelSpec, build_model
 from resnet_explorer.analysis import (
     METHODS,
+    AttributionMethod,
     AttributionResult,
     ImageError,
     attribute,
@@ -25,7 +26,7 @@ from resnet_explorer.analysis import (
 )
 from resnet_explorer.analysis import attribution as attribution_module
 from resnet_explorer.analysis import images as images_module
-from resnet_explorer.analysis.attribution import _placement
+from resnet_explorer.analysis.attribution import GradCamMethod, _placement
 from resnet_explorer.analysis.checks import _randomise, _spearman
 
 pytestmark = pytest.mark.filterwarnings("ignore:Setting forward, backward hooks:UserWarning")
@@ -72,6 +73,42 @@ def test_methods_registry():
     assert METHODS["integrated_gradients"].label == "Integrated Gradients"
     with pytest.raises(TypeError):
         METHODS["new"] = METHODS["saliency"]
+
+
+def test_registry_entries_describe_their_method():
+    assert all(issubclass(cls, AttributionMethod) for cls in METHODS.values())
+    assert [name for name, cls in METHODS.items() if cls.needs_layer] == ["gradcam"]
+    assert all(cls.description and "\n" not in cls.description for cls in METHODS.values())
+    assert {name: dict(cls.options) for name, cls in METHODS.items()} == {
+        "saliency": {}, "integrated_gradients": {"steps": 50, "internal_batch_size": None, "baseline": "zeros"},
+        "smoothgrad": {"n_samples": 16, "stdevs": 0.15}, "gradcam": {}, "occlusion": {"window": 8, "stride": 4,
+                                                                                      "baseline": "zeros"},
+        "deeplift": {"baseline": "zeros"},
+    }
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_registry_methods_map_the_input_shape(model, method):
+    """Each class, used directly as captum's are, gives (N, C or 1, H, W) maps on a non-square input."""
+    cls = METHODS[method]
+    x = torch.randn(3, 3, 16, 24)
+    explainer = cls(model.eval(), "layer2.0" if cls.needs_layer else None)
+    out = explainer.attribute(x, torch.tensor([0, 4, 9]), **({"steps": 4} if "steps" in cls.options else {}))
+    assert out.maps.shape == (3, 3 if cls.per_channel else 1, 16, 24)
+    assert torch.isfinite(out.maps).all() and out.maps.abs().sum() > 0
+    assert (out.delta is None) == (out.baselines is None)
+    assert not x.requires_grad and hook_count(model) == 0
+
+
+def test_unknown_method_or_option_names_the_known_ones(model, x):
+    with pytest.raises(ValueError, match="choose one of " + ", ".join(METHODS)):
+        attribute(model, x, "guided_backprop")
+    with pytest.raises(TypeError, match="step.*steps, internal_batch_size, baseline, n_samples, stdevs, window"):
+        attribute(model, x, "integrated_gradients", step=4)
+    saliency = attribute(model, x, "saliency", targets=0)  # another method's options are ignored
+    assert torch.equal(attribute(model, x, "saliency", targets=0, steps=4, window=3).maps, saliency.maps)
+    with pytest.raises(ValueError, match="unknown layer"):
+        GradCamMethod(model, "fc")
 
 
 @pytest.mark.parametrize("method", list(METHODS))
@@ -347,7 +384,7 @@ def test_method_support_meta_model():
 
 def test_attribute_applies_the_fallback_on_a_copy(model, x, monkeypatch):
     """A CPU->CPU fallback rule exercises the copy path that MPS takes."""
-    monkeypatch.setattr(attribution_module, "_CPU_FALLBACK", {"saliency": {"cpu": "test reason: runs on CPU"}})
+    monkeypatch.setattr(attribution_module.SaliencyMethod, "cpu_fallback", {"cpu": "test reason: runs on CPU"})
     fallback = attribute(model, x, "saliency", targets=2)
     monkeypatch.undo()
     direct = attribute(model, x, "saliency", targets=2)

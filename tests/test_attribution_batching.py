@@ -11,7 +11,7 @@ from PIL import Image
 from resnet_explorer import ModelSpec, build_model
 from resnet_explorer.analysis import METHODS, attribute, mask_share, predict, sanity_check
 from resnet_explorer.analysis import study as study_module
-from resnet_explorer.analysis.study import StudyInputs, dataset_inputs, run_study, spread_over_classes
+from resnet_explorer.analysis.study import StudyInputs, dataset_inputs, run_study, spread_over_classes, summary
 from resnet_explorer.limits import MAX_ATTRIBUTE_SAMPLES
 from resnet_explorer.runs import Run
 from resnet_explorer.training import TrainConfig
@@ -80,6 +80,11 @@ def test_chunked_study_equals_one_batch(model, monkeypatch):
         if method != "smoothgrad":  # the check re-seeds per chunk: SmoothGrad's noise follows the chunk
             corr = sanity_check(model, x, method, targets=classes, **kwargs)
             assert torch.allclose(column(rows, "sanity_spearman"), corr, atol=1e-4, equal_nan=True), method
+    means = {row["method"]: row for row in summary(study, "tiny")}
+    assert list(means) == list(METHODS)
+    for method, row in means.items():  # the per-image score and its mean share one name
+        per_image = column([r for r in study.scores if r["method"] == method], "sanity_spearman")
+        assert row["sanity_spearman"] == pytest.approx(per_image.nanmean().item(), nan_ok=True), method
 
 
 def largest_forwards(model, n: int) -> dict[str, int]:

@@ -271,8 +271,8 @@ def test_interrupt_during_evaluation_ends_the_run_stopped_and_kept(tmp_path):
     batches = []
 
     def on_event(event):  # first "Ctrl-C" in the first evaluation, a second one in the next batch
-        if event.kind == "phase" and event.data["phase"] == "evaluating":
-            batches.append(event.data["batch"])
+        if event.kind == "phase" and event.data.phase == "evaluating":
+            batches.append(event.data.batch)
             if len(batches) == 1:
                 stop.set()
 
@@ -281,7 +281,7 @@ def test_interrupt_during_evaluation_ends_the_run_stopped_and_kept(tmp_path):
     assert json.loads((writer.path / "run.json").read_text())["status"] == "stopped"
 
     def interrupt(event):
-        if event.kind == "phase" and event.data["phase"] == "evaluating":
+        if event.kind == "phase" and event.data.phase == "evaluating":
             raise KeyboardInterrupt
 
     writer = RunWriter(tmp_path, ModelSpec(layers=(1, 1, 1)), config)

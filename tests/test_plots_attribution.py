@@ -9,14 +9,15 @@ import pytest
 import torch
 from PIL import Image
 
+from resnet_explorer.data import denormalize
 from resnet_explorer.plots import (
-    denormalize,
     normalize_heatmap,
     plot_attribution_grid,
     plot_attribution_scores,
     render_attribution_png,
 )
-from resnet_explorer.plots.attribution import CELL, PNG_CELL, PNG_LEGEND_W, PNG_LINE, PNG_PAD
+from resnet_explorer.plots.attribution import CELL
+from resnet_explorer.plots.png import PNG_CELL, PNG_LEGEND_W, PNG_LINE, PNG_PAD
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -165,15 +166,18 @@ def test_grid_without_data_says_so_and_rejects_mismatched_shapes():
 # --- plot_attribution_scores -------------------------------------------------------------------
 
 SCORES = [
-    {"run": "resnet20", "method": "saliency", "mask_share": 0.6, "mask_area": 0.2, "sanity_corr": 0.1},
-    {"run": "resnet20", "method": "ig", "mask_share": 0.7, "mask_area": 0.2, "sanity_corr": -0.2},
-    {"run": "plain20", "method": "saliency", "mask_share": 0.4, "mask_area": 0.2, "sanity_corr": 0.5},
-    {"run": "plain20", "method": "ig", "mask_share": math.nan, "mask_area": 0.2, "sanity_corr": 0.8},
+    {"run": "resnet20", "method": "saliency", "mask_share": 0.6, "mask_area": 0.2, "sanity_spearman": 0.1},
+    {"run": "resnet20", "method": "ig", "mask_share": 0.7, "mask_area": 0.2, "sanity_spearman": -0.2},
+    {"run": "plain20", "method": "saliency", "mask_share": 0.4, "mask_area": 0.2, "sanity_spearman": 0.5},
+    {"run": "plain20", "method": "ig", "mask_share": math.nan, "mask_area": 0.2, "sanity_spearman": 0.8},
 ]
 
 
+RESIDUAL = {"resnet20": True, "plain20": False}
+
+
 def test_scores_one_bar_per_run_per_panel_with_values():
-    fig = plot_attribution_scores(SCORES)
+    fig = plot_attribution_scores(SCORES, residual=RESIDUAL)
     left = [t for t in _traces(fig, go.Bar) if (t.xaxis or "x") == "x"]
     right = [t for t in _traces(fig, go.Bar) if t.xaxis == "x2"]
     assert [t.name for t in left] == ["resnet20", "plain20"] == [t.name for t in right]
@@ -187,9 +191,17 @@ def test_scores_one_bar_per_run_per_panel_with_values():
     assert len(area) == 1 and area[0].y0 == area[0].y1 == 0.2
 
 
+def test_scores_hatch_the_runs_residual_says_are_plain_whatever_their_labels():
+    fig = plot_attribution_scores(SCORES, residual={"resnet20": False, "plain20": True})
+    left = [t for t in _traces(fig, go.Bar) if (t.xaxis or "x") == "x"]
+    assert [t.marker.pattern.shape for t in left] == ["/", ""]
+    with pytest.raises(ValueError, match="residual has no entry for run 'plain20'"):
+        plot_attribution_scores(SCORES, residual={"resnet20": True})
+
+
 def test_scores_varying_mask_area_gets_a_tick_per_bar_and_positive_range():
-    rows = [dict(r, mask_area=0.1 + 0.1 * k, sanity_corr=abs(r["sanity_corr"])) for k, r in enumerate(SCORES)]
-    fig = plot_attribution_scores(rows)
+    rows = [dict(r, mask_area=0.1 + 0.1 * k, sanity_spearman=abs(r["sanity_spearman"])) for k, r in enumerate(SCORES)]
+    fig = plot_attribution_scores(rows, residual=RESIDUAL)
     ticks = [t for t in _traces(fig, go.Scatter) if t.name.startswith("mask area")]
     assert [t.offsetgroup for t in ticks] == ["resnet20", "plain20"]
     np.testing.assert_allclose(list(ticks[1].y), [0.3, 0.4])
@@ -198,9 +210,9 @@ def test_scores_varying_mask_area_gets_a_tick_per_bar_and_positive_range():
 
 
 def test_scores_without_data_says_so():
-    assert _shows_no_data(plot_attribution_scores([]))
-    nan = [{"run": "a", "method": "m", "mask_share": math.nan, "mask_area": 0.1, "sanity_corr": math.nan}]
-    assert _shows_no_data(plot_attribution_scores(nan))
+    assert _shows_no_data(plot_attribution_scores([], residual={}))
+    nan = [{"run": "a", "method": "m", "mask_share": math.nan, "mask_area": 0.1, "sanity_spearman": math.nan}]
+    assert _shows_no_data(plot_attribution_scores(nan, residual={"a": True}))
 
 
 # --- render_attribution_png --------------------------------------------------------------------

@@ -2,15 +2,16 @@
 
 import math
 import random
+from functools import partial
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
+from resnet_explorer.layer_names import depth_key
 from resnet_explorer.plots import (
     available_steps,
-    depth_key,
     plot_grad_flow_heatmap,
     plot_grad_flow_profile,
     plot_residual_heatmap,
@@ -69,7 +70,8 @@ def test_training_curves_traces_values_and_styles():
     }
     evals = {"resnet20": pd.DataFrame({"step": [10, 20], "epoch": [1, 2], "loss": [1.1, 0.7], "accuracy": [0.4, 0.8]}),
              "resnet110": pd.DataFrame({"step": [20], "epoch": [2], "loss": [0.9], "accuracy": [0.7]})}
-    fig = plot_training_curves(metrics, evals)
+    fig = plot_training_curves(metrics, evals, residual={"resnet20": True, "plain20": False, "resnet110": True},
+                               depth={"resnet20": 20, "plain20": 20, "resnet110": 110})
     assert "Fig. 6" in fig.layout.title.text
     loss = {t.name: t for t in _panel(fig, "y")}
     error = {t.name: t for t in _panel(fig, "y2")}
@@ -107,14 +109,14 @@ def test_training_curves_seeds_draw_mean_and_band():
 
 
 def test_training_curves_without_finding_state_the_paper_claim_as_the_papers():
-    fig = plot_training_curves({"a": _metrics([1, 2], [2.0, 1.0], [0.1, 0.2])})
+    fig = plot_training_curves({"a": _metrics([1, 2], [2.0, 1.0], [0.1, 0.2])}, residual=True)
     assert "He et al. 2015: a deeper plain net" in fig.layout.title.text
 
 
 def test_training_curves_smoothing_keeps_raw_values_faint():
     steps = list(range(0, 1000, 10))
     loss = [1.0 + (i % 2) for i in range(len(steps))]  # zig-zag the running mean flattens
-    fig = plot_training_curves({"resnet20": _metrics(steps, loss, [0.5] * len(steps))})
+    fig = plot_training_curves({"resnet20": _metrics(steps, loss, [0.5] * len(steps))}, residual=True)
     traces = _panel(fig, "y")
     raw = [t for t in traces if t.name == "resnet20 (raw)"]
     smooth = [t for t in traces if t.name == "resnet20"]
@@ -141,7 +143,8 @@ def _norms(plain: bool, scale: float = 1.0, steps=(100, 200)) -> pd.DataFrame:
 
 
 def test_residual_norms_values_at_latest_and_chosen_step():
-    fig = plot_residual_norms({"resnet8": _norms(False), "plain8": _norms(True, scale=3.0)})
+    fig = plot_residual_norms({"resnet8": _norms(False), "plain8": _norms(True, scale=3.0)},
+                              residual={"resnet8": True, "plain8": False})
     top = {t.name: t for t in _panel(fig, "y")}
     bottom = _panel(fig, "y2")
     assert set(top) == {"resnet8", "resnet8: ||x||", "plain8"}
@@ -156,18 +159,18 @@ def test_residual_norms_values_at_latest_and_chosen_step():
     assert top["plain8"].y == pytest.approx([3 * f for f in expected_f])
     assert top["plain8"].line.dash == "dash" and top["resnet8"].line.dash == "solid"
     assert fig.layout.yaxis2.type == "log"
-    early = plot_residual_norms({"resnet8": _norms(False)}, step=100)
+    early = plot_residual_norms({"resnet8": _norms(False)}, step=100, residual=True)
     assert _panel(early, "y2")[0].y == pytest.approx([(4 - k) / (10.0 * (4 - k)) for k in range(4)])
     assert "step 100" in early.layout.title.text
-    # "plain" in the label is enough to leave out ||x|| and the ratio, even if a table carried them.
-    mislabelled = plot_residual_norms({"plain8": _norms(False)})
-    assert [t.name for t in mislabelled.data] == ["plain8"]
+    # A plain run (residual=False) shows no ||x|| and no ratio, even if its table carried them.
+    plain = plot_residual_norms({"plain8": _norms(False)}, residual={"plain8": False})
+    assert [t.name for t in plain.data] == ["plain8"]
 
 
 def test_residual_norms_twins_line_up_and_nearest_step_is_used():
     short = _norms(False, steps=(150,))
     short = short[short["block"] != "layer1.1"]  # one unit missing: the others keep their x
-    fig = plot_residual_norms({"resnet8": _norms(False), "resnet8 (run 2)": short}, step=160)
+    fig = plot_residual_norms({"resnet8": _norms(False), "resnet8 (run 2)": short}, step=160, residual=True)
     top = {t.name: t for t in _panel(fig, "y")}
     assert list(top["resnet8"].x) == [0, 1, 2, 3]
     assert list(top["resnet8 (run 2)"].x) == [0, 2, 3]
@@ -241,7 +244,8 @@ def test_grad_heatmap_aggregates_per_unit_then_per_stage():
 
 def test_grad_profile_weights_only_values_and_styles():
     values = {name: float(i + 1) for i, name in enumerate(LAYERS)}
-    fig = plot_grad_flow_profile({"resnet8": _grad(values), "plain8": _grad(values)}, step=0)
+    fig = plot_grad_flow_profile({"resnet8": _grad(values), "plain8": _grad(values)}, step=0,
+                                 residual={"resnet8": True, "plain8": False})
     resnet, plain = fig.data
     weights = [n for n in LAYERS if "bn" not in n and n != "layer2.0.downsample.1"]
     assert (resnet.name, plain.name) == ("resnet8", "plain8")
@@ -249,7 +253,8 @@ def test_grad_profile_weights_only_values_and_styles():
     assert list(resnet.y) == [values[n] for n in weights]
     assert plain.line.dash == "dash" and resnet.line.dash == "solid"
     assert fig.layout.yaxis.type == "log"
-    everything = plot_grad_flow_profile({"resnet8": _grad(values)}, weights_only=False)  # latest step: 10
+    everything = plot_grad_flow_profile({"resnet8": _grad(values)}, weights_only=False,
+                                        residual=True)  # latest step: 10
     assert list(everything.data[0].customdata) == LAYERS
     assert list(everything.data[0].y) == [values[n] * 11 for n in LAYERS]
 
@@ -260,7 +265,8 @@ def test_responses_depth_order_and_sorted_panels():
     names = ["conv1", "layer1.0.conv1", "layer1.0.conv2", "layer2.0.conv1"]
     stds = [1.0, 0.3, 0.9, 0.5]
     df = pd.DataFrame({"step": 5, "layer": names[::-1], "std": stds[::-1]})
-    fig = plot_responses({"resnet8": df, "plain8": df.assign(std=df["std"] * 2)})
+    fig = plot_responses({"resnet8": df, "plain8": df.assign(std=df["std"] * 2)},
+                         residual={"resnet8": True, "plain8": False})
     assert "Fig. 7" in fig.layout.title.text
     top = {t.name: t for t in _panel(fig, "y")}
     bottom = {t.name: t for t in _panel(fig, "y2")}
@@ -275,12 +281,12 @@ def test_responses_depth_order_and_sorted_panels():
 # --- robustness --------------------------------------------------------------------------------
 
 EMPTY_CALLS = {
-    "training_curves": lambda df: plot_training_curves({"resnet20": df}, {"resnet20": df}),
-    "residual_norms": lambda df: plot_residual_norms({"resnet20": df}),
+    "training_curves": lambda df: plot_training_curves({"resnet20": df}, {"resnet20": df}, residual=True),
+    "residual_norms": lambda df: plot_residual_norms({"resnet20": df}, residual=True),
     "residual_heatmap": lambda df: plot_residual_heatmap(df),
     "grad_heatmap": lambda df: plot_grad_flow_heatmap({"resnet20": df, "plain20": df}),
-    "grad_profile": lambda df: plot_grad_flow_profile({"resnet20": df}),
-    "responses": lambda df: plot_responses({"resnet20": df}),
+    "grad_profile": lambda df: plot_grad_flow_profile({"resnet20": df}, residual=True),
+    "responses": lambda df: plot_responses({"resnet20": df}, residual=True),
 }
 
 
@@ -293,11 +299,12 @@ def test_empty_tables_give_no_data_figure(name, df):
     assert len(fig.data) == 0 and _shows_no_data(fig)
 
 
-@pytest.mark.parametrize("function", [plot_residual_norms, plot_grad_flow_heatmap, plot_grad_flow_profile,
-                                      plot_responses])
+@pytest.mark.parametrize("function", [partial(plot_residual_norms, residual=True), plot_grad_flow_heatmap,
+                                      partial(plot_grad_flow_profile, residual=True),
+                                      partial(plot_responses, residual=True)])
 def test_empty_mapping_gives_no_data_figure(function):
     assert _shows_no_data(function({}))
-    assert _shows_no_data(plot_training_curves({}, None))
+    assert _shows_no_data(plot_training_curves({}, None, residual=True))
 
 
 def _log_axes(fig: go.Figure) -> set[str]:
@@ -313,8 +320,9 @@ def test_log_axes_never_get_non_positive_or_nan_values():
     grad = _grad(dict.fromkeys(LAYERS, 1.0), steps=(0,))
     grad.loc[:2, "grad_norm"] = bad
     metrics = _metrics([0, 1, 2, 3], [0.0, np.nan, 1.0, -2.0], [0.5, np.nan, 0.7, 0.8])
-    figs = [plot_residual_norms({"resnet8": norms}), plot_grad_flow_profile({"resnet8": grad}),
-            plot_training_curves({"resnet8": metrics})]
+    figs = [plot_residual_norms({"resnet8": norms}, residual=True),
+            plot_grad_flow_profile({"resnet8": grad}, residual=True),
+            plot_training_curves({"resnet8": metrics}, residual=True)]
     checked = 0
     for fig in figs:
         log_axes = _log_axes(fig)
@@ -336,4 +344,41 @@ def test_single_step_and_missing_column():
     assert np.asarray(fig.data[0].z).shape == (4, 1)
     assert np.isfinite(fig.data[0].zmin) and fig.data[0].zmin < fig.data[0].zmax
     with pytest.raises(ValueError, match="grad_norm"):
-        plot_grad_flow_profile({"resnet8": pd.DataFrame({"step": [0], "layer": ["fc"]})})
+        plot_grad_flow_profile({"resnet8": pd.DataFrame({"step": [0], "layer": ["fc"]})}, residual=True)
+
+
+# --- run styles: from the runs' specs, never from their labels ---------------------------------
+
+def test_styles_come_from_residual_and_depth_not_from_labels():
+    metrics = {label: _metrics([0, 10], [2.0, 1.0], [0.1, 0.5]) for label in ("plain20", "resnet20", "run a")}
+    fig = plot_training_curves(metrics, residual={"plain20": True, "resnet20": False, "run a": False},
+                               depth={"plain20": 56, "resnet20": 20, "run a": 56})
+    loss = {t.name: t for t in _panel(fig, "y")}
+    assert loss["plain20"].line.dash == "solid" and loss["resnet20"].line.dash == "dash"
+    assert loss["plain20"].line.color == loss["run a"].line.color != loss["resnet20"].line.color
+    norms = plot_residual_norms({"plain8": _norms(False)}, residual={"plain8": True})
+    assert [t.name for t in norms.data] == ["plain8", "plain8: ||x||", "plain8"]  # ||F(x)||, ||x||, ratio
+    without_depth = plot_training_curves(metrics, residual=True)  # each run its own hue, all solid
+    lines = [t.line for t in _panel(without_depth, "y")]
+    assert len({line.color for line in lines}) == 3 and {line.dash for line in lines} == {"solid"}
+
+
+def test_repeats_of_one_depth_and_kind_get_lighter_shades():
+    labels = ("resnet20 (a)", "resnet20 (b)", "plain20")
+    fig = plot_grad_flow_profile({label: _grad({"conv1": 1.0, "fc": 2.0}) for label in labels},
+                                 residual={"resnet20 (a)": True, "resnet20 (b)": True, "plain20": False},
+                                 depth=dict.fromkeys(labels, 20))
+    first, second, plain = (t.line.color for t in fig.data)
+    assert first == plain != second  # the plain twin shares the hue; the second residual run is lighter
+    assert sum(int(second[i:i + 2], 16) for i in (1, 3, 5)) > sum(int(first[i:i + 2], 16) for i in (1, 3, 5))
+
+
+@pytest.mark.parametrize("call", [
+    lambda: plot_training_curves({"a": _metrics([0, 1], [1.0, 0.5], [0.1, 0.2])}, residual={"b": True}),
+    lambda: plot_residual_norms({"a": _norms(False)}, residual={}),
+    lambda: plot_grad_flow_profile({"a": _grad({"conv1": 1.0})}, residual={"b": False}),
+    lambda: plot_responses({"a": pd.DataFrame({"step": [1], "layer": ["conv1"], "std": [1.0]})}, residual={}),
+])
+def test_a_run_missing_from_residual_is_an_error(call):
+    with pytest.raises(ValueError, match="residual has no entry for run 'a'"):
+        call()

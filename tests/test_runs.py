@@ -110,12 +110,26 @@ def test_corrupt_weights_are_a_clear_error(tmp_path):
     assert info["status"] == "done"
 
 
-def test_find_twin():
-    from resnet_explorer.runs import find_twin, twin_name
+def test_find_twin(tmp_path):
+    from resnet_explorer.runs import find_twin
 
-    assert twin_name("resnet56") == "plain56" and twin_name("plain20") == "resnet20"
-    assert twin_name("preact_resnet164") == "preact_plain164"
-    runs = [{"id": "c", "model": "plain20"}, {"id": "b", "model": "resnet20"}, {"id": "a", "model": "plain20"}]
+    def write(run_id: str, name: str, created_ts: float) -> None:
+        spec, config = ModelSpec.from_name(name), TrainConfig(steps=10)
+        (tmp_path / run_id).mkdir()
+        write_atomic(tmp_path / run_id / "run.json", json.dumps({
+            "id": run_id, "status": "done", "spec_name": spec.name, "spec": spec.to_dict(),
+            "config": config.to_dict(), "created_ts": created_ts}))
+
+    write("a", "plain20", 1.0)
+    write("b", "resnet20", 2.0)
+    write("c", "plain20", 3.0)
+    write("d", "wide_resnet50_2", 4.0)
+    write("e", "plain_wide_resnet50_2", 5.0)
+    runs = list_runs(tmp_path)
+    assert [r["id"] for r in runs] == ["e", "d", "c", "b", "a"]
+    assert runs[0]["spec"] == ModelSpec.from_name("plain_wide_resnet50_2").to_dict()
+    assert runs[0]["config"] == TrainConfig(steps=10).to_dict()
     assert find_twin(runs, "b") == "c"  # the newest (list_runs order)
-    assert find_twin(runs, "c") == "b"
+    assert find_twin(runs, "c") == "b" and find_twin(runs, "a") == "b"
+    assert find_twin(runs, "d") == "e" and find_twin(runs, "e") == "d"  # paired by spec, not by name
     assert find_twin(runs, "zzz") is None

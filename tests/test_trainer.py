@@ -78,9 +78,9 @@ def test_stop_mid_evaluation_ends_within_one_batch():
     phases, after_stop = [], []
 
     def listener(event):
-        if event.kind == "phase" and event.data["phase"] == "evaluating":
-            (after_stop if stop.is_set() else phases).append(event.data["batch"])
-            if event.data["batch"] == 2:
+        if event.kind == "phase" and event.data.phase == "evaluating":
+            (after_stop if stop.is_set() else phases).append(event.data.batch)
+            if event.data.batch == 2:
                 stop.set()
 
     # eval_every=2: the first evaluation (3 batches of 4 x 16) starts after step 2

@@ -1,14 +1,16 @@
 """Analysis of trained nets: pixel attribution (captum), its sanity checks, and image loading.
 
-Methods: saliency, integrated gradients, SmoothGrad, Grad-CAM, occlusion and DeepLIFT (`METHODS`
-cites each paper); all run in eval mode, so BatchNorm is a fixed affine map. Layer-wise Relevance
-Propagation is not offered: captum's LRP does not support skip connections (captum#546).
+Methods: saliency, integrated gradients, SmoothGrad, Grad-CAM, occlusion and DeepLIFT, one
+`AttributionMethod` subclass each (in `.attribution`), registered by name in `METHODS` (which
+cites each paper); all run in eval mode, so BatchNorm is a fixed affine map. Layer-wise
+Relevance Propagation is not offered: captum's LRP does not support skip connections (captum#546).
 """
 
 from .attribution import (
     METHODS,
+    AttributionMethod,
     AttributionResult,
-    MethodInfo,
+    MethodOutput,
     attribute,
     default_layer,
     layer_choices,
@@ -19,6 +21,6 @@ from .checks import mask_share, sanity_check
 from .images import ImageError, load_image
 
 __all__ = [
-    "METHODS", "MethodInfo", "AttributionResult", "attribute", "predict", "layer_choices", "default_layer",
-    "method_support", "mask_share", "sanity_check", "ImageError", "load_image",
+    "METHODS", "AttributionMethod", "MethodOutput", "AttributionResult", "attribute", "predict", "layer_choices",
+    "default_layer", "method_support", "mask_share", "sanity_check", "ImageError", "load_image",
 ]

@@ -1,14 +1,22 @@
-"""Pixel attribution for ResNets through captum: six methods behind one call.
+"""Pixel attribution for ResNets through captum: one small class per method, behind a registry.
 
-`attribute(model, inputs, method)` returns an `AttributionResult` with CPU maps, whatever device
-the model is on. Methods (`METHODS` holds their labels and papers):
+Each method is used as captum's are, ``Method(model, layer).attribute(inputs, target, **options)``,
+and `METHODS` maps its name to its class, which carries the method's label, paper, one-line
+description, whether it needs a layer, and its options with their defaults:
 
-- saliency: |d score / d x| (Simonyan et al. 2013);
-- integrated_gradients: path integral of the gradient from a baseline (Sundararajan et al. 2017);
-- smoothgrad: saliency averaged over noisy copies (Smilkov et al. 2017);
-- gradcam: class-weighted activations of one layer, upsampled (Selvaraju et al. 2017);
-- occlusion: score drop when a window is replaced by the baseline (Zeiler & Fergus 2014);
-- deeplift: rescale rule against a baseline (Shrikumar et al. 2017).
+- saliency (`SaliencyMethod`): |d score / d x| (Simonyan et al. 2013);
+- integrated_gradients (`IntegratedGradientsMethod`): path integral of the gradient from a baseline
+  (Sundararajan et al. 2017);
+- smoothgrad (`SmoothGradMethod`): saliency averaged over noisy copies (Smilkov et al. 2017);
+- gradcam (`GradCamMethod`): class-weighted activations of one layer, upsampled (Selvaraju et al. 2017);
+- occlusion (`OcclusionMethod`): score drop when a window is replaced by the baseline (Zeiler &
+  Fergus 2014);
+- deeplift (`DeepLiftMethod`): rescale rule against a baseline (Shrikumar et al. 2017).
+
+`attribute(model, inputs, method)` is the entry point: it checks the arguments, picks the targets,
+runs the method in eval mode on the model's device (or on the CPU where the method cannot run
+there) and returns an `AttributionResult` with CPU maps. Adding a method takes one subclass of
+`AttributionMethod` and its entry in `METHODS`.
 
 The model is evaluated in eval mode, so BatchNorm is a fixed affine map for every method; each
 module's mode is restored afterwards. The baseline "zeros" is the all-zero *normalised* input,
@@ -24,71 +32,24 @@ tests run Grad-CAM on each of them.
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
 from captum.attr import DeepLift, IntegratedGradients, LayerAttribution, LayerGradCam, NoiseTunnel, Occlusion, Saliency
 from torch import nn
 
-from ..devices import DEVICE_CHOICES, resolve_device
+from ..devices import DeviceUnavailableError, resolve_device
 
 __all__ = [
-    "METHODS", "MethodInfo", "AttributionResult", "attribute", "predict", "layer_choices", "default_layer",
-    "method_support",
+    "METHODS", "AttributionMethod", "MethodOutput", "SaliencyMethod", "IntegratedGradientsMethod", "SmoothGradMethod",
+    "GradCamMethod", "OcclusionMethod", "DeepLiftMethod", "AttributionResult", "attribute", "predict",
+    "layer_choices", "default_layer", "method_support",
 ]
-
-
-@dataclass(frozen=True)
-class MethodInfo:
-    """One attribution method: its key, display label, map shape and paper."""
-
-    name: str
-    label: str
-    per_channel: bool  # False: one map per image (N, 1, H, W) rather than one per input channel
-    paper: str
-
-
-METHODS: Mapping[str, MethodInfo] = MappingProxyType({
-    info.name: info for info in (
-        MethodInfo("saliency", "Saliency", True,
-                   "Simonyan, Vedaldi & Zisserman 2013, Deep Inside Convolutional Networks, "
-                   "https://arxiv.org/abs/1312.6034"),
-        MethodInfo("integrated_gradients", "Integrated Gradients", True,
-                   "Sundararajan, Taly & Yan 2017, Axiomatic Attribution for Deep Networks, "
-                   "https://arxiv.org/abs/1703.01365"),
-        MethodInfo("smoothgrad", "SmoothGrad", True,
-                   "Smilkov et al. 2017, SmoothGrad: removing noise by adding noise, https://arxiv.org/abs/1706.03825"),
-        MethodInfo("gradcam", "Grad-CAM", False,
-                   "Selvaraju et al. 2017, Grad-CAM: Visual Explanations from Deep Networks, "
-                   "https://arxiv.org/abs/1610.02391"),
-        MethodInfo("occlusion", "Occlusion", True,
-                   "Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks, "
-                   "https://arxiv.org/abs/1311.2901"),
-        MethodInfo("deeplift", "DeepLIFT", True,
-                   "Shrikumar, Greenside & Kundaje 2017, Learning Important Features Through Propagating "
-                   "Activation Differences, https://arxiv.org/abs/1704.02685"),
-    )
-})
-
-# Where a method cannot run on a device type, it runs on the CPU instead, for this reason.
-_CPU_FALLBACK: Mapping[str, Mapping[str, str]] = MappingProxyType({
-    "integrated_gradients": MappingProxyType({
-        "mps": "captum's IG uses float64, which MPS lacks (captum#1240): runs on CPU",
-    }),
-})
-
-_NOTES: Mapping[str, str] = MappingProxyType({
-    "saliency": "one backward pass per image; |gradient| of the class score",
-    "integrated_gradients": "steps forward and backward passes per image; internal_batch_size bounds memory",
-    "smoothgrad": "n_samples noisy copies per image, |gradient| averaged; noise from torch's global RNG",
-    "gradcam": "one map per image from one layer, upsampled bilinearly; negative evidence is clipped",
-    "occlusion": "one forward pass per window position, no gradients; slow for small strides",
-    "deeplift": "BatchNorm is evaluated in eval mode (a fixed affine map); rescale rule at every ReLU",
-})
 
 BASELINES: tuple[str, ...] = ("zeros",)
 HeatmapMode = Literal["absolute", "positive"]
@@ -125,6 +86,9 @@ class AttributionResult:
         Args:
             mode: "absolute": sum over channels of |map| (evidence either way); "positive":
                 clamp(sum over channels of map, min=0) (evidence for the target class).
+
+        Returns:
+            (N, H, W) float32 on the CPU.
         """
         if mode == "absolute":
             return self.maps.abs().sum(dim=1)
@@ -133,10 +97,18 @@ class AttributionResult:
         raise ValueError(f"unknown heatmap mode {mode!r}; choose one of absolute, positive")
 
 
-def _method_info(method: str) -> MethodInfo:
-    if method not in METHODS:
-        raise ValueError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
-    return METHODS[method]
+class MethodOutput(NamedTuple):
+    """What one method's `AttributionMethod.attribute` returns, on the inputs' device.
+
+    Attributes:
+        maps: (N, C, H, W) for a per-channel method, else (N, 1, H, W).
+        delta: (N,) convergence delta where the method has one, else None.
+        baselines: (N, C, H, W) baselines the method compared against, where it reports them.
+    """
+
+    maps: torch.Tensor
+    delta: torch.Tensor | None = None
+    baselines: torch.Tensor | None = None
 
 
 def layer_choices(model: nn.Module) -> list[str]:
@@ -150,24 +122,309 @@ def default_layer(model: nn.Module) -> str:
     return model.blocks()[-1][0]
 
 
-def _placement(method: str, device: str | torch.device) -> tuple[str, str]:
+def check_inputs(model: nn.Module, inputs: torch.Tensor) -> None:
+    """Raise a one-line ValueError unless ``inputs`` is a non-empty float (N, C, H, W) batch for ``model``.
+
+    Args:
+        model: its ``spec.in_channels``, where it has one, fixes C.
+        inputs: the batch to check.
+    """
+    if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4 or not inputs.is_floating_point():
+        got = f"{inputs.dtype} {tuple(inputs.shape)}" if isinstance(inputs, torch.Tensor) else type(inputs).__name__
+        raise ValueError(f"inputs must be a normalised float (N, C, H, W) tensor, got {got}")
+    channels = getattr(getattr(model, "spec", None), "in_channels", inputs.shape[1])
+    if inputs.shape[0] == 0 or inputs.shape[1] != channels or inputs.shape[2] == 0 or inputs.shape[3] == 0:
+        raise ValueError(f"inputs must be (N, {channels}, H, W) with N, H, W >= 1, got {tuple(inputs.shape)}")
+
+
+def check_positive_int(name: str, value: object, optional: bool = False) -> None:
+    """Raise a one-line ValueError naming ``name`` unless ``value`` is an int >= 1 (a bool is not).
+
+    Args:
+        name: the option's name, for the message.
+        value: the value to check.
+        optional: None is accepted too.
+    """
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer{' or None' if optional else ''}, got {value!r}")
+
+
+def _baselines(x: torch.Tensor, baseline: str | torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) baselines like ``x``: "zeros", or a (C, H, W) / (N, C, H, W) tensor copied."""
+    if isinstance(baseline, torch.Tensor):
+        if baseline.shape not in (x.shape, x.shape[1:]):
+            raise ValueError(f"a baseline tensor must be (C, H, W) or (N, C, H, W) like the inputs "
+                             f"{tuple(x.shape)}, got {tuple(baseline.shape)}")
+        return baseline.detach().to(x.device, x.dtype).expand_as(x).clone()
+    if baseline == "zeros":
+        return torch.zeros_like(x)
+    raise ValueError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)} or pass a tensor")
+
+
+def _grad_leaf(inputs: torch.Tensor) -> torch.Tensor:
+    """``inputs`` as a new leaf that requires grad; the caller's tensor is untouched (captum warns otherwise)."""
+    return inputs.detach().requires_grad_()
+
+
+# --- the methods --------------------------------------------------------------------------------
+
+
+class AttributionMethod:
+    """One attribution method, used as captum's are: ``Method(model, layer).attribute(inputs, target)``.
+
+    A subclass sets the class attributes below and implements `attribute`, whose keyword-only
+    arguments are the method's options; `options` is read from that signature.
+
+    The model is used as it is: `attribute` (the module function) puts it in eval mode, on the
+    right device, and resolves the targets before calling a method.
+
+    Attributes:
+        name: the key in `METHODS`, e.g. "integrated_gradients".
+        label: display name, e.g. "Integrated Gradients".
+        description: one line on what it computes and costs.
+        paper: where it comes from, with a link.
+        per_channel: True: one map per input channel (N, C, H, W); False: one per image (N, 1, H, W).
+        needs_layer: it attributes at a layer of the model (`layer_choices`).
+        cpu_fallback: device type -> one-line reason the method runs on the CPU on that device.
+        options: the keyword options of `attribute` and their defaults.
+
+    Args:
+        model: a ResNet (or any module with the inputs' device and dtype).
+        layer: a name from `layer_choices`; checked for every method, used where `needs_layer`
+            (None: `default_layer`).
+    """
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    description: ClassVar[str]
+    paper: ClassVar[str]
+    per_channel: ClassVar[bool] = True
+    needs_layer: ClassVar[bool] = False
+    cpu_fallback: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    options: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        params = inspect.signature(cls.attribute).parameters.values()
+        cls.options = MappingProxyType({p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY})
+
+    def __init__(self, model: nn.Module, layer: str | None = None) -> None:
+        if layer is not None:
+            choices = layer_choices(model)
+            if layer not in choices:
+                raise ValueError(f"unknown layer {layer!r}; choose one of {', '.join(choices)}")
+        self.model = model
+        self.layer = (layer or default_layer(model)) if self.needs_layer else None
+
+    def attribute(self, inputs: torch.Tensor, target: torch.Tensor) -> MethodOutput:
+        """Attribute each image's ``target`` score.
+
+        Args:
+            inputs: (N, C, H, W) normalised float on the model's device, in its dtype.
+            target: (N,) int64 classes on the same device.
+
+        Returns:
+            A `MethodOutput` on the inputs' device.
+        """
+        raise NotImplementedError
+
+
+class SaliencyMethod(AttributionMethod):
+    """|gradient| of the class score with respect to each input pixel."""
+
+    name = "saliency"
+    label = "Saliency"
+    description = "one backward pass per image; |gradient| of the class score"
+    paper = ("Simonyan, Vedaldi & Zisserman 2013, Deep Inside Convolutional Networks, "
+             "https://arxiv.org/abs/1312.6034")
+
+    def attribute(self, inputs: torch.Tensor, target: torch.Tensor) -> MethodOutput:
+        return MethodOutput(Saliency(self.model).attribute(_grad_leaf(inputs), target=target))
+
+
+class IntegratedGradientsMethod(AttributionMethod):
+    """Gradients integrated along the straight path from a baseline to the input."""
+
+    name = "integrated_gradients"
+    label = "Integrated Gradients"
+    description = "steps forward and backward passes per image; internal_batch_size bounds memory"
+    paper = ("Sundararajan, Taly & Yan 2017, Axiomatic Attribution for Deep Networks, "
+             "https://arxiv.org/abs/1703.01365")
+    cpu_fallback = MappingProxyType({"mps": "captum's IG uses float64, which MPS lacks (captum#1240): runs on CPU"})
+
+    def attribute(self, inputs: torch.Tensor, target: torch.Tensor, *, steps: int = 50,
+                  internal_batch_size: int | None = None, baseline: str | torch.Tensor = "zeros") -> MethodOutput:
+        """Integrated gradients with their convergence delta.
+
+        Args:
+            inputs, target: as in `AttributionMethod.attribute`.
+            steps: Gauss-Legendre steps.
+            internal_batch_size: at most this many scaled inputs per forward (bounds memory,
+                captum#245); None: all N * steps at once.
+            baseline: "zeros" (the dataset mean) or a (C, H, W) / (N, C, H, W) tensor.
+        """
+        check_positive_int("steps", steps)
+        check_positive_int("internal_batch_size", internal_batch_size, optional=True)
+        base = _baselines(inputs, baseline)
+        maps, delta = IntegratedGradients(self.model).attribute(
+            inputs, baselines=base, target=target, n_steps=steps, internal_batch_size=internal_batch_size,
+            return_convergence_delta=True,
+        )
+        return MethodOutput(maps, delta, base)
+
+
+class SmoothGradMethod(AttributionMethod):
+    """Saliency averaged over noisy copies of each image (NoiseTunnel over Saliency).
+
+    Smilkov et al. scale the noise by each image's own range (x_max - x_min); captum takes one
+    stdev per input tensor, so each image gets its own call and its map does not depend on the
+    other images in the batch. The noise comes from torch's global RNG.
+    """
+
+    name = "smoothgrad"
+    label = "SmoothGrad"
+    description = "n_samples noisy copies per image, |gradient| averaged; noise from torch's global RNG"
+    paper = "Smilkov et al. 2017, SmoothGrad: removing noise by adding noise, https://arxiv.org/abs/1706.03825"
+
+    def attribute(self, inputs: torch.Tensor, target: torch.Tensor, *, n_samples: int = 16,
+                  stdevs: float = 0.15) -> MethodOutput:
+        """SmoothGrad maps, one image at a time.
+
+        Args:
+            inputs, target: as in `AttributionMethod.attribute`.
+            n_samples: noisy copies per image.
+            stdevs: noise std as a fraction of each image's range (x_max - x_min).
+        """
+        check_positive_int("n_samples", n_samples)
+        if isinstance(stdevs, bool) or not isinstance(stdevs, (int, float)) or not stdevs > 0:
+            raise ValueError(f"stdevs must be a positive fraction of the input range, got {stdevs!r}")
+        tunnel = NoiseTunnel(Saliency(self.model))
+        maps = []
+        for i in range(inputs.shape[0]):
+            xi = inputs[i:i + 1]
+            sigma = float(stdevs) * float(xi.max() - xi.min())  # 0 for a constant image: plain saliency
+            maps.append(tunnel.attribute(xi, nt_type="smoothgrad", nt_samples=n_samples, stdevs=sigma,
+                                         target=target[i:i + 1]))
+        return MethodOutput(torch.cat(maps))
+
+
+class GradCamMethod(AttributionMethod):
+    """Grad-CAM: one layer's activations weighted by their spatially averaged gradients, upsampled.
+
+    Only evidence for the class is kept (``relu_attributions``, as in the paper, captum#179).
+    """
+
+    name = "gradcam"
+    label = "Grad-CAM"
+    description = "one map per image from one layer, upsampled bilinearly; negative evidence is clipped"
+    paper = ("Selvaraju et al. 2017, Grad-CAM: Visual Explanations from Deep Networks, "
+             "https://arxiv.org/abs/1610.02391")
+    per_channel = False
+    needs_layer = True
+
+    def attribute(self, inputs: torch.Tensor, target: torch.Tensor) -> MethodOutput:
+        module = self.model.get_submodule(self.layer)
+        cam = LayerGradCam(self.model, module).attribute(_grad_leaf(inputs), target=target, relu_attributions=True)
+        return MethodOutput(LayerAttribution.interpolate(cam, tuple(inputs.shape[2:]), interpolate_mode="bilinear"))
+
+
+class OcclusionMethod(AttributionMethod):
+    """Score drop when a square window, across all channels, is replaced by the baseline."""
+
+    name = "occlusion"
+    label = "Occlusion"
+    description = "one forward pass per window position, no gradients; slow for small strides"
+    paper = ("Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks, "
+             "https://arxiv.org/abs/1311.2901")
+
+    def attribute(self, inputs: torch.Tensor, target: torch.Tensor, *, window: int = 8, stride: int = 4,
+                  baseline: str | torch.Tensor = "zeros") -> MethodOutput:
+        """Occlusion maps: each pixel's mean score drop over the windows that cover it.
+
+        Args:
+            inputs, target: as in `AttributionMethod.attribute`.
+            window: side of the square window, at most the input's height and width.
+            stride: step of the window.
+            baseline: the fill value: "zeros" (the dataset mean) or a (C, H, W) / (N, C, H, W) tensor.
+        """
+        check_positive_int("window", window)
+        check_positive_int("stride", stride)
+        n, channels, height, width = inputs.shape
+        if window > min(height, width):
+            raise ValueError(f"window {window} is larger than the {height} x {width} input")
+        windows = ((height - window) // stride + 1) * ((width - window) // stride + 1)
+        maps = Occlusion(self.model).attribute(
+            inputs, sliding_window_shapes=(channels, window, window), strides=(channels, stride, stride),
+            baselines=_baselines(inputs, baseline), target=target,
+            perturbations_per_eval=max(1, min(windows, 256 // n)),
+        )
+        return MethodOutput(maps)
+
+
+class DeepLiftMethod(AttributionMethod):
+    """DeepLIFT's rescale rule against a baseline, with its summation-to-delta gap."""
+
+    name = "deeplift"
+    label = "DeepLIFT"
+    description = "BatchNorm is evaluated in eval mode (a fixed affine map); rescale rule at every ReLU"
+    paper = ("Shrikumar, Greenside & Kundaje 2017, Learning Important Features Through Propagating "
+             "Activation Differences, https://arxiv.org/abs/1704.02685")
+
+    def attribute(self, inputs: torch.Tensor, target: torch.Tensor, *,
+                  baseline: str | torch.Tensor = "zeros") -> MethodOutput:
+        """DeepLIFT maps with their convergence delta.
+
+        Args:
+            inputs, target: as in `AttributionMethod.attribute`.
+            baseline: "zeros" (the dataset mean) or a (C, H, W) / (N, C, H, W) tensor.
+        """
+        inputs = _grad_leaf(inputs)
+        base = _baselines(inputs, baseline)
+        maps, delta = DeepLift(self.model).attribute(inputs, baselines=base, target=target,
+                                                     return_convergence_delta=True)
+        return MethodOutput(maps, delta, base)
+
+
+METHODS: Mapping[str, type[AttributionMethod]] = MappingProxyType({
+    method.name: method for method in (
+        SaliencyMethod, IntegratedGradientsMethod, SmoothGradMethod, GradCamMethod, OcclusionMethod, DeepLiftMethod,
+    )
+})
+
+
+def _method_class(method: str) -> type[AttributionMethod]:
+    """The registered class for ``method``; a one-line ValueError naming every method otherwise."""
+    if method not in METHODS:
+        raise ValueError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
+    return METHODS[method]
+
+
+def _method_options(method: type[AttributionMethod], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options ``method`` takes; another method's options are ignored, a name no method takes is refused."""
+    known = dict.fromkeys(name for cls in METHODS.values() for name in cls.options)
+    unknown = [name for name in options if name not in known]
+    if unknown:
+        raise TypeError(f"unknown attribution option(s) {', '.join(unknown)}; options: {', '.join(known)}")
+    return {name: value for name, value in options.items() if name in method.options}
+
+
+# --- devices ------------------------------------------------------------------------------------
+
+
+def _placement(method: str, device_type: str) -> tuple[str, str]:
     """(device type the method runs on, one-line reason when that is a CPU fallback, else "")."""
-    kind = torch.device(device).type
-    reason = _CPU_FALLBACK.get(method, {}).get(kind, "")
-    return ("cpu", reason) if reason else (kind, "")
+    reason = METHODS[method].cpu_fallback.get(device_type, "")
+    return ("cpu", reason) if reason else (device_type, "")
 
 
 def _device_type(device: str | torch.device) -> str:
-    name = str(device).strip().lower()
-    if name == "auto":
-        return resolve_device("auto").type
+    """The type of the device ``device`` names ("auto" as resolved here), whether present here or not."""
     try:
-        kind = torch.device(name).type
-    except (RuntimeError, ValueError):
-        kind = ""
-    if kind not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICE_CHOICES)}")
-    return kind
+        return resolve_device(device).type
+    except DeviceUnavailableError:  # a well-formed name of a device this machine lacks
+        return torch.device(str(device).strip().lower()).type
 
 
 def method_support(model: nn.Module, device: str | torch.device) -> list[dict]:
@@ -175,23 +432,33 @@ def method_support(model: nn.Module, device: str | torch.device) -> list[dict]:
 
     ``device`` is not checked for presence, so the rows for "mps" can be read on any machine.
 
+    Args:
+        model: a ResNet, possibly on the meta device (then nothing is available).
+        device: "auto", "cpu", "cuda", "cuda:N", "mps" or a `torch.device`.
+
     Returns:
         [{"method", "label", "available", "runs_on" ("cpu", "cuda" or "mps"), "note"}, ...] in
         the order of `METHODS`.
+
+    Raises:
+        ValueError: ``device`` is not a device name.
     """
     kind = _device_type(device)
     on_meta = any(p.is_meta for p in model.parameters())
     has_blocks = hasattr(model, "blocks") and bool(model.blocks())
     rows = []
-    for name, info in METHODS.items():
+    for name, method in METHODS.items():
         runs_on, reason = _placement(name, kind)
-        available, note = True, reason or _NOTES[name]
+        available, note = True, reason or method.description
         if on_meta:
             available, note = False, "the model has no weights (built on the meta device)"
-        elif name == "gradcam" and not has_blocks:
-            available, note = False, "Grad-CAM needs a ResNet's residual units to pick a layer from"
-        rows.append({"method": name, "label": info.label, "available": available, "runs_on": runs_on, "note": note})
+        elif method.needs_layer and not has_blocks:
+            available, note = False, f"{method.label} needs a ResNet's residual units to pick a layer from"
+        rows.append({"method": name, "label": method.label, "available": available, "runs_on": runs_on, "note": note})
     return rows
+
+
+# --- running a method ---------------------------------------------------------------------------
 
 
 @contextmanager
@@ -214,22 +481,6 @@ def _model_device(model: nn.Module) -> torch.device:
 def _param_dtype(model: nn.Module) -> torch.dtype:
     param = next(model.parameters(), None)
     return param.dtype if param is not None else torch.float32
-
-
-def check_inputs(model: nn.Module, inputs: torch.Tensor) -> None:
-    if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4 or not inputs.is_floating_point():
-        got = f"{inputs.dtype} {tuple(inputs.shape)}" if isinstance(inputs, torch.Tensor) else type(inputs).__name__
-        raise ValueError(f"inputs must be a normalised float (N, C, H, W) tensor, got {got}")
-    channels = getattr(getattr(model, "spec", None), "in_channels", inputs.shape[1])
-    if inputs.shape[0] == 0 or inputs.shape[1] != channels or inputs.shape[2] == 0 or inputs.shape[3] == 0:
-        raise ValueError(f"inputs must be (N, {channels}, H, W) with N, H, W >= 1, got {tuple(inputs.shape)}")
-
-
-def check_positive_int(name: str, value: object, optional: bool = False) -> None:
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer{' or None' if optional else ''}, got {value!r}")
 
 
 def _predict(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -275,32 +526,8 @@ def _resolve_targets(model: nn.Module, x: torch.Tensor, targets: int | torch.Ten
     return targets
 
 
-def _baselines(x: torch.Tensor, baseline: str | torch.Tensor) -> torch.Tensor:
-    if isinstance(baseline, torch.Tensor):
-        if baseline.shape not in (x.shape, x.shape[1:]):
-            raise ValueError(f"a baseline tensor must be (C, H, W) or (N, C, H, W) like the inputs "
-                             f"{tuple(x.shape)}, got {tuple(baseline.shape)}")
-        return baseline.detach().to(x.device, x.dtype).expand_as(x).clone()
-    if baseline == "zeros":
-        return torch.zeros_like(x)
-    raise ValueError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)} or pass a tensor")
-
-
-def _smoothgrad(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, n_samples: int, stdevs: float):
-    """NoiseTunnel(Saliency), one image at a time.
-
-    Smilkov et al. scale the noise by each image's own range (x_max - x_min); captum takes one
-    stdev per input tensor, so each image gets its own call and its map does not depend on the
-    other images in the batch.
-    """
-    tunnel = NoiseTunnel(Saliency(model))
-    maps = []
-    for i in range(x.shape[0]):
-        xi = x[i:i + 1]
-        sigma = stdevs * float(xi.max() - xi.min())  # 0 for a constant image: plain saliency
-        maps.append(tunnel.attribute(xi, nt_type="smoothgrad", nt_samples=n_samples, stdevs=sigma,
-                                     target=targets[i:i + 1]))
-    return torch.cat(maps)
+def _to_cpu(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.detach().to("cpu", torch.float32)
 
 
 def attribute(
@@ -310,32 +537,22 @@ def attribute(
     *,
     targets: int | torch.Tensor | None = None,
     layer: str | None = None,
-    steps: int = 50,
-    internal_batch_size: int | None = None,
-    n_samples: int = 16,
-    stdevs: float = 0.15,
-    window: int = 8,
-    stride: int = 4,
-    baseline: str | torch.Tensor = "zeros",
+    **options: Any,
 ) -> AttributionResult:
-    """Attribute each image's class score to its pixels.
+    """Attribute each image's class score to its pixels with the method registered as ``method``.
 
     Args:
         model: a ResNet on any device; evaluated in eval mode, every module's mode restored after.
         inputs: (N, C, H, W) normalised float on any device.
         method: a key of `METHODS`.
         targets: None: the predicted classes; an int: that class for every image; an (N,) tensor.
-        layer: gradcam only (ignored by the others, but checked): a name from `layer_choices`;
-            None: `default_layer`.
-        steps: integrated_gradients: Gauss-Legendre steps.
-        internal_batch_size: integrated_gradients: at most this many scaled inputs per forward
-            (bounds memory, captum#245); None: all N * steps at once.
-        n_samples: smoothgrad: noisy copies per image.
-        stdevs: smoothgrad: noise std as a fraction of each image's range (x_max - x_min).
-        window: occlusion: side of the square window, which covers all channels.
-        stride: occlusion: step of the window.
-        baseline: integrated_gradients, deeplift, occlusion (the fill value): "zeros", the
-            all-zero normalised input (the dataset mean), or a (C, H, W) / (N, C, H, W) tensor.
+        layer: for a method that `needs_layer` (gradcam): a name from `layer_choices`; None:
+            `default_layer`. Checked, and otherwise ignored, for the other methods.
+        **options: the method's keyword options (``METHODS[method].options`` holds them with their
+            defaults): steps, internal_batch_size and baseline for integrated_gradients;
+            n_samples and stdevs for smoothgrad; window, stride and baseline for occlusion;
+            baseline for deeplift. Options of other methods are ignored, so one set of options
+            can serve several methods.
 
     Returns:
         An `AttributionResult` on the CPU.
@@ -343,62 +560,23 @@ def attribute(
     Raises:
         ValueError: an unknown method, layer or baseline, a bad input shape, target or option,
             each with the valid choices in one line.
+        TypeError: an option no method takes.
     """
-    _method_info(method)
+    method_class = _method_class(method)
     check_inputs(model, inputs)
-    choices = layer_choices(model) if (method == "gradcam" or layer is not None) else []
-    if layer is not None and layer not in choices:
-        raise ValueError(f"unknown layer {layer!r}; choose one of {', '.join(choices)}")
-    for name, value in (("steps", steps), ("n_samples", n_samples), ("window", window), ("stride", stride)):
-        check_positive_int(name, value)
-    check_positive_int("internal_batch_size", internal_batch_size, optional=True)
-    if isinstance(stdevs, bool) or not isinstance(stdevs, (int, float)) or not stdevs > 0:
-        raise ValueError(f"stdevs must be a positive fraction of the input range, got {stdevs!r}")
-    if method == "occlusion" and window > min(inputs.shape[2], inputs.shape[3]):
-        raise ValueError(f"window {window} is larger than the {inputs.shape[2]} x {inputs.shape[3]} input")
+    own_options = _method_options(method_class, options)
 
     model_device = _model_device(model)
-    runs_on, note = _placement(method, model_device)
+    runs_on, note = _placement(method, model_device.type)
     device = model_device if runs_on == model_device.type else torch.device(runs_on)
     with _eval_mode(model):
         # The fallback runs a copy, so the caller's model never changes device.
         net = model if device == model_device else copy.deepcopy(model).to(device)
+        explainer = method_class(net, layer)
         x = inputs.detach().to(device, _param_dtype(net))
-        if method in ("saliency", "gradcam", "deeplift"):
-            x.requires_grad_()  # a detached copy, so the caller's tensor is untouched; captum warns otherwise
         target = _resolve_targets(net, x, targets)
-        delta = base = used_layer = None
-        if method == "saliency":
-            maps = Saliency(net).attribute(x, target=target)
-        elif method == "integrated_gradients":
-            base = _baselines(x, baseline)
-            maps, delta = IntegratedGradients(net).attribute(
-                x, baselines=base, target=target, n_steps=steps, internal_batch_size=internal_batch_size,
-                return_convergence_delta=True,
-            )
-        elif method == "smoothgrad":
-            maps = _smoothgrad(net, x, target, n_samples, float(stdevs))
-        elif method == "gradcam":
-            used_layer = layer or default_layer(net)
-            module = net.get_submodule(used_layer)
-            # relu_attributions: keep only evidence for the class, as in the paper (captum#179).
-            cam = LayerGradCam(net, module).attribute(x, target=target, relu_attributions=True)  # (N, 1, h, w)
-            maps = LayerAttribution.interpolate(cam, tuple(x.shape[2:]), interpolate_mode="bilinear")
-        elif method == "occlusion":
-            windows = ((x.shape[2] - window) // stride + 1) * ((x.shape[3] - window) // stride + 1)
-            maps = Occlusion(net).attribute(
-                x, sliding_window_shapes=(x.shape[1], window, window), strides=(x.shape[1], stride, stride),
-                baselines=_baselines(x, baseline), target=target,
-                perturbations_per_eval=max(1, min(windows, 256 // x.shape[0])),
-            )
-        else:  # deeplift
-            base = _baselines(x, baseline)
-            maps, delta = DeepLift(net).attribute(x, baselines=base, target=target, return_convergence_delta=True)
-
-    def cpu(t: torch.Tensor | None) -> torch.Tensor | None:
-        return None if t is None else t.detach().to("cpu", torch.float32)
-
+        out = explainer.attribute(x, target, **own_options)
     return AttributionResult(
-        method=method, maps=cpu(maps), targets=target.cpu(), delta=cpu(delta), baselines=cpu(base),
-        layer=used_layer, device=str(device), note=note,
+        method=method, maps=_to_cpu(out.maps), targets=target.cpu(), delta=_to_cpu(out.delta),
+        baselines=_to_cpu(out.baselines), layer=explainer.layer, device=str(device), note=note,
     )

@@ -120,10 +120,12 @@ def sanity_check(
         method: a key of `METHODS`.
         targets: as in `attribute`; None: the trained model's predicted classes, used for both.
         seed: seeds the re-initialisation and the attribution's random numbers.
-        **attribute_kwargs: passed to `attribute` (layer, steps, n_samples, ...).
+        **attribute_kwargs: passed to `attribute` (layer and the method's options: steps,
+            n_samples, ...; another method's options are ignored).
 
     Returns:
-        (N,) float32 Spearman rank correlation of the absolute heatmaps, trained vs randomised.
+        (N,) float32 Spearman rank correlation of the absolute heatmaps, trained vs randomised
+        (`run_study`'s "sanity_spearman" score).
         Near 1: the map hardly depends on the weights, so it cannot explain the model; NaN
         where a map is constant (e.g. a Grad-CAM map that is all zero).
     """

@@ -36,14 +36,28 @@ class StudyInputs:
 
 @dataclass
 class Study:
+    """What `run_study` found: the predictions, each method's maps, and their scores.
+
+    Attributes:
+        inputs: the images attributed.
+        predicted: (N,) int64 predicted classes.
+        confidence: (N,) float32 softmax probability of each prediction.
+        results: method name -> its `AttributionResult` over all N images, in the order run.
+        scores: one row per method per image: "method", "image", "target", "predicted",
+            "confidence", "true", "mask_share", "mask_area", "sanity_spearman", "delta",
+            "runs_on"; a score that does not apply (no mask, no sanity check, no delta) or is
+            NaN is None.
+    """
+
     inputs: StudyInputs
-    predicted: torch.Tensor  # (N,)
-    confidence: torch.Tensor  # (N,)
+    predicted: torch.Tensor
+    confidence: torch.Tensor
     results: dict[str, AttributionResult] = field(default_factory=dict)
-    scores: list[dict] = field(default_factory=list)  # one row per method per image
+    scores: list[dict] = field(default_factory=list)
 
 
 def run_normalisation(run: Run) -> tuple[tuple[float, ...], tuple[float, ...], int]:
+    """The run's recorded (mean, std, image size); a ValueError for a run that never started training."""
     data = run.info.get("data") or {}
     if not data.get("mean"):
         raise ValueError(f"run {run.id} has no recorded normalisation (did it start training?)")
@@ -161,10 +175,10 @@ def run_study(
     confidence = torch.cat([p for _, p in guesses])
     targets = predicted if target is None else torch.full_like(predicted, int(target))
     study = Study(inputs, predicted, confidence)
+    # `attribute` passes each method only its own options, and the layer only where it needs one.
+    options = {"steps": steps, "internal_batch_size": 8 * ATTRIBUTE_BATCH}
     for method in methods:
-        kwargs = {"layer": layer} if method == "gradcam" else {}
-        if method == "integrated_gradients":
-            kwargs.update(steps=steps, internal_batch_size=8 * ATTRIBUTE_BATCH)
+        kwargs = dict(options, layer=layer) if METHODS[method].needs_layer else options
         parts, shares, areas, corrs = [], [], [], []
         for c in chunks:
             part = attribute(model, images[c], method, targets=targets[c], **kwargs)
@@ -185,8 +199,9 @@ def run_study(
                 "method": method, "image": inputs.names[i], "target": int(result.targets[i]),
                 "predicted": int(study.predicted[i]), "confidence": float(study.confidence[i]),
                 "true": int(inputs.labels[i]) if inputs.labels is not None else None,
-                "mask_share": _f(share, i), "mask_area": _f(area, i), "sanity_spearman": _f(corr, i),
-                "delta": _f(result.delta, i), "runs_on": result.device,
+                "mask_share": _float_or_none(share, i), "mask_area": _float_or_none(area, i),
+                "sanity_spearman": _float_or_none(corr, i), "delta": _float_or_none(result.delta, i),
+                "runs_on": result.device,
             })
     return study
 
@@ -204,7 +219,8 @@ def _concat(parts: list[AttributionResult]) -> AttributionResult:
     )
 
 
-def _f(values: torch.Tensor | None, i: int) -> float | None:
+def _float_or_none(values: torch.Tensor | None, i: int) -> float | None:
+    """``values[i]`` as a float; None where there are no values or it is NaN (an empty table cell)."""
     if values is None:
         return None
     v = float(values[i])
@@ -212,7 +228,16 @@ def _f(values: torch.Tensor | None, i: int) -> float | None:
 
 
 def summary(study: Study, run_label: str) -> list[dict]:
-    """Mean scores per method (for `plot_attribution_scores`)."""
+    """Mean scores per method over the images (for `plot_attribution_scores`).
+
+    Args:
+        study: a `run_study` result.
+        run_label: the "run" of every row.
+
+    Returns:
+        One dict per method: "run", "method", and the means of "mask_share", "mask_area" and
+        "sanity_spearman" over the images that have them (NaN where none has).
+    """
     def mean(rows: list[dict], key: str) -> float:
         vals = [r[key] for r in rows if r[key] is not None]
         return sum(vals) / len(vals) if vals else math.nan
@@ -221,5 +246,5 @@ def summary(study: Study, run_label: str) -> list[dict]:
     for method in study.results:
         mine = [r for r in study.scores if r["method"] == method]
         out.append({"run": run_label, "method": method, "mask_share": mean(mine, "mask_share"),
-                    "mask_area": mean(mine, "mask_area"), "sanity_corr": mean(mine, "sanity_spearman")})
+                    "mask_area": mean(mine, "mask_area"), "sanity_spearman": mean(mine, "sanity_spearman")})
     return out

@@ -1,13 +1,14 @@
-"""Tensor-level normalisation and the standard CIFAR augmentation, batched on any device."""
+"""Tensor-level normalisation, its inverse for display, and the standard CIFAR augmentation, on any device."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["normalize", "augment_batch"]
+__all__ = ["normalize", "denormalize", "augment_batch"]
 
 
 def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -33,6 +34,40 @@ def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float])
     m = torch.tensor(mean, dtype=torch.float32, device=images.device).view(-1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32, device=images.device).view(-1, 1, 1)
     return images.to(torch.float32).div_(255.0).sub_(m).div_(s)
+
+
+def denormalize(images: torch.Tensor | np.ndarray | Sequence, mean: float | Sequence[float],
+                std: float | Sequence[float]) -> torch.Tensor:
+    """Undo `normalize`'s `(x / 255 - mean) / std`: back to [0, 1] floats for display, clipped.
+
+    Args:
+        images: (N, C, H, W) or (C, H, W) normalised images (tensor or array).
+        mean: C values in [0, 1] units, or one value for every channel.
+        std: C positive values in [0, 1] units, or one value.
+
+    Returns:
+        float32 tensor on the input's device, (N, 3, H, W) or (3, H, W) when C is 1 (grayscale is
+        repeated so every display path sees RGB), else the input's shape.
+
+    Raises:
+        ValueError: wrong rank, or mean/std lengths that match neither C nor 1, or std <= 0.
+    """
+    x = images.detach().float() if isinstance(images, torch.Tensor) else torch.as_tensor(
+        np.asarray(images, dtype=np.float32))
+    if x.ndim not in (3, 4):
+        raise ValueError(f"denormalize takes (N, C, H, W) or (C, H, W), got shape {tuple(x.shape)}")
+    channels = x.shape[-3]
+    m = torch.as_tensor(mean, dtype=torch.float32, device=x.device).reshape(-1)
+    s = torch.as_tensor(std, dtype=torch.float32, device=x.device).reshape(-1)
+    if len(m) not in (1, channels) or len(s) not in (1, channels):
+        raise ValueError(f"denormalize needs one mean and one std per channel ({channels}) or one for all, "
+                         f"got {len(m)} and {len(s)}")
+    if bool((s <= 0).any()):
+        raise ValueError(f"denormalize needs every std > 0, got {s.tolist()}")
+    out = (x * s.view(-1, 1, 1) + m.view(-1, 1, 1)).clamp(0.0, 1.0)
+    if channels == 1:
+        out = out.repeat_interleave(3, dim=-3)
+    return out
 
 
 def augment_batch(

@@ -1,4 +1,4 @@
-"""The block graph and per-stage figures (Architecture page)."""
+"""The block graph and per-stage figures (Architecture page); colours from `style`."""
 
 from __future__ import annotations
 
@@ -7,14 +7,10 @@ from collections.abc import Iterable
 import plotly.graph_objects as go
 
 from ..graph import BlockGraph, Node
+from .style import OTHER_COLOUR, SKIP_STYLE, STAGE_COLOURS
 
-SKIP_STYLE: dict[str, tuple[str, str]] = {
-    "identity": ("#2ca02c", "identity shortcut (x)"),
-    "projection": ("#ff7f0e", "projection shortcut (1x1 conv)"),
-    "zero_pad": ("#9467bd", "zero-pad shortcut (option A)"),
-}
-STAGE_COLOURS = ("#636efa", "#00a6a6", "#ef553b", "#ab63fa", "#f5a623", "#19d3f3")
-OTHER_COLOUR = "#7f7f7f"
+__all__ = ["AUTO_EXPAND_BLOCKS", "default_expanded", "human", "plot_block_graph", "plot_stage_bars"]
+
 AUTO_EXPAND_BLOCKS = 36
 
 

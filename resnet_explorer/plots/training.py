@@ -1,27 +1,45 @@
 """Training figures: loss and error curves, residual norms, gradient flow and layer responses.
 
 Each function takes the tables a run writes (one pandas DataFrame per run, keyed by run label in
-display order) and returns a plotly Figure. Labels containing "plain" are plain nets (no shortcuts)
-and are drawn dashed; runs of the same depth share a colour. Empty tables, NaN values and runs
-missing from a mapping are skipped; with nothing left to draw a figure says "no data yet".
+display order) and returns a plotly Figure. Figures that style runs take `residual` (label -> the
+run's `spec.residual`): plain nets (no shortcuts) are drawn dashed, residual ones solid; with `depth`
+(label -> `spec.depth`) a net and its plain twin share a colour (`style.run_styles`). Nothing is read
+from a label's text. Empty tables, NaN values and runs missing from a table mapping are skipped; with
+nothing left to draw a figure says "no data yet".
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-NO_DATA = "no data yet"
-ROW_HEIGHT = 380  # px per row of panels; the title margin comes on top
-TITLE_MARGIN = 130
-FAMILY_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
-HEATMAP_SCALE = "Viridis"  # dark = small, so vanishing gradients read as a dark band
+from ..layer_names import depth_key, stage_of, unit_of
+from .style import (
+    HEATMAP_SCALE,
+    NO_DATA,
+    ROW_HEIGHT,
+    TITLE_MARGIN,
+    Residual,
+    apply_layout,
+    is_residual,
+    log_axis,
+    log_ticks,
+    no_data_figure,
+    rgba,
+    run_styles,
+    wrap_subtitle,
+)
+
+__all__ = [
+    "SMOOTH_MIN_POINTS", "VALUE_LABELS", "available_steps", "plot_grad_flow_heatmap", "plot_grad_flow_profile",
+    "plot_live_loss", "plot_residual_heatmap", "plot_residual_norms", "plot_responses", "plot_training_curves",
+]
+
 SMOOTH_MIN_POINTS = 20  # fewer logged points than this are drawn raw
 VALUE_LABELS = {
     "grad_norm": "gradient norm ||dL/dW||",
@@ -34,54 +52,9 @@ VALUE_LABELS = {
     "std": "std of BN output",
 }
 _LOG_VALUES = {"ratio", "residual_norm", "shortcut_norm", "grad_norm", "grad_abs_mean", "weight_norm", "update_ratio"}
-_TAIL = ("bn_final", "relu_final", "avgpool", "fc")  # modules after the last stage, in forward order
-_KIND_RANK = {"conv": 0, "bn": 1, "relu": 2, "maxpool": 3, "pool": 3}
-_TOKEN = re.compile(r"^(.*?)(\d+)$")
-_UNIT = re.compile(r"^(layer\d+\.\d+)(?:\.|$)")
-_STAGE = re.compile(r"^(layer\d+)(?:\.|$)")
 
 
-# --- names and depth order ---------------------------------------------------------------------
-
-def _token_key(token: str) -> tuple[float, int, str]:
-    """'conv2' -> (2, 0, 'conv'), 'bn2' -> (2, 1, 'bn'), '13' -> (13, -1, ''), 'downsample' -> (inf, 4, ...)."""
-    match = _TOKEN.match(token)
-    if match is None:
-        return math.inf, _KIND_RANK.get(token, 4), token
-    prefix, number = match.groups()
-    return float(number), _KIND_RANK.get(prefix, 4) if prefix else -1, prefix
-
-
-def depth_key(name: str) -> tuple:
-    """Sort key that orders module or unit names from the input to the output.
-
-    Stem modules ("conv1", "bn1", "relu", "maxpool") come first, then "layer1" ... "layer4" with
-    numeric unit indices (layer1.2 < layer1.10 < layer2.0), then "bn_final", "relu_final",
-    "avgpool", "fc". Inside a unit, attributes sort by their number, then conv < bn < relu
-    (conv1 < bn1 < relu1 < conv2), and unnumbered ones such as "downsample" last. Pre-activation
-    units run bn1 before conv1; this key still puts conv1 first (it reads names, not the graph).
-    """
-    tokens = str(name).split(".")
-    if tokens[0] in _TAIL:
-        group, rank = 2, _TAIL.index(tokens[0])
-    elif _STAGE.match(str(name)):
-        group, rank = 1, 0
-    else:
-        group, rank = 0, 0
-    return (group, rank, *(_token_key(t) for t in tokens))
-
-
-def _unit_of(name: str) -> str:
-    """'layer2.13.conv1' -> 'layer2.13'; names outside the stages are kept."""
-    match = _UNIT.match(name)
-    return match.group(1) if match else name
-
-
-def _stage_of(name: str) -> str:
-    """'layer2.13.conv1' -> 'layer2'; names outside the stages are kept."""
-    match = _STAGE.match(name)
-    return match.group(1) if match else name
-
+# --- tables ------------------------------------------------------------------------------------
 
 def available_steps(df: pd.DataFrame | None) -> list[int]:
     """Sorted unique steps of a table ([] when it is empty or has no 'step' column)."""
@@ -89,41 +62,6 @@ def available_steps(df: pd.DataFrame | None) -> list[int]:
         return []
     steps = pd.to_numeric(df["step"], errors="coerce").dropna().unique()
     return sorted(int(s) for s in steps)
-
-
-# --- shared helpers ----------------------------------------------------------------------------
-
-def is_plain_label(label: str) -> bool:
-    return "plain" in label.lower()
-
-
-def lighten(colour: str, amount: float) -> str:
-    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
-    r, g, b = (round(c + (255 - c) * amount) for c in (r, g, b))
-    return f"#{r:02x}{g:02x}{b:02x}"
-
-
-def run_styles(labels: Iterable[str], residual: dict[str, bool] | None = None) -> dict[str, dict]:
-    """Line style per run: plain dashed, residual solid; same depth (first number in the label) same hue.
-
-    `residual` says which runs are residual; without it (or for a label it lacks) a label containing
-    "plain" counts as plain. Repeated runs of the same depth and kind ("resnet56 (run 3)") get
-    lighter shades of that hue.
-    """
-    residual = residual or {}
-    families: dict[str, int] = {}
-    seen: dict[tuple[str, bool], int] = {}
-    styles = {}
-    for label in labels:
-        number = re.search(r"\d+", label)
-        family = number.group(0) if number else label
-        hue = families.setdefault(family, len(families))
-        plain = not residual[label] if label in residual else is_plain_label(label)
-        repeat = seen.get((family, plain), 0)
-        seen[(family, plain)] = repeat + 1
-        colour = lighten(FAMILY_COLOURS[hue % len(FAMILY_COLOURS)], min(0.6, 0.25 * repeat))
-        styles[label] = dict(color=colour, dash="dash" if plain else "solid", width=2)
-    return styles
 
 
 def _frame(df: pd.DataFrame | None, columns: Iterable[str], table: str) -> pd.DataFrame | None:
@@ -175,9 +113,9 @@ def _mark_stages(fig: go.Figure, order: dict[str, int], rows: Iterable[int]) -> 
     """Dotted vertical line where each stage (layerN) starts; x ticks name the first unit or layer there."""
     starts: dict[str, tuple[int, str]] = {}
     for name, pos in order.items():
-        stage = _STAGE.match(name)
-        if stage and stage.group(1) not in starts:
-            starts[stage.group(1)] = pos, name
+        stage = stage_of(name)
+        if stage is not None and stage not in starts:
+            starts[stage] = pos, name
     for row in rows:
         for pos, _ in starts.values():
             fig.add_vline(x=pos - 0.5, line=dict(color="#999", width=1, dash="dot"), row=row, col=1)
@@ -186,48 +124,11 @@ def _mark_stages(fig: go.Figure, order: dict[str, int], rows: Iterable[int]) -> 
                              ticktext=[n for _, n in starts.values()], row=row, col=1)
 
 
-def no_data_figure(title: str, message: str = NO_DATA) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-                       font=dict(size=18, color="#666"))
-    fig.update_layout(title=dict(text=title), height=320, plot_bgcolor="white",
-                      xaxis=dict(visible=False), yaxis=dict(visible=False), margin=dict(t=80))
-    return fig
-
-
-def apply_layout(fig: go.Figure, title: str, rows: int, height: int | None = None) -> None:
-    top = max(TITLE_MARGIN, 58 + 24 * title.count("<br>"))  # room for every subtitle line
-    height = height or top + ROW_HEIGHT * rows
-    fig.update_layout(
-        # "bottom" pins the first line's baseline 34 px from the top; plotly's "top" mis-measures
-        # multi-line titles and clips them, and its default centring pushes <sup> lines into the plot.
-        title=dict(text=title, font=dict(size=18), yref="container", y=1 - 34 / height, yanchor="bottom"),
-        height=height,
-        margin=dict(l=70, r=30, t=top, b=60), font=dict(size=13), plot_bgcolor="white",
-        hoverlabel=dict(align="left"), legend=dict(title=dict(text="run")),
-    )
-    fig.update_xaxes(showgrid=True, gridcolor="#eee", zeroline=False, showline=True, linecolor="#888")
-    fig.update_yaxes(showgrid=True, gridcolor="#eee", zeroline=False, showline=True, linecolor="#888")
-
-
 def _log10(values: np.ndarray) -> np.ndarray:
     """log10 where positive and finite, NaN elsewhere (a gap in a heat-map)."""
     values = np.asarray(values, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(np.isfinite(values) & (values > 0), np.log10(values), np.nan)
-
-
-def _log_ticks(zmin: float, zmax: float) -> tuple[list[float], list[str]]:
-    """Colour-bar ticks at 1-2-5 steps (whole decades when the range is wide), labelled in real values."""
-    for mantissas in ((1, 2, 5), (1,)):
-        vals = [k + math.log10(m) for k in range(math.floor(zmin), math.ceil(zmax) + 1) for m in mantissas]
-        vals = [v for v in vals if zmin - 1e-9 <= v <= zmax + 1e-9]
-        if len(vals) <= 8:
-            break
-    vals = vals[::max(1, math.ceil(len(vals) / 8))]
-    if len(vals) < 3:  # less than one 1-2-5 step wide: evenly spaced ticks instead
-        vals = list(np.linspace(zmin, zmax, 5))
-    return vals, [f"{10 ** v:.3g}" for v in vals]
 
 
 def _z_range(arrays: Iterable[np.ndarray]) -> tuple[float, float] | None:
@@ -253,9 +154,9 @@ def _category_ticks(names: list[str], limit: int = 40) -> dict:
         return {}
     firsts = {}
     for name in names:
-        stage = _STAGE.match(name)
-        if stage:
-            firsts.setdefault(stage.group(1), name)
+        stage = stage_of(name)
+        if stage is not None:
+            firsts.setdefault(stage, name)
     return dict(tickmode="array", tickvals=list(firsts.values()), ticktext=list(firsts))
 
 
@@ -289,11 +190,6 @@ def _band(frames: list[pd.DataFrame], column: str) -> pd.DataFrame:
                          "high": joined.max(axis=1), "epoch": epoch.reindex(joined.index).to_numpy()})
 
 
-def _rgba(colour: str, alpha: float) -> str:
-    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({r},{g},{b},{alpha})"
-
-
 def _curve_frames(value: pd.DataFrame | list[pd.DataFrame] | None, table: str) -> list[pd.DataFrame]:
     values = value if isinstance(value, list) else [value]
     frames = [_frame(df, ("step", "loss", "accuracy"), table) for df in values]
@@ -301,8 +197,9 @@ def _curve_frames(value: pd.DataFrame | list[pd.DataFrame] | None, table: str) -
 
 
 def plot_training_curves(metrics: dict[str, pd.DataFrame | list[pd.DataFrame]],
-                         evals: dict[str, pd.DataFrame | list[pd.DataFrame]] | None = None,
-                         residual: dict[str, bool] | None = None, finding: str | None = None) -> go.Figure:
+                         evals: dict[str, pd.DataFrame | list[pd.DataFrame]] | None = None, *,
+                         residual: Residual, depth: Mapping[str, int] | None = None,
+                         finding: str | None = None) -> go.Figure:
     """Training loss (left) and error (right) against step, plain vs residual (He et al. 2015, Fig. 6).
 
     The right panel shows error = 100 x (1 - accuracy) %, as in the paper: thin lines training,
@@ -315,7 +212,9 @@ def plot_training_curves(metrics: dict[str, pd.DataFrame | list[pd.DataFrame]],
         metrics: run label -> metrics table (step, epoch, loss, accuracy, lr, seconds), or a list
             of them (seeds).
         evals: run label -> eval table(s) (step, epoch, loss, accuracy); runs may be missing.
-        residual: run label -> whether it is residual (plain runs are dashed).
+        residual: run label -> whether it is residual (its spec's `residual`; plain runs are dashed),
+            or one bool for every run.
+        depth: run label -> its spec's depth: runs of one depth share a colour.
         finding: what these runs show, computed from them (`findings`); the subtitle then states
             it instead of the paper's claim.
     """
@@ -326,7 +225,7 @@ def plot_training_curves(metrics: dict[str, pd.DataFrame | list[pd.DataFrame]],
     held = {label: _curve_frames(evals.get(label), "eval") for label in labels}
     if not any(train[label] or held[label] for label in labels):
         return no_data_figure(title)
-    styles = run_styles(labels, residual)
+    styles = run_styles(labels, residual, depth)
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.09,
                         subplot_titles=("training loss (log scale)", "error = 100 x (1 - accuracy)"))
     smoothed_any = banded_any = False
@@ -341,7 +240,7 @@ def plot_training_curves(metrics: dict[str, pd.DataFrame | list[pd.DataFrame]],
                     band = band[(band["low"] > 0) & np.isfinite(band["high"])]
                 fig.add_trace(go.Scatter(
                     x=[*band["step"], *band["step"][::-1]], y=[*band["high"], *band["low"][::-1]], fill="toself",
-                    fillcolor=_rgba(style["color"], 0.15), line=dict(width=0), hoverinfo="skip", showlegend=False,
+                    fillcolor=rgba(style["color"], 0.15), line=dict(width=0), hoverinfo="skip", showlegend=False,
                     legendgroup=label, name=f"{label} (seed range)"), row=1, col=col)
                 _line(fig, band["step"], band["mean"], f"{label} (mean of {len(frames)} seeds)", style, col,
                       "step %{x:,}<br>epoch %{customdata:.2f}<br>" + hover, band["epoch"], showlegend=col == 1)
@@ -381,35 +280,15 @@ def plot_training_curves(metrics: dict[str, pd.DataFrame | list[pd.DataFrame]],
     note += "; bold markers: held-out error."
     claim = finding or ("He et al. 2015: a deeper plain net (dashed) trains worse, with higher training error than "
                         "a shallower one; its residual twin (solid) does not.")
-    apply_layout(fig, f"{title}<br><sup>{_wrap(claim)}<br>{note}</sup>", rows=1)
+    apply_layout(fig, f"{title}<br><sup>{wrap_subtitle(claim)}<br>{note}</sup>", rows=1)
     fig.update_xaxes(title_text="training step")
-    fig.update_yaxes(title_text="cross-entropy loss", row=1, col=1, **_log_axis(fig, "y"))
+    fig.update_yaxes(title_text="cross-entropy loss", row=1, col=1, **log_axis(fig, "y"))
     fig.update_yaxes(title_text="error (%)", ticksuffix="%", row=1, col=2)
     return fig
 
 
-def _log_axis(fig: go.Figure, axis: str) -> dict:
-    """Log y-axis settings whose minor ticks read "0.2", not a bare "2": 1-2-5 ticks ("D2") when the
-    traces on `axis` span a decade or more, plotly's own otherwise ("D2" leaves none inside one)."""
-    values = [v for t in fig.data if (t.yaxis or "y") == axis and t.y is not None for v in t.y
-              if isinstance(v, (int, float)) and math.isfinite(v) and v > 0]
-    wide = bool(values) and max(values) / min(values) >= 10
-    return dict(type="log", minorloglabels="complete", **({"dtick": "D2"} if wide else {}))
-
-
-def _wrap(text: str, width: int = 130) -> str:
-    """Break a subtitle into <br>-separated lines of at most ~`width` characters (plotly does not wrap)."""
-    lines, line = [], ""
-    for word in text.split():
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    return "<br>".join([*lines, line])
-
-
-def plot_live_loss(metrics: dict[str, list[dict]], residual: dict[str, bool] | None = None) -> go.Figure:
+def plot_live_loss(metrics: dict[str, list[dict]], residual: Residual,
+                   depth: Mapping[str, int] | None = None) -> go.Figure:
     """A light live view of training runs: training loss against step, one panel, raw lines.
 
     Built for redrawing while runs train (no subplots, no smoothing, no held-out markers); the
@@ -417,9 +296,11 @@ def plot_live_loss(metrics: dict[str, list[dict]], residual: dict[str, bool] | N
 
     Args:
         metrics: run label -> the metrics rows logged so far (dicts with "step" and "loss").
-        residual: run label -> whether it is residual (plain runs are dashed).
+        residual: run label -> whether it is residual (its spec's `residual`; plain runs are dashed),
+            or one bool for every run.
+        depth: run label -> its spec's depth: runs of one depth share a colour.
     """
-    styles = run_styles(metrics, residual)
+    styles = run_styles(metrics, residual, depth)
     fig = go.Figure()
     for label, rows in metrics.items():
         points = [(r["step"], r["loss"]) for r in rows if isinstance(r.get("loss"), (int, float))
@@ -431,14 +312,15 @@ def plot_live_loss(metrics: dict[str, list[dict]], residual: dict[str, bool] | N
                       height=360, margin=dict(l=70, r=30, t=60, b=50), plot_bgcolor="white",
                       xaxis=dict(title="training step", showgrid=True, gridcolor="#eee"),
                       yaxis=dict(title="cross-entropy loss (log scale)", showgrid=True, gridcolor="#eee",
-                                 **_log_axis(fig, "y")),
+                                 **log_axis(fig, "y")),
                       legend=dict(title=dict(text="run")))
     return fig
 
 
 # --- residual norms ----------------------------------------------------------------------------
 
-def plot_residual_norms(norms: dict[str, pd.DataFrame], step: int | None = None) -> go.Figure:
+def plot_residual_norms(norms: dict[str, pd.DataFrame], step: int | None = None, *, residual: Residual,
+                        depth: Mapping[str, int] | None = None) -> go.Figure:
     """||F(x)||, ||x|| and their ratio per residual unit at one step, overlaid runs (log y).
 
     x is the unit's position in the depth order of all runs' units, so twins line up unit by unit;
@@ -447,6 +329,9 @@ def plot_residual_norms(norms: dict[str, pd.DataFrame], step: int | None = None)
     Args:
         norms: run label -> residual_norms table (step, block, stage, residual_norm, shortcut_norm, ratio).
         step: training step; None takes each run's latest; a run without it uses its nearest logged step.
+        residual: run label -> whether it is residual (its spec's `residual`), or one bool for every run;
+            plain runs are dashed and show ||F(x)|| only, even if their table has other columns.
+        depth: run label -> its spec's depth: runs of one depth share a colour.
     """
     title = "Residual branch ||F(x)|| vs shortcut ||x|| across depth"
     columns = ("step", "block", "residual_norm", "shortcut_norm", "ratio")
@@ -461,7 +346,7 @@ def plot_residual_norms(norms: dict[str, pd.DataFrame], step: int | None = None)
     if not runs:
         return no_data_figure(title)
     order = _depth_order(name for df in runs.values() for name in df["block"])
-    styles = run_styles(norms)
+    styles = run_styles(norms, residual, depth)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
                         subplot_titles=("per-sample L2 norms (log scale)", "ratio ||F(x)|| / ||x|| (log scale)"))
     drawn = False
@@ -469,7 +354,7 @@ def plot_residual_norms(norms: dict[str, pd.DataFrame], step: int | None = None)
         style = styles[label]
         df = df.assign(pos=df["block"].map(order)).sort_values("pos")
         panels = [(1, "residual_norm", label, style, "||F(x)||")]
-        if not is_plain_label(label):
+        if is_residual(residual, label):
             panels += [(1, "shortcut_norm", f"{label}: ||x||", dict(style, dash="dot", width=1.5), "||x||"),
                        (2, "ratio", label, style, "||F(x)||/||x||")]
         for row, column, name, line, what in panels:
@@ -524,7 +409,7 @@ def plot_residual_heatmap(norms: pd.DataFrame, value: str = "ratio", title: str 
     names = list(grid.index)
     colorbar = dict(title=dict(text=what + ("<br>(log scale)" if log else ""), side="right"))
     if log:
-        tickvals, ticktext = _log_ticks(*zrange)
+        tickvals, ticktext = log_ticks(*zrange)
         colorbar.update(tickvals=tickvals, ticktext=ticktext)
     fig = go.Figure(go.Heatmap(
         x=list(grid.columns), y=names, z=z, customdata=real, zmin=zrange[0], zmax=zrange[1],
@@ -544,8 +429,18 @@ def plot_residual_heatmap(norms: pd.DataFrame, value: str = "ratio", title: str 
 
 # --- gradient flow -----------------------------------------------------------------------------
 
+def _unit_or_name(name: str) -> str:
+    """The residual unit a layer belongs to; layers outside the stages stay themselves."""
+    return unit_of(name) or name
+
+
+def _stage_or_name(name: str) -> str:
+    """The stage a layer belongs to; layers outside the stages stay themselves."""
+    return stage_of(name) or name
+
+
 _AGGREGATIONS: tuple[tuple[str, Callable[[str], str]], ...] = (
-    ("layer", str), ("residual unit", _unit_of), ("stage", _stage_of),
+    ("layer", str), ("residual unit", _unit_or_name), ("stage", _stage_or_name),
 )
 
 
@@ -602,7 +497,7 @@ def plot_grad_flow_heatmap(grad: dict[str, pd.DataFrame], value: str = "grad_nor
     zrange = _z_range(z for _, z in grids.values())
     if zrange is None:
         return no_data_figure(title, f"{NO_DATA}: no positive values of {value}")
-    tickvals, ticktext = _log_ticks(*zrange)
+    tickvals, ticktext = log_ticks(*zrange)
     subtitles = [label if not level else f"{label}<br><sup>per {level_name}: {counts[label]} layers -> "
                  f"{len(grids[label][0])} rows</sup>" for label in grids]
     fig = make_subplots(rows=1, cols=len(grids), subplot_titles=subtitles, horizontal_spacing=0.14)
@@ -633,7 +528,8 @@ def _has_weights(name: str) -> bool:
 
 
 def plot_grad_flow_profile(grad: dict[str, pd.DataFrame], step: int | None = None, value: str = "grad_norm",
-                           weights_only: bool = True) -> go.Figure:
+                           weights_only: bool = True, *, residual: Residual,
+                           depth: Mapping[str, int] | None = None) -> go.Figure:
     """One line per run: `value` per layer at one step, input to output (log y).
 
     x is the layer's position in the depth order of all runs' layers, so twins line up; hover
@@ -644,6 +540,9 @@ def plot_grad_flow_profile(grad: dict[str, pd.DataFrame], step: int | None = Non
         step: training step; None takes each run's latest; a run without it uses its nearest logged step.
         value: the column to draw.
         weights_only: keep conv and linear layers only, so the line does not zig-zag between BN and conv.
+        residual: run label -> whether it is residual (its spec's `residual`; plain runs are dashed),
+            or one bool for every run.
+        depth: run label -> its spec's depth: runs of one depth share a colour.
     """
     what = VALUE_LABELS.get(value, value)
     title = f"Gradient flow across depth: {what} per layer"
@@ -661,7 +560,7 @@ def plot_grad_flow_profile(grad: dict[str, pd.DataFrame], step: int | None = Non
     if not any(len(df) for df in runs.values()):
         return no_data_figure(title, NO_DATA if not runs else f"{NO_DATA}: no positive values of {value}")
     order = _depth_order(name for df in runs.values() for name in df["layer"])
-    styles = run_styles(grad)
+    styles = run_styles(grad, residual, depth)
     fig = make_subplots(rows=1, cols=1)
     for label, df in runs.items():
         if df.empty:
@@ -685,8 +584,8 @@ def plot_grad_flow_profile(grad: dict[str, pd.DataFrame], step: int | None = Non
 
 # --- layer responses ---------------------------------------------------------------------------
 
-def plot_responses(responses: dict[str, pd.DataFrame], step: int | None = None,
-                   residual: dict[str, bool] | None = None, finding: str | None = None) -> go.Figure:
+def plot_responses(responses: dict[str, pd.DataFrame], step: int | None = None, *, residual: Residual,
+                   depth: Mapping[str, int] | None = None, finding: str | None = None) -> go.Figure:
     """Std of each 3x3 layer's BN output, in depth order and sorted (He et al. 2015, Fig. 7).
 
     The y axes are linear, as in the paper; NaN stds are dropped.
@@ -694,7 +593,9 @@ def plot_responses(responses: dict[str, pd.DataFrame], step: int | None = None,
     Args:
         responses: run label -> responses table (step, layer, std).
         step: training step; None takes each run's latest; a run without it uses its nearest logged step.
-        residual: run label -> whether it is residual (plain runs are dashed).
+        residual: run label -> whether it is residual (its spec's `residual`; plain runs are dashed),
+            or one bool for every run.
+        depth: run label -> its spec's depth: runs of one depth share a colour.
         finding: what these runs show (`findings.responses_finding`); the subtitle gives the paper's
             claim as the paper's, and this after it.
     """
@@ -711,7 +612,7 @@ def plot_responses(responses: dict[str, pd.DataFrame], step: int | None = None,
     if not any(len(df) for df in runs.values()):
         return no_data_figure(title)
     order = _depth_order(name for df in runs.values() for name in df["layer"])
-    styles = run_styles(responses, residual)
+    styles = run_styles(responses, residual, depth)
     fig = make_subplots(rows=2, cols=1, vertical_spacing=0.13,
                         subplot_titles=("in depth order", "sorted by magnitude (descending)"))
     for label, df in runs.items():
@@ -729,7 +630,7 @@ def plot_responses(responses: dict[str, pd.DataFrame], step: int | None = None,
     claim = ("Std of each 3x3 layer's output after BN, before the addition and ReLU. He et al. 2015 found residual "
              "functions' responses (solid) generally smaller than plain nets' (dashed)."
              + (f" Here: {finding}" if finding else ""))
-    apply_layout(fig, f"{title}, {_step_text(chosen, step)}<br><sup>{_wrap(claim)}</sup>", rows=2)
+    apply_layout(fig, f"{title}, {_step_text(chosen, step)}<br><sup>{wrap_subtitle(claim)}</sup>", rows=2)
     fig.update_yaxes(title_text="std of response", rangemode="tozero")
     fig.update_xaxes(title_text="3x3 layer (input -> output; hover for the name)", row=1, col=1)
     fig.update_xaxes(title_text="rank of the layer's std (1 = largest)", row=2, col=1)

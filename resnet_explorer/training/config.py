@@ -120,6 +120,12 @@ class TrainConfig:
         if not isinstance(self.dataset, str) or not self.dataset:
             raise ValueError("dataset must be shapes, cifar10, cifar100 or folder:PATH")
 
+    @property
+    def data_key(self) -> tuple:
+        """The fields that decide the data: two configs with equal keys load the same images."""
+        return (self.dataset, self.data_root, self.seed, self.train_size, self.test_size, self.image_size,
+                self.download)
+
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
@@ -128,5 +134,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """The config `to_dict` wrote; unknown keys are refused, naming them (as `ModelSpec.from_dict`)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a TrainConfig is a JSON object of fields, got {type(data).__name__}")
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields: {', '.join(sorted(unknown))}")
+        return cls(**data)

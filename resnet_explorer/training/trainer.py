@@ -32,7 +32,7 @@ from ..data import ImageData, augment_batch, load_data, normalize
 from ..devices import resolve_device
 from ..models import ModelSpec, ResNet, build_model
 from .config import TrainConfig
-from .probes import ProbeSet, measure_responses
+from .probes import ProbeRecord, ProbeSet, measure_responses
 
 EventKind = Literal["start", "step", "eval", "probe", "responses_eval", "phase", "done"]
 Status = Literal["running", "done", "stopped", "diverged", "failed"]
@@ -49,20 +49,57 @@ DIVERGE_PATIENCE = 3  # ... for this many logged rows in a row is a divergence
 
 
 @dataclass(frozen=True)
+class Started:
+    """The "start" event's payload: the run is set up and its first step is next."""
+
+    total_steps: int
+    steps_per_epoch: int
+    device: str
+    bf16: bool
+    channels_last: bool
+    model: ResNet
+    data: ImageData
+    spec: ModelSpec  # the spec trained, with the data's classes and input channels
+    eval_steps: list[int]  # steps after which a held-out subset is evaluated (the end is not listed)
+    eval_images: int  # images per intermediate evaluation
+    result: TrainResult  # holds every row as it is recorded: read rows there rather than keep copies
+
+
+@dataclass(frozen=True)
+class Phase:
+    """The "phase" event's payload: training, or evaluating batch `batch` of `batches`."""
+
+    phase: Literal["training", "evaluating"]
+    batch: int = 0
+    batches: int = 0
+
+
+@dataclass(frozen=True)
+class Ended:
+    """The "done" event's payload, however the run ended."""
+
+    status: Status
+    message: str
+    seconds: float
+
+
+Row = dict[str, Any]  # one row of a run table (columns in `runs.TABLES`)
+Payload = Started | Row | ProbeRecord | list[Row] | Phase | Ended
+
+
+@dataclass(frozen=True)
 class Event:
     """What a listener receives. `step` counts optimizer steps completed.
 
-    Kinds and payloads: "start" (total_steps, steps_per_epoch, device, bf16, channels_last,
-    model, data, spec), "step" (a metrics row), "eval" (an evaluation row), "probe" (record),
-    "responses_eval" (rows: eval-mode responses on held-out images, at the end of a finished run),
-    "phase" (phase: "training" | "evaluating", batch, batches: where an evaluation is),
-    "done" (status, message, seconds).
+    Kinds and payloads (`data`): "start" `Started`; "step" a metrics row; "eval" an evaluation
+    row; "probe" a `ProbeRecord`; "responses_eval" the eval-mode response rows on held-out
+    images at the end of a finished run; "phase" `Phase`; "done" `Ended`.
     """
 
     kind: EventKind
     step: int
     epoch: float
-    data: dict[str, Any] = field(default_factory=dict)
+    data: Payload
 
 
 Listener = Callable[[Event], None]
@@ -75,6 +112,22 @@ class ListenerError(RuntimeError):
 
 @dataclass
 class TrainResult:
+    """A run's outcome and every row it recorded; the one place rows live while a run goes on.
+
+    The trainer appends each row before it emits the event that announces it, so a listener
+    (the run store's writer) reads rows here rather than keeping copies.
+
+    Attributes:
+        status: "done", "stopped", "diverged" or "failed" at the end ("running" before).
+        message: one line saying why it ended (the step, the error).
+        steps: optimizer steps completed; total_steps: the budget in steps.
+        seconds: wall time of the loop; eval_seconds: the part spent evaluating.
+        model: the trained model (on the run's device); data: the data it trained on.
+        metrics, evals: logged training rows and held-out evaluation rows (columns in `runs.TABLES`).
+        residual_norms, grad_flow, responses: probe rows (training mode, on probe steps).
+        responses_eval: eval-mode responses on held-out images at the end of a finished run.
+    """
+
     status: Status
     message: str
     steps: int
@@ -243,7 +296,7 @@ class _Run:
             torch.manual_seed(config.seed)
             return build_model(spec, device=device, confirm_large=True)
 
-    def emit(self, kind: EventKind, step: int, payload: dict[str, Any]) -> None:
+    def emit(self, kind: EventKind, step: int, payload: Payload) -> None:
         event = Event(kind, step, step / self.steps_per_epoch, payload)
         for listener in self.listeners:
             listener(event)
@@ -277,7 +330,7 @@ class _Run:
             self.result.residual_norms += record.residual_norms
             self.result.grad_flow += record.grad_flow
             self.result.responses += record.responses
-            self.emit("probe", step + 1, {"record": record})
+            self.emit("probe", step + 1, record)
 
     def log(self, step: int, started: float) -> bool:
         """Average the window into a metrics row; False (and status "diverged") on a blow-up."""
@@ -316,7 +369,7 @@ class _Run:
         started = time.perf_counter()
 
         def progress(i: int, n: int) -> None:
-            self.emit("phase", step, {"phase": "evaluating", "batch": i + 1, "batches": n})
+            self.emit("phase", step, Phase("evaluating", i + 1, n))
 
         scores = evaluate(self.model, self.test_x[:images], self.test_y[:images], self.data.mean, self.data.std,
                           batch_size=self.eval_batch, autocast=self.autocast,
@@ -328,7 +381,29 @@ class _Run:
                "accuracy": scores[1], "images": images}
         self.result.evals.append(row)
         self.emit("eval", step, row)
-        self.emit("phase", step, {"phase": "training"})
+        self.emit("phase", step, Phase("training"))
+
+    def close(self, step: int, started: float) -> None:
+        """However the run ended: remove the probes' hooks, record the totals, emit "done"."""
+        if self.probes is not None:
+            self.probes.clear()
+        result = self.result
+        result.steps = step
+        result.seconds = time.perf_counter() - started
+        self.emit("done", step, Ended(result.status, result.message, result.seconds))
+
+    def finish(self, step: int) -> None:
+        """A finished run's last evaluation on the whole held-out split, then eval-mode responses;
+        a stop that lands during them ends the run "stopped" (it is not evaluated again)."""
+        result = self.result
+        self.evaluate(step, len(self.test_x))
+        if self.probes is not None and not self.stopping():
+            x = normalize(self.test_x[:RESPONSE_IMAGES], self.data.mean, self.data.std)
+            with self.autocast or contextlib.nullcontext():
+                result.responses_eval = measure_responses(self.model, x, step)
+            self.emit("responses_eval", step, result.responses_eval)
+        if self.stopping() and (not result.evals or result.evals[-1]["step"] != step):
+            result.status, result.message = "stopped", f"stopped on request after step {step}"
 
 
 def train(
@@ -364,10 +439,8 @@ def train(
     step = 0
     run.model.train()
     try:
-        run.emit("start", 0, {"total_steps": total, "steps_per_epoch": run.steps_per_epoch,
-                              "device": str(run.device), "bf16": run.bf16, "channels_last": run.channels_last,
-                              "model": run.model, "data": run.data, "spec": run.model.spec,
-                              "eval_steps": run.eval_steps, "eval_images": run.eval_subset})
+        run.emit("start", 0, Started(total, run.steps_per_epoch, str(run.device), run.bf16, run.channels_last,
+                                     run.model, run.data, run.model.spec, run.eval_steps, run.eval_subset, result))
         while result.status == "running":
             if step % run.steps_per_epoch == 0:
                 perm = torch.randperm(run.n_train, generator=run.order).to(run.device)
@@ -385,14 +458,7 @@ def train(
             if step in evals_due:
                 run.evaluate(step, run.eval_subset)
         if result.status == "done":
-            run.evaluate(step, len(run.test_x))
-            if run.probes is not None and not run.stopping():
-                x = normalize(run.test_x[:RESPONSE_IMAGES], run.data.mean, run.data.std)
-                with run.autocast or contextlib.nullcontext():
-                    result.responses_eval = measure_responses(run.model, x, step)
-                run.emit("responses_eval", step, {"rows": result.responses_eval})
-            if run.stopping() and (not result.evals or result.evals[-1]["step"] != step):
-                result.status, result.message = "stopped", f"stopped on request after step {step}"
+            run.finish(step)
     except KeyboardInterrupt:  # a second Ctrl-C (the CLI's first one sets `stop`): end now, keep the run
         result.status, result.message = "stopped", f"interrupted at step {step}"
     except ListenerError as err:
@@ -404,9 +470,5 @@ def train(
     except Exception as err:  # a failed run is reported, not raised: the app keeps running
         result.status, result.message = "failed", f"{type(err).__name__} at step {step}: {err}"
     finally:
-        if run.probes is not None:
-            run.probes.clear()
-        result.steps = step
-        result.seconds = time.perf_counter() - started
-        run.emit("done", step, {"status": result.status, "message": result.message, "seconds": result.seconds})
+        run.close(step, started)
     return result

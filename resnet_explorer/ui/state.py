@@ -5,7 +5,13 @@ Keys (all prefixed ``rx_`` so they never collide with widget keys):
 - ``rx_spec``: the `ModelSpec` chosen on the Architecture page;
 - ``rx_device``: the device name chosen with it ("auto", "cpu", "cuda", "mps");
 - ``rx_input_size``: the square input side in pixels;
-- ``rx_model``: ``(spec, device, model)``, the user's built model on that device.
+- ``rx_model``: ``(spec, device, model)``, the user's built model on that device;
+- ``rx_attr_models``: the Attribute page's runs with their models, ``{(path, device): (mtime, Run)}``;
+- ``rx_attr_result``: the Attribute page's last studies, ``[(Run, Study)]``.
+
+`resnet_explorer.ui.jobs` keeps ``rx_job`` and ``rx_live_<name>`` and reads them only through its own
+functions; `resnet_explorer.ui.run_picker` forms its widget keys from each page's prefix. Widget keys
+that only one page uses stay in that page.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from ..devices import resolve_device
 from ..models import ModelSpec, ResNet, build_model
 
 SPEC, DEVICE, INPUT_SIZE, MODEL = "rx_spec", "rx_device", "rx_input_size", "rx_model"
+ATTR_MODELS, ATTR_RESULT = "rx_attr_models", "rx_attr_result"
 DEFAULT_MODEL = "resnet20"
 
 

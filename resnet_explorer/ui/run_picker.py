@@ -1,0 +1,145 @@
+"""The run picker that Inspect, Attribute and Compare share.
+
+A run is a row of `resnet_explorer.runs.list_runs` (newest first). Each page passes its own `load`
+(cached tables, a model kept per session, ...) and gets back the runs it could load; a run that
+cannot be loaded (damaged or vanished files: ``ValueError`` or ``OSError``) is named in an
+``st.error`` and left out, and the page goes on with the others.
+
+Widget keys, from the page's ``key_prefix``:
+
+- ``{prefix}_run``: the run (`pick_runs`);
+- ``{prefix}_other_{run id}``: the run beside it, its twin by default (`pick_runs` with ``with_twin``);
+  one key per main run, so each run reopens with its own twin;
+- ``{prefix}_runs``: the runs (`pick_many`), set ahead of time with `preselect`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import streamlit as st
+
+from ..runs import find_twin
+
+T = TypeVar("T")
+NO_RUNS = "No runs yet: train one on the Train page (or `python -m resnet_explorer train`)."
+TWIN_LABEL = "Second run (its twin is picked when there is one)"
+TRAIN_PAGE = "pages/2_Train.py"
+
+
+@dataclass(frozen=True)
+class Picked(Generic[T]):
+    """A chosen run: its `list_runs` row and what the page's `load` returned for it."""
+
+    row: dict[str, Any]
+    run: T
+
+    @property
+    def id(self) -> str:
+        return self.row["id"]
+
+
+def describe(row: dict[str, Any]) -> str:
+    """"model - status - steps/total steps - id", as every picker shows a run."""
+    steps, total = row.get("steps"), row.get("total_steps")
+    done = f"{steps}/{total}" if total else f"{steps}"
+    return f"{row['model']} - {row['status']} - {done} steps - {row['id']}"
+
+
+def no_runs(runs: Sequence[dict[str, Any]], message: str = NO_RUNS, link: bool = True) -> None:
+    """When there is no run: say so, link the Train page (`link`) and stop the page."""
+    if runs:
+        return
+    st.info(message)
+    if link:
+        st.page_link(TRAIN_PAGE, label="Go to Train", icon=":material/play_arrow:")
+    st.stop()
+
+
+def load_each(rows: Sequence[dict[str, Any]], load: Callable[[dict[str, Any]], T]) -> list[Picked[T]]:
+    """`load` on each row; a run that fails is named in an `st.error` and left out."""
+    picked = []
+    for row in rows:
+        try:
+            picked.append(Picked(row, load(row)))
+        except (ValueError, OSError) as err:  # a damaged or vanished run: say what is wrong, keep the page
+            st.error(f"{err}. Choose another run.")
+    return picked
+
+
+def pick_runs(
+    key_prefix: str,
+    runs: Sequence[dict[str, Any]],
+    load: Callable[[dict[str, Any]], T],
+    *,
+    with_twin: bool = True,
+    default: str | None = None,
+    label: str = "Run",
+    twin_label: str = TWIN_LABEL,
+) -> list[Picked[T]]:
+    """A run and, `with_twin`, a second one beside it (its twin by `find_twin`, else none); both loaded.
+
+    Args:
+        key_prefix: the page's widget-key prefix ("inspect", "attr").
+        runs: `list_runs` rows (newest first), or the page's subset of them; none: `no_runs`.
+        load: reads one row's run; ``ValueError``/``OSError`` mean it is damaged.
+        default: the id chosen on the first visit (the newest run when absent or unknown).
+
+    Returns:
+        ``[main]`` or ``[main, second]``. When the main run fails to load, its error is shown and the page
+        stops there, its pickers still on screen to choose another.
+    """
+    no_runs(runs)
+    by_id = {r["id"]: r for r in runs}
+    ids = list(by_id)
+    columns = st.columns(2) if with_twin else [st.container()]
+    main_id = columns[0].selectbox(label, ids, index=ids.index(default) if default in by_id else 0,
+                                   format_func=lambda i: describe(by_id[i]), key=f"{key_prefix}_run")
+    other_id = None
+    if with_twin:
+        twin_id = find_twin(list(runs), main_id)
+        options = [None] + [i for i in ids if i != main_id]
+        other_id = columns[1].selectbox(
+            twin_label, options, index=options.index(twin_id) if twin_id in options else 0,
+            format_func=lambda i: "none" if i is None else describe(by_id[i]), key=f"{key_prefix}_other_{main_id}",
+        )
+    picked = load_each([by_id[main_id]], load)
+    if not picked:
+        st.stop()
+    return picked + (load_each([by_id[other_id]], load) if other_id is not None else [])
+
+
+def pick_many(
+    key_prefix: str,
+    runs: Sequence[dict[str, Any]],
+    load: Callable[[dict[str, Any]], T],
+    *,
+    label: str = "Runs",
+    link_param: str | None = "runs",
+) -> list[Picked[T]]:
+    """Any number of runs, in the order chosen, loaded; those that fail are named and left out.
+
+    With `link_param`, the URL's ``?runs=id,id`` chooses them on the first visit (unknown ids are
+    dropped) and the choice is written back to it, so the link reopens the same comparison.
+    """
+    key = f"{key_prefix}_runs"
+    by_id = {r["id"]: r for r in runs}
+    if key not in st.session_state:  # first visit: the link's runs, else none
+        linked = (st.query_params.get(link_param) or "").split(",") if link_param else []
+        st.session_state[key] = [i for i in linked if i in by_id]
+    else:  # runs deleted since
+        st.session_state[key] = [i for i in st.session_state[key] if i in by_id]
+    chosen = st.multiselect(label, list(by_id), key=key, format_func=lambda i: describe(by_id[i]))
+    if link_param:
+        if chosen:
+            st.query_params[link_param] = ",".join(chosen)
+        else:
+            st.query_params.pop(link_param, None)
+    return load_each([by_id[i] for i in chosen], load)
+
+
+def preselect(key_prefix: str, run_ids: Sequence[str]) -> None:
+    """Choose these runs in `pick_many`'s picker on the next rerun (call before it is drawn, or from a fragment)."""
+    st.session_state[f"{key_prefix}_runs"] = list(run_ids)
