@@ -36,7 +36,7 @@ for name in ("resnet1202", "preact_resnet1001", "resnet152"):
         graph = build_graph(spec)
         assert graph.total_params == count_parameters(spec)
         graph.stage_rows()
-        graph.block_rows()
+        graph.unit_rows()
         return graph
 
     best, median = timed(job)

@@ -9,7 +9,7 @@ from resnet_explorer.devices import resolve_device
 from resnet_explorer.export import rows_to_csv
 from resnet_explorer.graph import build_graph, layer_rows
 from resnet_explorer.models import ModelSpec, large_model_message
-from resnet_explorer.plots import default_expanded, human, plot_block_graph, plot_stage_bars
+from resnet_explorer.plots import default_expanded, plot_block_graph, plot_stage_bars, si_count
 from resnet_explorer.ui import state
 from resnet_explorer.ui.widgets import figure_downloads, filterable_table, model_picker, spec_to_query, table
 
@@ -63,9 +63,9 @@ st.query_params.from_dict(spec_to_query(spec, device))  # the URL reopens this m
 st.subheader(spec.label)
 m = st.columns(5)
 m[0].metric("Depth (weighted layers)", spec.depth)
-m[1].metric("Residual units", spec.num_blocks)
+m[1].metric("Residual units", spec.num_units)
 m[2].metric("Parameters", f"{graph.total_params:,}")
-m[3].metric(f"MACs at {input_size}x{input_size}", human(graph.total_macs))
+m[3].metric(f"MACs at {input_size}x{input_size}", si_count(graph.total_macs))
 m[4].metric(f"{twin_spec.name} parameters", f"{twin.total_params:,}",
             delta=f"{twin.total_params - graph.total_params:+,}" if twin.total_params != graph.total_params else None,
             delta_color="off",
@@ -73,13 +73,13 @@ m[4].metric(f"{twin_spec.name} parameters", f"{twin.total_params:,}",
 
 expand = st.multiselect(
     "Expand stages (unit by unit)", list(range(1, graph.num_stages + 1)), default=sorted(default_expanded(graph)),
-    format_func=lambda s: f"layer{s} ({len(graph.blocks(s))} units)", key=f"arch_expand_{spec_key}",
+    format_func=lambda s: f"layer{s} ({len(graph.units(s))} units)", key=f"arch_expand_{spec_key}",
     help="Stages past a few dozen units start collapsed so deep nets stay readable.",
 )
 fig = plot_block_graph(graph, expand)
 # theme=None: the chart looks like its downloads (Streamlit's theme shrinks titles and fonts).
 st.plotly_chart(fig, key="arch_graph", theme=None, config={"displaylogo": False})
-figure_downloads(fig, f"{spec.name}_graph", "dl_graph", graph.block_rows())
+figure_downloads(fig, f"{spec.name}_graph", "dl_graph", graph.unit_rows())
 
 # One view at a time, and only its code runs: st.tabs would run every tab, and the torchinfo table builds the
 # real model (resnet1202: 5,410 rows, ~9 s) on every spec change.
@@ -91,7 +91,7 @@ if view == "stage":
     st.plotly_chart(bars, key="arch_stage_bars", theme=None)
     figure_downloads(bars, f"{spec.name}_stages", "dl_stages", graph.stage_rows())
 elif view == "unit":
-    filterable_table(graph.block_rows(), "arch_unit_filter", "node")
+    filterable_table(graph.unit_rows(), "arch_unit_filter", "node")
 elif view == "twin":
     st.markdown(
         f"**{spec.name}** and **{twin_spec.name}** stack the same convolutions. The residual net adds each "
@@ -101,7 +101,7 @@ elif view == "twin":
     rows = []
     for g in (graph, twin):
         rows.append({"model": g.spec.label, "params": g.total_params, "MACs": g.total_macs,
-                     "shortcut params": sum(n.shortcut_params for n in g.blocks()),
+                     "shortcut params": sum(n.shortcut_params for n in g.units()),
                      **{f"{k} skips": v for k, v in g.skip_counts().items()}})
     table(rows)
 elif view == "layers":  # builds the model: only when asked

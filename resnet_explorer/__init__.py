@@ -11,7 +11,7 @@ from .models import (
     list_variants,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "DeviceUnavailableError", "available_devices", "resolve_device",

@@ -59,7 +59,7 @@ def _layers(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.replace(" ", "").split(",") if v)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--layers wants comma-separated block counts, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"--layers wants comma-separated unit counts, got {text!r}") from None
 
 
 def _spec_from_args(args: argparse.Namespace):
@@ -110,7 +110,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     for v in VARIANTS.values():
         spec = v.spec
         rows.append({
-            "name": v.name, "family": spec.stem, "block": spec.block + (" pre-act" if spec.pre_activation else ""),
+            "name": v.name, "family": spec.stem, "unit": spec.block + (" pre-act" if spec.pre_activation else ""),
             "depth": spec.depth, "params": count_parameters(spec),
             "paper": v.paper_params, "paper_error_%": "" if v.paper_error is None else v.paper_error,
         })
@@ -145,13 +145,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     graph = build_graph(spec, args.input_size)
     twin_spec = spec.plain() if spec.residual else spec.with_residual()
     twin = build_graph(twin_spec, graph.input_size)
-    print(f"{spec.label}: {spec.depth} weighted layers, {spec.num_blocks} residual units, "
+    print(f"{spec.label}: {spec.depth} weighted layers, {spec.num_units} residual units, "
           f"{graph.total_params:,} parameters, {graph.total_macs:,} MACs at {graph.input_size}x{graph.input_size}")
     print(f"{twin_spec.label} (twin): {twin.total_params:,} parameters, {twin.total_macs:,} MACs\n")
     print(_table(graph.stage_rows()))
     if args.blocks:
         print()
-        print(_table(graph.block_rows()))
+        print(_table(graph.unit_rows()))
 
     model = build_model(spec, device=device, confirm_large=True)
     built = sum(p.numel() for p in model.parameters())
@@ -170,7 +170,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             raise CliError(str(err)) from None
         if "csv" in formats:
             paths.append(write_atomic(out / f"{spec.name}_stages.csv", rows_to_csv(graph.stage_rows())))
-            paths.append(write_atomic(out / f"{spec.name}_blocks.csv", rows_to_csv(graph.block_rows())))
+            paths.append(write_atomic(out / f"{spec.name}_blocks.csv", rows_to_csv(graph.unit_rows())))
         for p in paths:
             print(p)
     return EXIT_OK

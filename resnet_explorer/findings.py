@@ -128,7 +128,7 @@ def ratio_finding(label: str, norms: pd.DataFrame | None) -> str | None:
     at = _latest(norms)
     if at is None or "ratio" not in at.columns:
         return None
-    ratios = pd.to_numeric(at.groupby("block")["ratio"].mean(), errors="coerce").dropna()
+    ratios = pd.to_numeric(at.groupby("unit")["ratio"].mean(), errors="coerce").dropna()
     if ratios.empty:
         return None
     small = int((ratios < 1).sum())

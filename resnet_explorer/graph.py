@@ -22,7 +22,7 @@ from torch import nn
 from .models.resnet import ResNet, build_model
 from .models.spec import ModelSpec
 
-NodeKind = Literal["stem", "block", "pool", "head"]
+NodeKind = Literal["stem", "unit", "pool", "head"]
 EdgeKind = Literal["main", "identity", "projection", "zero_pad"]
 SKIP_KINDS: tuple[str, ...] = ("identity", "projection", "zero_pad")
 
@@ -81,20 +81,20 @@ class BlockGraph:
                 return n
         raise KeyError(node_id)
 
-    def blocks(self, stage: int | None = None) -> list[Node]:
-        return [n for n in self.nodes if n.kind == "block" and (stage is None or n.stage == stage)]
+    def units(self, stage: int | None = None) -> list[Node]:
+        return [n for n in self.nodes if n.kind == "unit" and (stage is None or n.stage == stage)]
 
     def skips(self) -> list[Edge]:
         return [e for e in self.edges if e.kind != "main"]
 
     def skip_counts(self, stage: int | None = None) -> dict[str, int]:
         counts = dict.fromkeys(SKIP_KINDS, 0)
-        for n in self.blocks(stage):
+        for n in self.units(stage):
             if n.shortcut in counts:
                 counts[n.shortcut] += 1
         return counts
 
-    def block_rows(self) -> list[dict[str, Any]]:
+    def unit_rows(self) -> list[dict[str, Any]]:
         """One row per node, for the per-block table and CSV export."""
         return [
             {
@@ -117,7 +117,7 @@ class BlockGraph:
             skips = self.skip_counts(stage) if 1 <= stage <= self.num_stages else {}
             rows.append({
                 "stage": _stage_name(stage, self.num_stages),
-                "units": len([n for n in members if n.kind == "block"]),
+                "units": len([n for n in members if n.kind == "unit"]),
                 "out_shape": _fmt_shape(members[-1].out_shape),
                 "params": params,
                 "params_%": round(100 * params / total_p, 2),
@@ -218,7 +218,7 @@ def build_graph(spec: ModelSpec, input_size: int | None = None) -> BlockGraph:
             handle.remove()
     shortcut_params = {
         name: sum(p.numel() for p in unit.downsample.parameters())
-        for name, unit in model.blocks() if unit.downsample is not None
+        for name, unit in model.units() if unit.downsample is not None
     }
 
     params: dict[str, int] = {}
@@ -236,7 +236,7 @@ def build_graph(spec: ModelSpec, input_size: int | None = None) -> BlockGraph:
             units_in, units_out = shapes[b.name]
             unit = model.get_submodule(b.name)
             nodes.append(Node(
-                b.name, "block", b.stage, b.name, units_in, units_out, params.get(b.name, 0),
+                b.name, "unit", b.stage, b.name, units_in, units_out, params.get(b.name, 0),
                 macs.get(b.name, 0), stride=b.stride, shortcut=b.shortcut,
                 shortcut_params=shortcut_params.get(b.name, 0), module=type(unit).__name__,
             ))

@@ -3,7 +3,7 @@
     runs/<run-id>/run.json           spec, data, optimiser, seed, device, versions, status
                   metrics.csv        step, epoch, loss, accuracy, lr, seconds
                   eval.csv           step, epoch, loss, accuracy, images (held-out images used)
-                  residual_norms.csv step, block, stage, residual_norm, shortcut_norm, ratio
+                  residual_norms.csv step, unit, stage, residual_norm, shortcut_norm, ratio
                   grad_flow.csv      step, layer, grad_norm, grad_abs_mean, weight_norm, update_ratio
                   responses.csv      step, layer, std (training mode, the probed batch)
                   responses_eval.csv step, layer, std (eval mode, held-out images, end of run)
@@ -49,7 +49,7 @@ DEFAULT_ROOT = Path("runs")
 TABLES: dict[str, tuple[str, ...]] = {
     "metrics": ("step", "epoch", "loss", "accuracy", "lr", "seconds"),
     "eval": ("step", "epoch", "loss", "accuracy", "images"),
-    "residual_norms": ("step", "block", "stage", "residual_norm", "shortcut_norm", "ratio"),
+    "residual_norms": ("step", "unit", "stage", "residual_norm", "shortcut_norm", "ratio"),
     "grad_flow": ("step", "layer", "grad_norm", "grad_abs_mean", "weight_norm", "update_ratio"),
     "responses": ("step", "layer", "std"),
     "responses_eval": ("step", "layer", "std"),
@@ -340,7 +340,8 @@ class Run:
 
 
 _BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")  # state-dict entries that are not parameters
-_TEXT_COLUMNS = frozenset({"layer", "block"})  # every other CSV column holds numbers
+_TEXT_COLUMNS = frozenset({"layer", "unit"})
+RENAMED_COLUMNS = {"block": "unit"}  # residual_norms.csv called a unit a "block" before version 0.2  # every other CSV column holds numbers
 _BYTES_PER_UNIT = 16_384  # model.pt's zip entries take ~300 bytes per tensor beyond its data; a unit has < 30
 
 
@@ -397,7 +398,7 @@ def _read_info(path: Path) -> dict[str, Any]:
 def _read_table(path: Path, columns: tuple[str, ...], run: str | None = None) -> pd.DataFrame:
     """A run's CSV with its columns checked; empty when the file is missing or empty (not written yet).
 
-    Columns beyond `columns` are kept; "layer" and "block" hold names, every other expected column numbers.
+    Columns beyond `columns` are kept; "layer" and "unit" hold names, every other expected column numbers.
 
     Raises:
         ValueError: naming the run and the file: not a readable CSV, expected columns missing (named), or a
@@ -412,6 +413,9 @@ def _read_table(path: Path, columns: tuple[str, ...], run: str | None = None) ->
         raise ValueError(f"{where} cannot be read: {err.strerror or _first_line(err)}") from None
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise ValueError(f"{where} is not a readable CSV: {_first_line(err)}") from None
+    for old, new in RENAMED_COLUMNS.items():  # runs written by earlier versions
+        if old in table.columns and new in columns and new not in table.columns:
+            table = table.rename(columns={old: new})
     missing = [c for c in columns if c not in table.columns]
     if missing:
         found = ", ".join(str(c) for c in table.columns) or "none"
@@ -470,7 +474,7 @@ def _interruption(path: Path, info: dict[str, Any], evals: pd.DataFrame | None =
 def _weights_limit(spec: ModelSpec, params: int) -> int:
     """The most bytes model.pt of `spec` can take: float32 parameters and buffers (BN's running statistics,
     fewer than its parameters), half as much again, a zip entry per tensor (`_BYTES_PER_UNIT`) and 1 MB."""
-    return int(4 * 2 * params * 1.5) + _BYTES_PER_UNIT * (spec.num_blocks + 8) + 1_000_000
+    return int(4 * 2 * params * 1.5) + _BYTES_PER_UNIT * (spec.num_units + 8) + 1_000_000
 
 
 def _read_state(weights: Path, run: str) -> dict[str, torch.Tensor]:

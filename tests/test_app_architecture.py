@@ -66,7 +66,7 @@ def test_bad_name_keeps_session_alive(at):
 def test_compose_and_invalid_layers(at):
     at.switch_page(ARCH).run()
     at.text_input(key="arch_layers").set_value("2, 2").run()
-    assert any("3 block counts" in e.value for e in at.error) and not at.exception
+    assert any("3 unit counts" in e.value for e in at.error) and not at.exception
     at.text_input(key="arch_layers").set_value("2, 2, 2").run()
     at.toggle(key="arch_preact").set_value(True).run()
     at.selectbox(key="arch_block").set_value("bottleneck").run()

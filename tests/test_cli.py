@@ -42,7 +42,7 @@ def test_info_composed(capsys):
         (["info", "preact_resnet100"], "9n+2"),
         (["info", "resnet20", "--num-classes", "0"], "num_classes"),
         (["info", "resnet20", "--width-multiplier", "-1"], "width_multiplier"),
-        (["info", "--stem", "cifar", "--layers", "2,2"], "3 block counts"),
+        (["info", "--stem", "cifar", "--layers", "2,2"], "3 unit counts"),
         (["info", "resnet20", "--export", "/tmp/x", "--format", "gif"], "unknown export format"),
         (["info"], "give a model name"),
         (["info", "resnet10004"], "pass --yes"),

@@ -50,7 +50,7 @@ def test_mean_sd_text():
 
 
 def _norms(ratios):
-    return pd.DataFrame({"step": 100, "block": [f"layer1.{i}" for i in range(len(ratios))], "stage": 1,
+    return pd.DataFrame({"step": 100, "unit": [f"layer1.{i}" for i in range(len(ratios))], "stage": 1,
                          "residual_norm": ratios, "shortcut_norm": 1.0, "ratio": ratios})
 
 

@@ -13,7 +13,7 @@ def test_totals_match_the_module(name):
     graph = build_graph(ModelSpec.from_name(name))
     model = build_model(name, device="meta")
     assert graph.total_params == sum(p.numel() for p in model.parameters())
-    assert len(graph.blocks()) == ModelSpec.from_name(name).num_blocks
+    assert len(graph.units()) == ModelSpec.from_name(name).num_units
 
 
 @pytest.mark.parametrize("name, gmacs", IMAGENET_GMACS.items())

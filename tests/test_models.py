@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from resnet_explorer import LargeModelError, ModelSpec, build_model, count_parameters, list_variants
-from resnet_explorer.models import LARGE_BLOCKS, ZeroPadShortcut
+from resnet_explorer.models import LARGE_UNITS, ZeroPadShortcut
 from tests.torchvision_oracle import seeded_input, seeded_state_dict
 
 EXACT_PARAMS = {
@@ -92,7 +92,7 @@ def test_no_module_is_called_twice_and_no_inplace(name):
 @pytest.mark.parametrize("name", ["resnet20", "resnet50", "preact_resnet164", "plain20"])
 def test_taps_present_and_parameter_free(name):
     model = build_model(name, device="meta")
-    for _, block in model.blocks():
+    for _, block in model.units():
         assert isinstance(block.residual_tap, nn.Identity)
         assert (block.shortcut_tap is None) == (not model.spec.residual)
     keys = model.state_dict().keys()
@@ -124,7 +124,7 @@ def test_zero_init_makes_every_branch_output_zero(name):
     spec = ModelSpec.from_name(name, zero_init_residual=True)
     model = build_model(spec.replace(layers=tuple(1 for _ in spec.layers)), device="cpu").train()
     branch = []
-    for _, block in model.blocks():
+    for _, block in model.units():
         block.residual_tap.register_forward_hook(lambda m, a, o: branch.append(o.abs().max().item()))
     size = 32 if spec.stem == "cifar" else 64
     model(torch.randn(2, 3, size, size))
@@ -132,7 +132,7 @@ def test_zero_init_makes_every_branch_output_zero(name):
     # without zero-init the branches are not zero: the check above can fail
     model = build_model(spec.replace(zero_init_residual=False, layers=tuple(1 for _ in spec.layers)), device="cpu")
     branch.clear()
-    for _, block in model.blocks():
+    for _, block in model.units():
         block.residual_tap.register_forward_hook(lambda m, a, o: branch.append(o.abs().max().item()))
     model(torch.randn(2, 3, size, size))
     assert min(branch) > 0
@@ -140,15 +140,15 @@ def test_zero_init_makes_every_branch_output_zero(name):
 
 def test_plain_net_has_no_shortcut_modules():
     model = build_model("plain56", device="meta")
-    assert all(b.downsample is None and b.shortcut_tap is None for _, b in model.blocks())
+    assert all(b.downsample is None and b.shortcut_tap is None for _, b in model.units())
 
 
 def test_options_b_and_c():
     b = build_model(ModelSpec.from_name("resnet20", shortcut="B"), device="meta")
     c = build_model(ModelSpec.from_name("resnet20", shortcut="C"), device="meta")
-    kinds_b = [blk.shortcut_kind for _, blk in b.blocks()]
+    kinds_b = [blk.shortcut_kind for _, blk in b.units()]
     assert kinds_b.count("projection") == 2 and kinds_b.count("identity") == 7
-    assert all(blk.shortcut_kind == "projection" for _, blk in c.blocks())
+    assert all(blk.shortcut_kind == "projection" for _, blk in c.units())
     assert n_params(c) > n_params(b) > 269_722
 
 
@@ -160,11 +160,11 @@ def test_width_multiplier_and_classes():
 
 
 def test_large_model_needs_confirmation():
-    depth = 6 * (LARGE_BLOCKS // 3 + 1) + 2
+    depth = 6 * (LARGE_UNITS // 3 + 1) + 2
     with pytest.raises(LargeModelError, match="confirm"):
         build_model(f"resnet{depth}", device="cpu")
     model = build_model(f"resnet{depth}", device="meta")  # meta allocates nothing: no confirmation
-    assert len(model.blocks()) > LARGE_BLOCKS
+    assert len(model.units()) > LARGE_UNITS
 
 
 def test_build_model_rejects_other_types():

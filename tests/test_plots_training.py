@@ -137,7 +137,7 @@ def _norms(plain: bool, scale: float = 1.0, steps=(100, 200)) -> pd.DataFrame:
         for i, unit in enumerate(reversed(UNITS)):  # written in reverse to check the sort
             f = scale * (i + 1) * step / 100
             x = np.nan if plain else 10.0 * (i + 1)
-            rows.append({"step": step, "block": unit, "stage": int(unit[5]), "residual_norm": f,
+            rows.append({"step": step, "unit": unit, "stage": int(unit[5]), "residual_norm": f,
                          "shortcut_norm": x, "ratio": f / x})
     return pd.DataFrame(rows)
 
@@ -169,7 +169,7 @@ def test_residual_norms_values_at_latest_and_chosen_step():
 
 def test_residual_norms_twins_line_up_and_nearest_step_is_used():
     short = _norms(False, steps=(150,))
-    short = short[short["block"] != "layer1.1"]  # one unit missing: the others keep their x
+    short = short[short["unit"] != "layer1.1"]  # one unit missing: the others keep their x
     fig = plot_residual_norms({"resnet8": _norms(False), "resnet8 (run 2)": short}, step=160, residual=True)
     top = {t.name: t for t in _panel(fig, "y")}
     assert list(top["resnet8"].x) == [0, 1, 2, 3]
@@ -291,7 +291,7 @@ EMPTY_CALLS = {
 
 
 @pytest.mark.parametrize("name", EMPTY_CALLS)
-@pytest.mark.parametrize("df", [pd.DataFrame(), pd.DataFrame(columns=["step", "layer", "block"])],
+@pytest.mark.parametrize("df", [pd.DataFrame(), pd.DataFrame(columns=["step", "layer", "unit"])],
                          ids=["no-columns", "no-rows"])
 def test_empty_tables_give_no_data_figure(name, df):
     fig = EMPTY_CALLS[name](df)

@@ -34,14 +34,14 @@ def test_residual_norms_by_hand():
     block.shortcut_tap.register_forward_hook(lambda m, a, o: seen.__setitem__("x", o.detach().clone()))
     x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
     record, _, _ = probe_step(model, x, y)
-    row = next(r for r in record.residual_norms if r["block"] == "layer2.0")
+    row = next(r for r in record.residual_norms if r["unit"] == "layer2.0")
     f = torch.stack([seen["f"][i].pow(2).sum().sqrt() for i in range(4)]).mean().item()
     s = torch.stack([seen["x"][i].pow(2).sum().sqrt() for i in range(4)]).mean().item()
     assert row["stage"] == 2
     assert row["residual_norm"] == pytest.approx(f, rel=1e-5)
     assert row["shortcut_norm"] == pytest.approx(s, rel=1e-5)
     assert row["ratio"] == pytest.approx(f / s, rel=1e-5)
-    assert [r["block"] for r in record.residual_norms] == ["layer1.0", "layer2.0", "layer3.0"]
+    assert [r["unit"] for r in record.residual_norms] == ["layer1.0", "layer2.0", "layer3.0"]
 
 
 def test_zero_init_gives_zero_ratio():

@@ -133,3 +133,19 @@ def test_find_twin(tmp_path):
     assert find_twin(runs, "c") == "b" and find_twin(runs, "a") == "b"
     assert find_twin(runs, "d") == "e" and find_twin(runs, "e") == "d"  # paired by spec, not by name
     assert find_twin(runs, "zzz") is None
+
+
+def test_runs_of_earlier_versions_name_units_block(tmp_path):
+    """residual_norms.csv said "block" for a unit before 0.2; such runs still load, as "unit"."""
+    import shutil
+
+    source = next(p for p in (ROOT / "examples" / "degradation").iterdir() if p.is_dir())
+    old = tmp_path / source.name
+    shutil.copytree(source, old)
+    csv = old / "residual_norms.csv"
+    lines = csv.read_text().splitlines(keepends=True)
+    assert lines[0].startswith("step,unit,")
+    csv.write_text(lines[0].replace("step,unit,", "step,block,", 1) + "".join(lines[1:]))
+    run = load_run(old, with_model=False)
+    assert list(run.tables["residual_norms"].columns[:2]) == ["step", "unit"]
+    assert run.tables["residual_norms"]["unit"].iloc[0].startswith("layer1.")

@@ -95,7 +95,7 @@ def test_nearest_legal_depths():
         ({"num_classes": 10**12}, "from 1 to 100,000"),
         ({"layers": (10**9, 1, 1)}, "ceiling of 10,000"),
         ({"layers": tuple(range(1, 10**5))}, "got 99,999"),
-        ({"layers": (3, 3)}, "3 block counts"),
+        ({"layers": (3, 3)}, "3 unit counts"),
         ({"layers": (3, 0, 3)}, "at least one block"),
         ({"stem": "vgg"}, "stem"),
         ({"shortcut": "D"}, "shortcut"),

@@ -114,12 +114,12 @@ class MethodOutput(NamedTuple):
 def layer_choices(model: nn.Module) -> list[str]:
     """Layers Grad-CAM can use: the stage outputs "layer1".."layerS", then every unit in depth order."""
     stages = [f"layer{s}" for s in range(1, len(model.stages) + 1)]
-    return stages + [name for name, _ in model.blocks()]
+    return stages + [name for name, _ in model.units()]
 
 
 def default_layer(model: nn.Module) -> str:
     """The last unit of the last stage, e.g. "layer3.8" for ResNet-56."""
-    return model.blocks()[-1][0]
+    return model.units()[-1][0]
 
 
 def check_inputs(model: nn.Module, inputs: torch.Tensor) -> None:
@@ -445,14 +445,14 @@ def method_support(model: nn.Module, device: str | torch.device) -> list[dict]:
     """
     kind = _device_type(device)
     on_meta = any(p.is_meta for p in model.parameters())
-    has_blocks = hasattr(model, "blocks") and bool(model.blocks())
+    has_units = hasattr(model, "units") and bool(model.units())
     rows = []
     for name, method in METHODS.items():
         runs_on, reason = _placement(name, kind)
         available, note = True, reason or method.description
         if on_meta:
             available, note = False, "the model has no weights (built on the meta device)"
-        elif method.needs_layer and not has_blocks:
+        elif method.needs_layer and not has_units:
             available, note = False, f"{method.label} needs a ResNet's residual units to pick a layer from"
         rows.append({"method": name, "label": method.label, "available": available, "runs_on": runs_on, "note": note})
     return rows

@@ -1,14 +1,14 @@
-"""The model zoo: specs, blocks, the ResNet module and the registry."""
+"""The model zoo: specs, residual units, the ResNet module and the registry."""
 
 from .blocks import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck, ZeroPadShortcut
 from .registry import VARIANTS, Variant, get_variant, list_variants
 from .resnet import (
-    LARGE_BLOCKS,
     LARGE_PARAMS,
-    BlockPlan,
+    LARGE_UNITS,
     LargeModelError,
     ModelTooLargeError,
     ResNet,
+    UnitPlan,
     build_model,
     check_model_size,
     count_parameters,
@@ -21,7 +21,7 @@ from .spec import ModelSpec, nearest_legal_depths
 __all__ = [
     "BasicBlock", "Bottleneck", "PreActBasicBlock", "PreActBottleneck", "ZeroPadShortcut",
     "VARIANTS", "Variant", "get_variant", "list_variants",
-    "LARGE_BLOCKS", "LARGE_PARAMS", "BlockPlan", "LargeModelError", "ModelTooLargeError", "ResNet",
+    "LARGE_UNITS", "LARGE_PARAMS", "UnitPlan", "LargeModelError", "ModelTooLargeError", "ResNet",
     "build_model", "check_model_size", "count_parameters", "large_model_message", "stage_plan", "stage_units",
     "ModelSpec", "nearest_legal_depths",
 ]

@@ -92,6 +92,15 @@ class _Unit(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)
         return self.shortcut_tap(identity)
 
+    def add_shortcut(self, branch: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """F(x) (through `residual_tap`) plus the shortcut of `x`; F(x) alone in a plain net.
+
+        Pre-activation units feed a projection the normalised input (He et al. 2016), so they
+        pass that as `x` when the shortcut projects.
+        """
+        branch = self.residual_tap(branch)
+        return branch + self._shortcut(x) if self.has_shortcut else branch
+
     def zero_init_last(self) -> None:
         raise NotImplementedError
 
@@ -119,10 +128,7 @@ class BasicBlock(_Unit):
         out = self.relu1(out)
         out = self.conv2(out)
         out = self.bn2(out)
-        out = self.residual_tap(out)
-        if self.has_shortcut:
-            out = out + self._shortcut(x)
-        return self.relu2(out)
+        return self.relu2(self.add_shortcut(out, x))
 
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.bn2.weight)
@@ -156,10 +162,7 @@ class Bottleneck(_Unit):
         out = self.relu2(out)
         out = self.conv3(out)
         out = self.bn3(out)
-        out = self.residual_tap(out)
-        if self.has_shortcut:
-            out = out + self._shortcut(x)
-        return self.relu3(out)
+        return self.relu3(self.add_shortcut(out, x))
 
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.bn3.weight)
@@ -190,14 +193,11 @@ class PreActBasicBlock(_Unit):
         out = self.bn2(out)
         out = self.relu2(out)
         out = self.conv2(out)
-        out = self.residual_tap(out)
-        if self.has_shortcut:
-            out = out + self._preact_shortcut(x, pre)
-        return out
+        return self.add_shortcut(out, self.shortcut_input(x, pre))
 
-    def _preact_shortcut(self, x: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
-        # A projection sees the normalised input; identity and zero-pad keep x untouched.
-        return self._shortcut(pre if self.shortcut_kind == "projection" else x)
+    def shortcut_input(self, x: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
+        """A projection sees the normalised input `pre`; identity and zero-pad keep x untouched."""
+        return pre if self.shortcut_kind == "projection" else x
 
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.conv2.weight)
@@ -233,16 +233,13 @@ class PreActBottleneck(PreActBasicBlock):
         out = self.bn3(out)
         out = self.relu3(out)
         out = self.conv3(out)
-        out = self.residual_tap(out)
-        if self.has_shortcut:
-            out = out + self._preact_shortcut(x, pre)
-        return out
+        return self.add_shortcut(out, self.shortcut_input(x, pre))
 
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.conv3.weight)
 
 
-def block_class(block: str, pre_activation: bool) -> type[_Unit]:
+def unit_class(block: str, pre_activation: bool) -> type[_Unit]:
     return {
         ("basic", False): BasicBlock,
         ("bottleneck", False): Bottleneck,

@@ -13,16 +13,16 @@ from torch import nn
 
 from ..devices import resolve_device
 from ..limits import MAX_PARAMS
-from .blocks import ShortcutKind, block_class
+from .blocks import ShortcutKind, unit_class
 from .spec import ModelSpec
 
 # Past these, `build_model` wants confirmation: building allocates and initialises every weight.
 LARGE_PARAMS = 200_000_000
-LARGE_BLOCKS = 1_000
+LARGE_UNITS = 1_000
 
 
 @dataclass(frozen=True)
-class BlockPlan:
+class UnitPlan:
     """One residual unit as the builder, the graph and the estimates see it."""
 
     stage: int  # 1-based, as layer1..layer4
@@ -38,7 +38,7 @@ class BlockPlan:
         return f"layer{self.stage}.{self.index}"
 
 
-def _unit(spec: ModelSpec, stage: int, index: int, in_channels: int) -> BlockPlan:
+def _unit(spec: ModelSpec, stage: int, index: int, in_channels: int) -> UnitPlan:
     """Unit `index` of `stage` (1-based), fed `in_channels`."""
     planes = spec.stage_planes[stage - 1]
     out_channels = planes * spec.expansion
@@ -52,27 +52,27 @@ def _unit(spec: ModelSpec, stage: int, index: int, in_channels: int) -> BlockPla
         shortcut = "zero_pad" if spec.shortcut == "A" else "projection"
     else:
         shortcut = "identity"
-    return BlockPlan(stage, index, in_channels, planes, out_channels, stride, shortcut)
+    return UnitPlan(stage, index, in_channels, planes, out_channels, stride, shortcut)
 
 
-def stage_plan(spec: ModelSpec) -> list[list[BlockPlan]]:
+def stage_plan(spec: ModelSpec) -> list[list[UnitPlan]]:
     """Per stage, every unit's channels, stride and shortcut kind.
 
     The first unit of every stage after the first halves the resolution (stride 2). Where the
     shape changes, option A zero-pads, B projects; C projects everywhere; a plain net has none.
     """
-    stages: list[list[BlockPlan]] = []
+    stages: list[list[UnitPlan]] = []
     in_channels = spec.stem_channels
     for s, count in enumerate(spec.layers, start=1):
-        blocks = []
+        units = []
         for i in range(count):
-            blocks.append(_unit(spec, s, i, in_channels))
-            in_channels = blocks[-1].out_channels
-        stages.append(blocks)
+            units.append(_unit(spec, s, i, in_channels))
+            in_channels = units[-1].out_channels
+        stages.append(units)
     return stages
 
 
-def stage_units(spec: ModelSpec) -> list[tuple[BlockPlan, BlockPlan | None, int]]:
+def stage_units(spec: ModelSpec) -> list[tuple[UnitPlan, UnitPlan | None, int]]:
     """Per stage in closed form: (first unit, a later unit or None, how many later units).
 
     Every unit after a stage's first sees the same channels and stride, so counts need two
@@ -92,7 +92,7 @@ def _conv(k: int, cin: int, cout: int, groups: int = 1) -> int:
     return k * k * (cin // groups) * cout
 
 
-def block_parameters(spec: ModelSpec, plan: BlockPlan) -> int:
+def block_parameters(spec: ModelSpec, plan: UnitPlan) -> int:
     """Parameters of one unit, computed from the plan (checked against the module in tests)."""
     bn = 2  # weight and bias per channel
     pre = spec.pre_activation
@@ -127,7 +127,7 @@ def count_parameters(spec: ModelSpec) -> int:
 
 
 class LargeModelError(ValueError):
-    """A model past `LARGE_PARAMS` or `LARGE_BLOCKS` was asked for without confirmation."""
+    """A model past `LARGE_PARAMS` or `LARGE_UNITS` was asked for without confirmation."""
 
 
 class ModelTooLargeError(ValueError):
@@ -136,7 +136,7 @@ class ModelTooLargeError(ValueError):
 
 def _size_text(spec: ModelSpec, params: int) -> str:
     gb = params * 4 / 1e9
-    return (f"{spec.num_blocks:,} residual units, {params:,} parameters "
+    return (f"{spec.num_units:,} residual units, {params:,} parameters "
             f"(about {gb:.1f} GB of float32 weights, {3 * gb:.1f} GB with gradients and SGD momentum)")
 
 
@@ -156,7 +156,7 @@ def large_model_message(spec: ModelSpec) -> str | None:
         ModelTooLargeError: past `limits.MAX_PARAMS`, which no confirmation unlocks.
     """
     params = check_model_size(spec)
-    if params <= LARGE_PARAMS and spec.num_blocks <= LARGE_BLOCKS:
+    if params <= LARGE_PARAMS and spec.num_units <= LARGE_UNITS:
         return None
     return f"{spec.name} is large: {_size_text(spec, params)}"
 
@@ -182,7 +182,7 @@ class ResNet(nn.Module):
             self.relu = nn.ReLU()
         if imagenet:
             self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        unit = block_class(spec.block, spec.pre_activation)
+        unit = unit_class(spec.block, spec.pre_activation)
         self.plan = stage_plan(spec)
         for s, blocks in enumerate(self.plan, start=1):
             stage = nn.Sequential(*[
@@ -202,7 +202,7 @@ class ResNet(nn.Module):
     def stages(self) -> list[nn.Sequential]:
         return [getattr(self, f"layer{s}") for s in range(1, len(self.plan) + 1)]
 
-    def blocks(self) -> list[tuple[str, nn.Module]]:
+    def units(self) -> list[tuple[str, nn.Module]]:
         """(qualified name, unit) for every residual unit, input to output."""
         return [(f"layer{s}.{i}", b) for s, stage in enumerate(self.stages, start=1) for i, b in enumerate(stage)]
 
@@ -217,7 +217,7 @@ class ResNet(nn.Module):
         self.fc.reset_parameters()
         if self.spec.zero_init_residual:
             # Each unit then starts as the identity (Goyal et al. 2017, Sec. 5.1).
-            for _, block in self.blocks():
+            for _, block in self.units():
                 block.zero_init_last()
 
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
@@ -267,7 +267,7 @@ def build_model(
         num_classes: overrides the spec's classes.
         in_channels: overrides the spec's input channels.
         device: "auto" (cuda, then mps, then cpu), "cpu", "cuda", "cuda:N", "mps" or "meta".
-        confirm_large: build even past `LARGE_PARAMS` / `LARGE_BLOCKS`.
+        confirm_large: build even past `LARGE_PARAMS` / `LARGE_UNITS`.
 
     Raises:
         ValueError: a bad name, spec or device (`DeviceUnavailableError`), a large model

@@ -8,10 +8,10 @@ Naming rule (documented in the README as well)::
     [cifar_][preact_](resnet|plain)<D>[_basic|_bottleneck]
 
 The pattern names the CIFAR family of He et al. 2015 / 2016 (3x3 stem, stages 16-32-64):
-basic blocks need D = 6n+2 (two 3x3 convs per block, n blocks per stage), bottleneck blocks
-D = 9n+2 (three convs per block). ``resnet<D>`` with D in {18, 34, 50, 101, 152} is the ImageNet
+basic units need D = 6n+2 (two 3x3 convs per unit, n units per stage), bottleneck units
+D = 9n+2 (three convs per unit). ``resnet<D>`` with D in {18, 34, 50, 101, 152} is the ImageNet
 net; prefix ``cifar_`` to get the CIFAR net of that depth (cifar_resnet50 = 6*8+2). ``preact_``
-gives full pre-activation (He et al. 2016) and defaults to bottleneck blocks, as ResNet-164 and
+gives full pre-activation (He et al. 2016) and defaults to bottleneck units, as ResNet-164 and
 ResNet-1001 in that paper; ``preact_resnet110_basic`` is its pre-activation ResNet-110.
 ``plain`` in place of ``resnet`` is the twin without shortcuts (He et al. 2015, "plain nets");
 ``plain_<name>`` does the same for the wide and grouped names.
@@ -89,7 +89,7 @@ def _short_name(name: str, limit: int = 40) -> str:
 
 
 def _depth_rule(block: str) -> tuple[int, str]:
-    """Convs per block and the rule text for a CIFAR depth."""
+    """Convs per unit and the rule text for a CIFAR depth."""
     per_block = CONVS_PER_BLOCK[block] * 3  # three stages
     return per_block, f"{per_block}n+2"
 
@@ -102,15 +102,15 @@ def nearest_legal_depths(depth: int, block: str) -> tuple[int, ...]:
     return tuple(d for d in candidates if d != depth)
 
 
-def cifar_blocks_per_stage(depth: int, block: str, name: str = "") -> int:
-    """Blocks per stage for a CIFAR net of ``depth``; ValueError naming the rule if illegal."""
+def cifar_units_per_stage(depth: int, block: str, name: str = "") -> int:
+    """Units per stage for a CIFAR net of ``depth``; ValueError naming the rule if illegal."""
     step, rule = _depth_rule(block)
     if depth < step + 2 or (depth - 2) % step:
         near = " and ".join(str(d) for d in nearest_legal_depths(depth, block))
         who = f"{name}: " if name else ""
         raise ValueError(
             f"{who}depth {depth} breaks the CIFAR {block}-block rule depth = {rule} "
-            f"(n >= 1 blocks per stage); nearest legal depths: {near}"
+            f"(n >= 1 units per stage); nearest legal depths: {near}"
         )
     return (depth - 2) // step
 
@@ -122,7 +122,9 @@ class ModelSpec:
     Args:
         stem: "imagenet" (7x7/2 conv + 3x3/2 max-pool, stages 64-128-256-512) or "cifar"
             (3x3 conv, stages 16-32-64; He et al. 2015 Sec. 4.2).
-        block: "basic" (two 3x3 convs) or "bottleneck" (1x1-3x3-1x1, expansion 4).
+        block: the kind of residual unit, "basic" (two 3x3 convs) or "bottleneck" (1x1-3x3-1x1,
+            expansion 4). The field keeps torchvision's name (its `ResNet(block=BasicBlock, ...)`);
+            everywhere else this project calls one residual unit a "unit".
         layers: residual units per stage: 4 numbers for imagenet, 3 for cifar.
         pre_activation: full pre-activation units, BN-ReLU-conv with nothing after the addition
             (He et al. 2016), instead of the original post-activation units.
@@ -164,12 +166,12 @@ class ModelSpec:
             raise ValueError(f"shortcut must be one of A, B, C (He et al. 2015), got {self.shortcut!r}")
         layers = self.layers
         if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
-            raise ValueError(f"layers must be a sequence of block counts, got {layers!r}")
+            raise ValueError(f"layers must be a sequence of unit counts, got {layers!r}")
         layers = tuple(layers)
         stages = len(STAGE_PLANES[self.stem])
         if len(layers) != stages:
             raise ValueError(
-                f"the {self.stem} family has {stages} stages: layers needs {stages} block counts, "
+                f"the {self.stem} family has {stages} stages: layers needs {stages} unit counts, "
                 f"got {len(layers):,} {_short(layers)}"
             )
         for n in layers:
@@ -236,13 +238,13 @@ class ModelSpec:
         return tuple(int(p * (self.width_per_group / 64.0)) * self.groups for p in self.stage_planes)
 
     @property
-    def num_blocks(self) -> int:
+    def num_units(self) -> int:
         return sum(self.layers)
 
     @property
     def depth(self) -> int:
-        """Weighted layers on the main path: stem conv + block convs + fc (He et al. 2015's count)."""
-        return 1 + CONVS_PER_BLOCK[self.block] * self.num_blocks + 1
+        """Weighted layers on the main path: stem conv + unit convs + fc (He et al. 2015's count)."""
+        return 1 + CONVS_PER_BLOCK[self.block] * self.num_units + 1
 
     @property
     def default_input_size(self) -> int:
@@ -361,7 +363,7 @@ class ModelSpec:
         else:
             block = match["block"] or ("bottleneck" if preact else "basic")
             try:
-                n = cifar_blocks_per_stage(depth, block, name)
+                n = cifar_units_per_stage(depth, block, name)
             except ValueError as err:
                 hint = ""
                 if imagenet_ok:

@@ -8,11 +8,11 @@ tell plain from residual runs take `residual` from each run's spec, never from i
 """
 
 from .architecture import (
-    AUTO_EXPAND_BLOCKS,
+    AUTO_EXPAND_UNITS,
     default_expanded,
-    human,
     plot_block_graph,
     plot_stage_bars,
+    si_count,
 )
 from .attribution import plot_attribution_grid, plot_attribution_scores
 from .heatmap import normalize_heatmap
@@ -30,7 +30,7 @@ from .training import (
 )
 
 __all__ = [
-    "AUTO_EXPAND_BLOCKS", "default_expanded", "human", "plot_block_graph", "plot_stage_bars",
+    "AUTO_EXPAND_UNITS", "default_expanded", "si_count", "plot_block_graph", "plot_stage_bars",
     "plot_attribution_grid", "plot_attribution_scores", "normalize_heatmap", "render_attribution_png",
     "NO_DATA", "SKIP_STYLE", "no_data_figure", "run_styles",
     "available_steps", "plot_grad_flow_heatmap", "plot_grad_flow_profile", "plot_live_loss", "plot_residual_heatmap",

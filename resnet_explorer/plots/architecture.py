@@ -9,22 +9,22 @@ import plotly.graph_objects as go
 from ..graph import BlockGraph, Node
 from .style import OTHER_COLOUR, SKIP_STYLE, STAGE_COLOURS
 
-__all__ = ["AUTO_EXPAND_BLOCKS", "default_expanded", "human", "plot_block_graph", "plot_stage_bars"]
+__all__ = ["AUTO_EXPAND_UNITS", "default_expanded", "si_count", "plot_block_graph", "plot_stage_bars"]
 
-AUTO_EXPAND_BLOCKS = 36
+AUTO_EXPAND_UNITS = 36
 
 
-def human(n: float) -> str:
-    """12345678 -> '12.3M'."""
+def si_count(n: float) -> str:
+    """A count with an SI suffix, 3 significant digits: 12345678 -> '12.3M'."""
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(n) >= scale:
             return f"{n / scale:.3g}{unit}"
     return f"{n:g}"
 
 
-def default_expanded(graph: BlockGraph, limit: int = AUTO_EXPAND_BLOCKS) -> set[int]:
+def default_expanded(graph: BlockGraph, limit: int = AUTO_EXPAND_UNITS) -> set[int]:
     """Every stage when the net has at most `limit` units, else none (collapsed)."""
-    return set(range(1, graph.num_stages + 1)) if len(graph.blocks()) <= limit else set()
+    return set(range(1, graph.num_stages + 1)) if len(graph.units()) <= limit else set()
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -33,7 +33,7 @@ def _shape(shape: tuple[int, ...]) -> str:
 
 def _hover(node: Node) -> str:
     lines = [f"<b>{node.id}</b> ({node.module})", f"{_shape(node.in_shape)} -> {_shape(node.out_shape)}"]
-    if node.kind == "block":
+    if node.kind == "unit":
         lines.append(f"stride {node.stride}, shortcut: {node.shortcut.replace('_', '-')}")
     lines += [f"params {node.params:,}", f"MACs {node.macs:,}"]
     if node.shortcut_params:
@@ -74,14 +74,14 @@ def plot_block_graph(graph: BlockGraph, expanded: Iterable[int] | None = None, h
         arcs[kind][2].extend([hover] * len(ax) + [None])
 
     for node in graph.nodes:
-        if node.kind != "block":
+        if node.kind != "unit":
             xs[node.id] = x
             points.append((x, node.label if node.kind != "pool" else "pool", _hover(node), OTHER_COLOUR, "square"))
             x += 1
             continue
         stage = node.stage
         colour = STAGE_COLOURS[(stage - 1) % len(STAGE_COLOURS)]
-        units = graph.blocks(stage)
+        units = graph.units(stage)
         if stage in expanded:
             xs[node.id] = x
             label = f"{stage}.{node.id.split('.')[1]}"
@@ -119,7 +119,7 @@ def plot_block_graph(graph: BlockGraph, expanded: Iterable[int] | None = None, h
     fig = go.Figure()
     for stage, x0, x1 in stage_spans:
         colour = STAGE_COLOURS[(stage - 1) % len(STAGE_COLOURS)]
-        units = graph.blocks(stage)
+        units = graph.units(stage)
         fig.add_shape(type="rect", x0=x0, x1=x1, y0=-0.35, y1=1.15, line_width=0, fillcolor=colour,
                       opacity=0.08, layer="below")
         fig.add_annotation(x=(x0 + x1) / 2, y=1.12, showarrow=False, font_size=12, yanchor="bottom",
@@ -148,7 +148,7 @@ def plot_block_graph(graph: BlockGraph, expanded: Iterable[int] | None = None, h
     fig.update_layout(
         title=dict(text=(
             f"{spec.label}: {spec.depth} layers, {graph.total_params:,} parameters, "
-            f"{human(graph.total_macs)} MACs at {graph.input_size}x{graph.input_size}"
+            f"{si_count(graph.total_macs)} MACs at {graph.input_size}x{graph.input_size}"
             f"<br><sup>Block graph of the {kind}: boxes are residual units, arcs the shortcuts that carry x past F(x)."
             "<br>The plain twin has the same boxes and no arcs. Hover a box for shapes and counts.</sup>"
         )),

@@ -77,7 +77,7 @@ def _frame(df: pd.DataFrame | None, columns: Iterable[str], table: str) -> pd.Da
         raise ValueError(f"{table} table lacks column(s) {missing}; it has {list(df.columns)}")
     df = df.copy()
     for column in columns:
-        if column not in ("block", "layer"):
+        if column not in ("unit", "layer"):
             df[column] = pd.to_numeric(df[column], errors="coerce")
     df = df.dropna(subset=["step"])
     return df if len(df) else None
@@ -327,14 +327,14 @@ def plot_residual_norms(norms: dict[str, pd.DataFrame], step: int | None = None,
     hover shows the unit name. Plain runs have no shortcut and show ||F(x)|| only.
 
     Args:
-        norms: run label -> residual_norms table (step, block, stage, residual_norm, shortcut_norm, ratio).
+        norms: run label -> residual_norms table (step, unit, stage, residual_norm, shortcut_norm, ratio).
         step: training step; None takes each run's latest; a run without it uses its nearest logged step.
         residual: run label -> whether it is residual (its spec's `residual`), or one bool for every run;
             plain runs are dashed and show ||F(x)|| only, even if their table has other columns.
         depth: run label -> its spec's depth: runs of one depth share a colour.
     """
     title = "Residual branch ||F(x)|| vs shortcut ||x|| across depth"
-    columns = ("step", "block", "residual_norm", "shortcut_norm", "ratio")
+    columns = ("step", "unit", "residual_norm", "shortcut_norm", "ratio")
     runs: dict[str, pd.DataFrame] = {}
     chosen: dict[str, int] = {}
     for label, df in norms.items():
@@ -342,17 +342,17 @@ def plot_residual_norms(norms: dict[str, pd.DataFrame], step: int | None = None,
         if df is None:
             continue
         at, chosen[label] = _at_step(df, step)
-        runs[label] = at.groupby("block", as_index=False)[list(columns[2:])].mean()
+        runs[label] = at.groupby("unit", as_index=False)[list(columns[2:])].mean()
     if not runs:
         return no_data_figure(title)
-    order = _depth_order(name for df in runs.values() for name in df["block"])
+    order = _depth_order(name for df in runs.values() for name in df["unit"])
     styles = run_styles(norms, residual, depth)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
                         subplot_titles=("per-sample L2 norms (log scale)", "ratio ||F(x)|| / ||x|| (log scale)"))
     drawn = False
     for label, df in runs.items():
         style = styles[label]
-        df = df.assign(pos=df["block"].map(order)).sort_values("pos")
+        df = df.assign(pos=df["unit"].map(order)).sort_values("pos")
         panels = [(1, "residual_norm", label, style, "||F(x)||")]
         if is_residual(residual, label):
             panels += [(1, "shortcut_norm", f"{label}: ||x||", dict(style, dash="dot", width=1.5), "||x||"),
@@ -365,7 +365,7 @@ def plot_residual_norms(norms: dict[str, pd.DataFrame], step: int | None = None,
             fig.add_trace(go.Scatter(
                 x=list(rows["pos"]), y=list(rows[column]), name=name, legendgroup=label, line=line,
                 mode="lines+markers", marker=dict(size=6, symbol="circle-open" if column == "shortcut_norm" else "circle"),
-                customdata=list(rows["block"]), showlegend=row == 1,
+                customdata=list(rows["unit"]), showlegend=row == 1,
                 hovertemplate=f"%{{customdata}}<br>{what} = %{{y:.3g}}<br>step {chosen[label]:,}<extra>{label}</extra>",
             ), row=row, col=1)
     if not drawn:
@@ -395,11 +395,11 @@ def plot_residual_heatmap(norms: pd.DataFrame, value: str = "ratio", title: str 
     """
     what = VALUE_LABELS.get(value, value)
     title = title or f"{what} per residual unit during training"
-    df = _frame(norms, ("step", "block", value), "residual_norms")
+    df = _frame(norms, ("step", "unit", value), "residual_norms")
     if df is None:
         return no_data_figure(title)
     log = value in _LOG_VALUES or value.endswith("_norm")
-    grid = _grid(df, "block", value)
+    grid = _grid(df, "unit", value)
     real = grid.to_numpy(dtype=float)
     z = _log10(real) if log else real
     zrange = _z_range([z])

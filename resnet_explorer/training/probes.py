@@ -40,7 +40,7 @@ class ProbeRecord:
     """One probe step's rows, ready for the run store's CSV files."""
 
     step: int
-    residual_norms: list[dict] = field(default_factory=list)  # step, block, stage, residual_norm, shortcut_norm, ratio
+    residual_norms: list[dict] = field(default_factory=list)  # step, unit, stage, residual_norm, shortcut_norm, ratio
     grad_flow: list[dict] = field(default_factory=list)  # step, layer, grad_norm, grad_abs_mean, weight_norm, update_ratio
     responses: list[dict] = field(default_factory=list)  # step, layer, std
 
@@ -57,8 +57,8 @@ def response_modules(model: ResNet) -> list[tuple[str, nn.Module]]:
                 found.append((prefix + name, following if isinstance(following, nn.BatchNorm2d) else child))
 
     scan("", model)  # the CIFAR stem's 3x3 conv
-    for block_name, block in model.blocks():
-        scan(block_name + ".", block)
+    for unit_name, unit in model.units():
+        scan(unit_name + ".", unit)
     return found
 
 
@@ -77,7 +77,7 @@ class ProbeSet:
     def __init__(self, model: ResNet, residual: bool = True, gradients: bool = True, responses: bool = True) -> None:
         self.model = model
         self.use_residual, self.use_gradients, self.use_responses = residual, gradients, responses
-        self.blocks = model.blocks()
+        self.units = model.units()
         self.response_targets = response_modules(model) if responses else []
         # modules that own parameters directly, with their parameter lists (fixed order)
         self.layers: list[tuple[str, list[nn.Parameter]]] = [
@@ -107,10 +107,10 @@ class ProbeSet:
         handles = []
         try:
             if self.use_residual:
-                for name, block in self.blocks:
-                    handles.append(block.residual_tap.register_forward_hook(self._store(self._f, name)))
-                    if block.shortcut_tap is not None:
-                        handles.append(block.shortcut_tap.register_forward_hook(self._store(self._x, name)))
+                for name, unit in self.units:
+                    handles.append(unit.residual_tap.register_forward_hook(self._store(self._f, name)))
+                    if unit.shortcut_tap is not None:
+                        handles.append(unit.shortcut_tap.register_forward_hook(self._store(self._x, name)))
             for name, module in self.response_targets:
                 handles.append(module.register_forward_hook(self._store_std(name)))
             yield self
@@ -152,7 +152,7 @@ class ProbeSet:
     def after_step(self, step: int) -> ProbeRecord:
         """Finish the probe step: update ratios, then everything to the host in one transfer."""
         record = ProbeRecord(step)
-        names = [n for n, _ in self.blocks]
+        names = [n for n, _ in self.units]
         tensors: list[torch.Tensor] = []
         slots: list[tuple[str, str]] = []
         for n in names:
@@ -175,13 +175,13 @@ class ProbeSet:
         values: dict[tuple[str, str], float] = {}
         for i, slot in enumerate(slots):
             values[slot] = flat[i]
-        for name, _ in self.blocks:
+        for name, _ in self.units:
             if ("f", name) not in values:
                 continue
             f = values[("f", name)]
             x = values.get(("x", name), math.nan)
             record.residual_norms.append({
-                "step": step, "block": name, "stage": int(name.split(".")[0][len("layer"):]),
+                "step": step, "unit": name, "stage": int(name.split(".")[0][len("layer"):]),
                 "residual_norm": f, "shortcut_norm": x, "ratio": f / x if x and not math.isnan(x) else math.nan,
             })
         for name, _ in self.response_targets:

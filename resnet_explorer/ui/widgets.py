@@ -21,7 +21,7 @@ from ..limits import (
     MIN_WIDTH_MULTIPLIER,
 )
 from ..models import ModelSpec, get_variant, list_variants
-from ..models.spec import CONVS_PER_BLOCK, IMAGENET_LAYERS, cifar_blocks_per_stage
+from ..models.spec import CONVS_PER_BLOCK, IMAGENET_LAYERS, cifar_units_per_stage
 from . import state
 
 SHORTCUT_HELP = {
@@ -79,7 +79,7 @@ def _on_depth() -> None:
     depth, stem = int(st.session_state["arch_depth"]), st.session_state["arch_stem"]
     try:
         if stem == "cifar":
-            n = cifar_blocks_per_stage(depth, st.session_state["arch_block"])
+            n = cifar_units_per_stage(depth, st.session_state["arch_block"])
             st.session_state["arch_layers"] = f"{n}, {n}, {n}"
         elif depth in IMAGENET_LAYERS:
             block, layers = IMAGENET_LAYERS[depth]

@@ -115,9 +115,11 @@ def test_home_and_architecture(server, page):
     page.get_by_role("link", name="Architecture: block graph").first.click()
     settle(page)
     expect(page.get_by_role("heading", name="Architecture")).to_be_visible()
+    # the home page's charts may still be in the DOM: wait for this page's own metrics
+    expect(page.locator("[data-testid=stMetric]").filter(has_text="Parameters").first).to_contain_text(
+        "269,722", timeout=60_000)
     page.wait_for_selector(".js-plotly-plot", timeout=60_000)
     no_exception(page)
-    assert "269,722" in page.locator("[data-testid=stMetric]").all_inner_texts().__str__()
     shot(page, "architecture_resnet20")
 
     with page.expect_download(timeout=60_000) as dl:
