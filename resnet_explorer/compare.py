@@ -29,8 +29,6 @@ from .plots import (
 )
 from .runs import Run
 
-DEFAULT_IMAGE_SIZE = 32  # runs made before the data was recorded
-
 
 def _number(value: Any) -> float | None:
     """A float for a table cell; None for missing, NaN or infinite values (JSON has no NaN)."""
@@ -55,8 +53,7 @@ def summary_rows(runs: list[Run]) -> list[dict[str, Any]]:
     """
     rows = []
     for run, label in zip(runs, run_labels(runs)):
-        data = run.info.get("data") or {}
-        image_size = int(data.get("image_size") or DEFAULT_IMAGE_SIZE)
+        image_size = run.config.image_size  # every dataset is drawn or resized to it
         metrics, evals = run.tables.get("metrics"), run.tables.get("eval")
         last_eval = None
         if evals is not None and not evals.empty and "accuracy" in evals.columns:
@@ -65,7 +62,7 @@ def summary_rows(runs: list[Run]) -> list[dict[str, Any]]:
             "run": label, "id": run.id, "model": run.spec.name, "residual": bool(run.spec.residual),
             "depth": run.spec.depth, "params": count_parameters(run.spec),
             "macs": build_graph(run.spec, image_size).total_macs,
-            "dataset": data.get("name", run.config.dataset), "steps": run.info.get("steps"),
+            "dataset": run.config.dataset, "steps": run.info.get("steps"),
             "batch_size": run.config.batch_size,
             "train_loss": tail_mean(metrics, "loss"), "train_error_%": _error(tail_mean(metrics, "accuracy")),
             "test_error_%": _error(last_eval), "seconds": _number(run.info.get("seconds")), "status": run.status,

@@ -234,7 +234,7 @@ def test_user_strings_are_escaped(runs, tmp_path):
     shutil.copytree(runs["plain20"], run)
     info = json.loads((run / "run.json").read_text())
     info["status"] = "<script>alert(1)</script>"
-    info["data"]["name"] = 'sh"apes<b>'
+    info["config"]["dataset"] = 'sh"apes<b>'  # shown in the table's dataset column
     (run / "run.json").write_text(json.dumps(info))
     index = write_report([run], tmp_path / "r", ["html"]).read_text()
     assert "<script>alert" not in index and "&lt;script&gt;alert(1)&lt;/script&gt;" in index

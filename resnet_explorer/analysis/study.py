@@ -56,14 +56,6 @@ class Study:
     scores: list[dict] = field(default_factory=list)
 
 
-def run_normalisation(run: Run) -> tuple[tuple[float, ...], tuple[float, ...], int]:
-    """The run's recorded (mean, std, image size); a ValueError for a run that never started training."""
-    data = run.info.get("data") or {}
-    if not data.get("mean"):
-        raise ValueError(f"run {run.id} has no recorded normalisation (did it start training?)")
-    return tuple(data["mean"]), tuple(data["std"]), int(data.get("image_size", 32))
-
-
 def dataset_inputs(run: Run, samples: int = 8, indices: Sequence[int] | None = None) -> StudyInputs:
     """Images of the run's held-out split (the same split, regenerated or re-read from its config).
 
@@ -127,7 +119,7 @@ def spread_over_classes(labels: torch.Tensor, samples: int) -> list[int]:
 
 def upload_inputs(run: Run, source: bytes | str | Path, name: str = "upload") -> StudyInputs:
     """One uploaded image, converted and normalised as the run's data (raises `ImageError`)."""
-    mean, std, size = run_normalisation(run)
+    mean, std, size = run.normalisation
     image, preview = load_image(source, image_size=size, mean=mean, std=std)
     return StudyInputs(images=image, previews=preview.unsqueeze(0), names=[name])
 
