@@ -157,16 +157,26 @@ def test_job_stop_says_stopping_at_once_and_ends_within_a_step(tmp_path):
     assert final["status"] == "stopped" and final["phase"] == "stopped" and final["step"] < 10_000
 
 
-def test_job_trains_every_spec_for_every_seed_with_seed_labels(tmp_path):
-    config = TrainConfig(steps=2, batch_size=16, train_size=32, test_size=16, probe_every=0, device="cpu")
+def test_job_trains_every_spec_for_every_seed_with_seed_labels_and_reports_evaluation(tmp_path):
+    config = TrainConfig(steps=4, batch_size=16, train_size=64, test_size=160, probe_every=0, eval_every=2,
+                         device="cpu")
     specs = [TINY, TINY.plain()]
-    job = TrainingJob([(spec, config.replace(seed=seed)) for seed in (0, 1) for spec in specs], tmp_path).start()
-    job.thread.join(timeout=120)
+    job = TrainingJob([(spec, config.replace(seed=seed)) for seed in (0, 1) for spec in specs], tmp_path)
+    seen = []
+    original = job._on_event
+
+    def spy(state, kind, step, data):
+        original(state, kind, step, data)
+        seen.append(state["phase"])
+
+    job._on_event = spy
+    job.start().thread.join(timeout=120)
     snaps = job.snapshots()
     assert [s["status"] for s in snaps] == ["done"] * 4
     assert [s["seed"] for s in snaps] == [0, 0, 1, 1]
     assert snaps[2]["label"].endswith("· seed 1")
     assert len({s["run_id"] for s in snaps}) == 4
+    assert "evaluating 3/3" in seen and seen[-1] == "done"  # 160 images in batches of 4 x 16
     # trained in a process of its own, so the UI's Python work cannot slow it (GIL)
     pids = {json.loads((tmp_path / s["run_id"] / "run.json").read_text())["pid"] for s in snaps}
     assert pids == {job.process.pid} and os.getpid() not in pids
@@ -204,22 +214,6 @@ def test_bad_data_fails_that_run_with_one_line_and_the_job_ends(tmp_path):
     job.thread.join(timeout=60)
     snap = job.snapshot()
     assert snap["status"] == "failed" and "nonexistent" in snap["message"] and "\n" not in snap["message"]
-
-
-def test_job_reports_evaluation_progress(tmp_path):
-    config = TrainConfig(steps=4, batch_size=16, train_size=64, test_size=160, probe_every=0, eval_every=2,
-                         device="cpu")
-    job = TrainingJob([(TINY, config)], tmp_path)
-    seen = []
-    original = job._on_event
-
-    def spy(state, kind, step, data):
-        original(state, kind, step, data)
-        seen.append(state["phase"])
-
-    job._on_event = spy
-    job.start().thread.join(timeout=60)
-    assert "evaluating 3/3" in seen and seen[-1] == "done"  # 160 images in batches of 4 x 16
 
 
 def test_three_jobs_on_one_cpu_train_one_at_a_time_in_order_with_live_places_in_line(tmp_path):
