@@ -10,6 +10,7 @@ from resnet_explorer.export import rows_to_csv
 from resnet_explorer.graph import build_graph, layer_rows
 from resnet_explorer.models import ModelSpec, large_model_message
 from resnet_explorer.plots import default_expanded, plot_block_graph, plot_stage_bars, si_count
+from resnet_explorer.plots.architecture import MAX_DRAWN_UNITS
 from resnet_explorer.ui import state
 from resnet_explorer.ui.widgets import figure_downloads, filterable_table, model_picker, spec_to_query, table
 
@@ -29,7 +30,7 @@ def cached_layer_rows(spec_json: str, input_size: int, device: str, depth: int, 
 
 st.title("Architecture")
 st.caption("Pick a variant or compose one; see its block graph, where its parameters and compute sit, "
-           "and how its plain twin (same layers, no shortcuts) compares.")
+           "and how its twin (the same layers with shortcuts added or removed) compares.")
 
 spec, device, input_size = model_picker()
 if spec is None:
@@ -63,7 +64,8 @@ st.query_params.from_dict(spec_to_query(spec, device))  # the URL reopens this m
 st.subheader(spec.label)
 m = st.columns(5)
 m[0].metric("Depth (weighted layers)", spec.depth)
-m[1].metric("Residual units", spec.num_units)
+m[1].metric("Residual units" if spec.residual else "Units", spec.num_units,
+            help=None if spec.residual else "Blocks of the plain net: the same convolutions, no shortcuts")
 m[2].metric("Parameters", f"{graph.total_params:,}")
 m[3].metric(f"MACs at {input_size}x{input_size}", si_count(graph.total_macs))
 m[4].metric(f"{twin_spec.name} parameters", f"{twin.total_params:,}",
@@ -71,12 +73,20 @@ m[4].metric(f"{twin_spec.name} parameters", f"{twin.total_params:,}",
             delta_color="off",
             help="The twin has the same layers; only projection shortcuts add parameters.")
 
-expand = st.multiselect(
+pick, cap = st.columns([3, 1])
+expand = pick.multiselect(
     "Expand stages (unit by unit)", list(range(1, graph.num_stages + 1)), default=sorted(default_expanded(graph)),
     format_func=lambda s: f"layer{s} ({len(graph.units(s))} units)", key=f"arch_expand_{spec_key}",
     help="Stages past a few dozen units start collapsed so deep nets stay readable.",
 )
-fig = plot_block_graph(graph, expand)
+longest = max((len(graph.units(s)) for s in expand), default=0)
+max_units = None
+if longest > 4:  # only where it can hide something
+    max_units = cap.number_input(
+        "Units drawn per stage", min_value=4, max_value=20, value=MAX_DRAWN_UNITS, step=1, key="arch_max_units",
+        help="An expanded stage with more units shows its first and last few and a '… N …' gap for the units between, "
+             "so the graph stays legible; the table below lists every unit.")
+fig = plot_block_graph(graph, expand, max_units=max_units)
 # theme=None: the chart looks like its downloads (Streamlit's theme shrinks titles and fonts).
 st.plotly_chart(fig, key="arch_graph", theme=None, config={"displaylogo": False})
 figure_downloads(fig, f"{spec.name}_graph", "dl_graph", graph.unit_rows())

@@ -32,6 +32,9 @@ with left:
     if twin:
         spec = spec.plain() if spec.residual else spec.with_residual()
     st.markdown(f"**{spec.label}** on **{state.get_device()}** (change either on the Architecture page)")
+with right:  # outside the form, so the budget field below switches to whole steps or fractional epochs
+    budget_kind = st.radio("Budget in", ["steps", "epochs"], horizontal=True, key="train_budget_kind",
+                           help="Optimizer steps (whole numbers), or passes over the training images")
 try:
     large, refused = large_model_message(spec), None  # arithmetic; past the ceiling nothing unlocks it
 except ValueError as err:
@@ -43,23 +46,27 @@ with st.form("train_form"):
     dataset = c1.selectbox("Dataset", ["shapes", "shapes-easy", "cifar10", "cifar100", "folder"], key="train_dataset",
                            help="shapes and shapes-easy (bigger, cleaner shapes) are embedded, no download; "
                                 "CIFAR reads ./data or the folder below")
-    data_root = c2.text_input("Data folder (CIFAR root or image folder)", key="train_data_root")
-    budget_kind = c3.radio("Budget in", ["steps", "epochs"], horizontal=True, key="train_budget_kind")
-    budget = c4.number_input("Budget", min_value=1.0, max_value=float(MAX_STEPS), value=200.0, step=10.0,
-                             key="train_budget")
+    data_root = c2.text_input("Data folder", key="train_data_root",
+                              help="CIFAR: the folder holding (or to hold) the dataset; folder: one subfolder of "
+                                   "images per class")
+    if budget_kind == "steps":
+        budget = c3.number_input("Steps", min_value=1, max_value=MAX_STEPS, value=200, step=10, key="train_budget")
+    else:
+        budget = c3.number_input("Epochs", min_value=0.01, max_value=float(MAX_STEPS), value=1.0, step=0.5,
+                                 key="train_budget_epochs")
+    batch = c4.number_input("Batch size", min_value=1, max_value=MAX_BATCH_SIZE, value=64, step=16, key="train_batch")
     d1, d2, d3, d4 = st.columns(4)
-    batch = d1.number_input("Batch size", min_value=1, max_value=MAX_BATCH_SIZE, value=64, step=16, key="train_batch")
-    lr = d2.number_input("Learning rate", min_value=1e-5, max_value=10.0, value=0.1, step=0.01, format="%.4f",
+    lr = d1.number_input("Learning rate", min_value=1e-5, max_value=10.0, value=0.1, step=0.01, format="%.4f",
                          key="train_lr")
-    optimizer = d3.selectbox("Optimizer", ["sgd", "adamw"], key="train_optimizer")
-    schedule = d4.selectbox("Schedule", ["onecycle", "cosine", "step", "constant"], key="train_schedule")
-    e1, e2, e3, e4 = st.columns(4)
-    wd = e1.number_input("Weight decay", min_value=0.0, max_value=1.0, value=5e-4, step=1e-4, format="%.5f",
+    optimizer = d2.selectbox("Optimizer", ["sgd", "adamw"], key="train_optimizer")
+    schedule = d3.selectbox("Schedule", ["onecycle", "cosine", "step", "constant"], key="train_schedule")
+    e1, e2, e3, _ = st.columns(4)
+    wd = d4.number_input("Weight decay", min_value=0.0, max_value=1.0, value=5e-4, step=1e-4, format="%.5f",
                          key="train_wd")
-    seed = e2.number_input("Seed", min_value=0, max_value=MAX_SEED, value=0, step=1, key="train_seed")
-    probe_every = e3.number_input("Probe every k steps (0: off)", min_value=0, max_value=10_000, value=10,
+    seed = e1.number_input("Seed", min_value=0, max_value=MAX_SEED, value=0, step=1, key="train_seed")
+    probe_every = e2.number_input("Probe every k steps (0: off)", min_value=0, max_value=10_000, value=10,
                                   key="train_probe_every")
-    train_size = e4.number_input("Training images (0: all)", min_value=0, max_value=MAX_TRAIN_IMAGES, value=0,
+    train_size = e3.number_input("Training images (0: all)", min_value=0, max_value=MAX_TRAIN_IMAGES, value=0,
                                  step=1000, key="train_size")
     confirm = st.checkbox("Build it even if it is very large", key="train_confirm_large") if large else True
     started = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")

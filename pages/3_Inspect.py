@@ -16,7 +16,7 @@ from resnet_explorer.plots import (
 )
 from resnet_explorer.runs import TABLES, list_runs, load_run
 from resnet_explorer.ui import jobs
-from resnet_explorer.ui.run_picker import pick_runs
+from resnet_explorer.ui.run_picker import best_finished, pick_runs
 from resnet_explorer.ui.widgets import figure_downloads
 
 TABLE_FILES = ("run.json", *(f"{name}.csv" for name in TABLES))
@@ -51,9 +51,14 @@ def tables_of(row: dict):
     return cached_tables(str(path), tuple(files))
 
 
-picked = pick_runs("inspect", list_runs(jobs.runs_root()), tables_of, default=current,  # the training run, else newest
+all_runs = list_runs(jobs.runs_root())
+finished = None if current else best_finished(all_runs)  # not a run stopped after a few steps
+picked = pick_runs("inspect", all_runs, tables_of, default=current or finished,
                    twin_label="Overlay a second run (its twin is picked when there is one)")
 main_id = picked[0].id
+if finished and main_id == finished and len(all_runs) > 1:
+    st.caption(f"Opened on **{picked[0].row['model']}** ({main_id}): the finished run with the most steps, "
+               "newest first. Choose any other above.")
 loaded = [p.run for p in picked]
 labels = [label for label, *_ in loaded]
 if len(set(labels)) < len(labels):

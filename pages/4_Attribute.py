@@ -3,8 +3,10 @@
 from pathlib import Path
 
 import streamlit as st
+import torch
 
 from resnet_explorer.analysis import METHODS, ImageError, layer_choices, method_support
+from resnet_explorer.analysis.images import FITS
 from resnet_explorer.analysis.study import dataset_inputs, run_study, summary, upload_inputs
 from resnet_explorer.data import denormalize
 from resnet_explorer.devices import resolve_device
@@ -28,6 +30,8 @@ def session_run(path: str, device: str):
         cache[key] = (stamp, load_run(path, device=device))
     return cache[key][1]
 
+
+FIT_LABELS = {"crop": "scaled and centre-cropped", "pad": "scaled and padded", "stretch": "stretched"}
 
 st.title("Attribute")
 st.caption("Which pixels drive the prediction? Saliency, Integrated Gradients, SmoothGrad, Grad-CAM, Occlusion "
@@ -65,9 +69,13 @@ with st.form("attr_form"):
     start = c2.number_input("Starting at held-out image #", min_value=0, value=0, step=1, key="attr_start")
     upload = c3.file_uploader("Image (PNG, JPEG, ...)", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"],
                               key="attr_upload")
-    d1, d2, d3 = st.columns(3)
-    methods = d1.multiselect("Methods", list(METHODS), default=["saliency", "integrated_gradients", "gradcam"],
+    fit = st.radio("An upload that is not square is", list(FITS), horizontal=True, key="attr_fit",
+                   format_func=lambda f: FIT_LABELS[f],
+                   help="The model takes square images: crop keeps the centre (torchvision's Resize + CenterCrop), "
+                        "pad keeps everything (the border in the dataset's mean colour), stretch squashes it.")
+    methods = st.multiselect("Methods", list(METHODS), default=["saliency", "integrated_gradients", "gradcam"],
                              format_func=lambda m: METHODS[m].label, key="attr_methods")
+    d2, d3 = st.columns(2)
     layers = layer_choices(main.model)
     layer = d2.selectbox("Grad-CAM layer", layers, index=len(layers) - 1, key="attr_layer",
                          help="A stage output (layer3) or one residual unit (layer3.2)")
@@ -89,7 +97,7 @@ if go:
                 if source.startswith("Upload"):
                     if upload is None:
                         raise ImageError("choose an image file to upload first")
-                    inputs = upload_inputs(run, upload.getvalue(), upload.name)
+                    inputs = upload_inputs(run, upload.getvalue(), upload.name, fit=fit)
                 else:
                     inputs = dataset_inputs(run, indices=range(int(start), int(start) + count))
                 run_layer = layer if layer in layer_choices(run.model) else None
@@ -97,6 +105,7 @@ if go:
                                                sanity=sanity)))
         st.session_state[state.ATTR_RESULT] = studies
     except ValueError as err:  # ImageError is a ValueError: bad uploads land here
+        st.session_state.pop(state.ATTR_RESULT, None)  # the previous image's results would read as this one's
         st.error(str(err))
 
 studies = st.session_state.get(state.ATTR_RESULT)
@@ -104,40 +113,66 @@ if not studies:
     st.info("Choose images and methods, then press Explain.")
     st.stop()
 
-columns = st.columns(len(studies))
-score_rows = []
-for col, (run, study) in zip(columns, studies):
-    inputs = study.inputs
-    mean, std, _ = run.normalisation  # checked when the study was made
-    titles = [
-        f"{name}: {classes[int(p)]} {float(c):.2f}" + (f" (true {classes[int(t)]})" if inputs.labels is not None else "")
-        for name, p, c, t in zip(inputs.names, study.predicted, study.confidence,
-                                 inputs.labels if inputs.labels is not None else study.predicted)
-    ]
-    notes = {}
-    for method in study.results:
-        rows = [r for r in study.scores if r["method"] == method]
-        notes[method] = [
-            " | ".join(x for x in (
-                f"mask {r['mask_share']:.2f} vs {r['mask_area']:.2f}" if r["mask_share"] is not None else "",
-                f"delta {r['delta']:.1e}" if r["delta"] is not None else "",
-                f"sanity {r['sanity_spearman']:.2f}" if r["sanity_spearman"] is not None else "",
-            ) if x)
-            for r in rows
-        ]
-    fig = plot_attribution_grid(
-        denormalize(inputs.images, mean, std), {m: r.heatmap("absolute") for m, r in study.results.items()},
-        row_titles=titles, masks=inputs.masks, method_labels={m: METHODS[m].label for m in study.results},
-        cell_notes=notes, title=f"{run.label}",
-    )
-    with col:
-        st.plotly_chart(fig, key=f"attr_grid_{run.id}", theme=None, width="content")  # fixed-size cells
-        figure_downloads(fig, f"{run.id}_attributions", f"dl_attr_{run.id}", study.scores)
-        for method, result in study.results.items():
-            if result.note:
-                st.caption(f"{METHODS[method].label}: {result.note}")
-    score_rows += summary(study, run.label)
 
+
+def cell_note(run, row: dict) -> str:
+    """Prediction and scores of one image under one method and run, ' | ' between lines."""
+    return " | ".join(x for x in (
+        f"{run.classes[int(row['predicted'])]} {float(row['confidence']):.2f}",
+        f"mask {row['mask_share']:.2f} vs {row['mask_area']:.2f}" if row["mask_share"] is not None else "",
+        f"delta {row['delta']:.1e}" if row["delta"] is not None else "",
+        f"sanity {row['sanity_spearman']:.2f}" if row["sanity_spearman"] is not None else "",
+    ) if x)
+
+
+def row_titles(run, inputs) -> list[str]:
+    if inputs.labels is None:
+        return list(inputs.names)
+    return [f"{name} (true {run.classes[int(t)]})" for name, t in zip(inputs.names, inputs.labels)]
+
+
+first = studies[0][1]
+uploaded = first.inputs.labels is None  # held-out images always have labels
+if uploaded:
+    st.subheader("What the model saw")
+    seen = st.columns(min(len(studies), 4))
+    for col, (run, study) in zip(seen, studies):
+        col.image(study.inputs.previews[0].permute(1, 2, 0).numpy(), width=160)
+        col.caption(f"{run.label}: {study.inputs.names[0]}, {study.inputs.note}")
+    st.caption("Each net attributes exactly this image (the first column of every grid below).")
+
+# One figure per method (a tab each): rows are images; the runs' maps side by side when they saw the same images.
+same_images = all(s.inputs.previews.shape == first.inputs.previews.shape and torch.equal(s.inputs.previews,
+                                                                                     first.inputs.previews)
+                  for _, s in studies)
+methods_run = list(dict.fromkeys(m for _, s in studies for m in s.results))
+st.subheader("Attribution maps")
+tabs = st.tabs([METHODS[m].label for m in methods_run])
+for tab, method in zip(tabs, methods_run):
+    with tab:
+        have = [(run, s) for run, s in studies if method in s.results]
+        groups = [have] if same_images else [[pair] for pair in have]
+        for k, group in enumerate(groups):
+            run0, study0 = group[0]
+            mean, std, _ = run0.normalisation  # checked when the study was made
+            rows = [r for _, s in group for r in s.scores if r["method"] == method]
+            fig = plot_attribution_grid(
+                denormalize(study0.inputs.images, mean, std),
+                {run.id: s.results[method].heatmap("absolute") for run, s in group},
+                row_titles=row_titles(run0, study0.inputs), masks=study0.inputs.masks,
+                method_labels={run.id: run.label for run, _ in group},
+                cell_notes={run.id: [cell_note(run, r) for r in s.scores if r["method"] == method]
+                            for run, s in group},
+                title=METHODS[method].label + ("" if len(groups) == 1 else f": {run0.label}"),
+            )
+            st.plotly_chart(fig, key=f"attr_grid_{method}_{k}", theme=None, width="content")  # fixed-size cells
+            figure_downloads(fig, f"{method}_attributions" + ("" if len(groups) == 1 else f"_{run0.id}"),
+                             f"dl_attr_{method}_{k}", rows)
+        for run, s in have:
+            if s.results[method].note:
+                st.caption(f"{run.label}: {s.results[method].note}")
+
+score_rows = [row for run, study in studies for row in summary(study, run.label)]
 st.subheader("Scores")
 st.markdown("**Mask share**: the share of positive attribution inside the object's mask, against the mask's share "
             "of the image (what a random map scores). **Sanity**: rank correlation between the maps of the trained "
@@ -145,6 +180,12 @@ st.markdown("**Mask share**: the share of positive attribution inside the object
 fig = plot_attribution_scores(score_rows, title="Attribution scores, per method and run",
                               residual={run.label: run.spec.residual for run, _ in studies},
                               depth={run.label: run.spec.depth for run, _ in studies})
+no_mask = [run.label for run, study in studies if study.inputs.masks is None]
+if no_mask:
+    why = ("an uploaded image has no object mask" if uploaded
+           else "this dataset has no object masks (only the embedded synthetic sets do)")
+    st.info(f"**Mask share** is left empty for {', '.join(no_mask)}: {why}. The sanity check still applies.",
+            icon=":material/info:")
 st.plotly_chart(fig, key="attr_scores", theme=None)
 figure_downloads(fig, "attribution_scores", "dl_attr_scores", score_rows)
 table([r for _, study in studies for r in study.scores])

@@ -100,7 +100,8 @@ def read_run(row: dict):
 
 picked = pick_many("compare", runs, read_run, label="Runs to compare")  # the URL's ?runs= on the first visit
 if not picked:
-    st.info("Choose runs to compare (two or more), or train the preset above.")
+    if job is None or len(job.specs) < 2 or not job.running:  # while the preset trains, its progress says it all
+        st.info("Choose runs to compare (two or more), or train the preset above.")
     st.stop()
 paths = tuple(p.row["path"] for p in picked)
 try:
@@ -120,9 +121,10 @@ if checks:
 if any(g["seeds"] > 1 for g in groups):
     st.caption("Per model, over seeds: mean ± sd (sample standard deviation). Train loss/error: mean of the last 20% "
                "of logged steps; test error: the final evaluation on the whole held-out split.")
-    table([{"model": g["model"], "seeds": ", ".join(map(str, g["seed_list"])), "params": g["params"],
+    table([{"model": g["model"], "seeds": ", ".join(map(str, g["seed_list"])),
             "train loss": g["train_loss_text"], "train error %": g["train_error_text"],
-            "test error %": g["test_error_text"], "seconds per run": round(g["seconds"], 1)} for g in groups])
+            "test error %": g["test_error_text"], "seconds per run": round(g["seconds"], 1),
+            "params": g["params"]} for g in groups])
     st.caption("Every run:")
 table(rows)
 for name, fig in figures.items():

@@ -58,14 +58,15 @@ def summary_rows(runs: list[Run]) -> list[dict[str, Any]]:
         last_eval = None
         if evals is not None and not evals.empty and "accuracy" in evals.columns:
             last_eval = _number(evals["accuracy"].iloc[-1])
-        rows.append({
-            "run": label, "id": run.id, "model": run.spec.name, "residual": bool(run.spec.residual),
+        rows.append({  # the numbers that matter first, so a narrow table still shows them
+            "run": label, "model": run.spec.name,
+            "train_loss": tail_mean(metrics, "loss"), "train_error_%": _error(tail_mean(metrics, "accuracy")),
+            "test_error_%": _error(last_eval), "seconds": _number(run.info.get("seconds")),
+            "id": run.id, "residual": bool(run.spec.residual),
             "depth": run.spec.depth, "params": count_parameters(run.spec),
             "macs": build_graph(run.spec, image_size).total_macs,
             "dataset": run.config.dataset, "steps": run.info.get("steps"),
-            "batch_size": run.config.batch_size,
-            "train_loss": tail_mean(metrics, "loss"), "train_error_%": _error(tail_mean(metrics, "accuracy")),
-            "test_error_%": _error(last_eval), "seconds": _number(run.info.get("seconds")), "status": run.status,
+            "batch_size": run.config.batch_size, "status": run.status,
         })
     return rows
 

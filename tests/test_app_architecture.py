@@ -168,3 +168,75 @@ def test_bad_shared_link_is_an_error_not_a_crash():
     at.run()
     assert not at.exception
     assert any("link" in e.value and "6n+2" in e.value for e in at.error)
+
+
+def _stage_label_slack(fig, width: int = 1400, px_per_char: int = 7) -> float:
+    """The smallest gap in px between neighbouring stage labels (negative: they overlap) at `width`."""
+    import re
+
+    lo, hi = fig.layout.xaxis.range
+    px_per_x = (width - fig.layout.margin.l - fig.layout.margin.r) / (hi - lo)
+    anns = sorted((a for a in fig.layout.annotations if a.text.startswith("<b>layer")), key=lambda a: a.x)
+
+    def half_width(a):
+        return px_per_char * max(len(re.sub("<[^>]+>", "", line)) for line in a.text.split("<br>")) / 2
+
+    return min((b.x - a.x) * px_per_x - half_width(a) - half_width(b) for a, b in zip(anns, anns[1:]))
+
+
+def test_deep_stage_expansion_stays_legible():
+    from resnet_explorer.graph import build_graph
+    from resnet_explorer.models import ModelSpec
+    from resnet_explorer.plots import plot_block_graph
+    from resnet_explorer.plots.architecture import MAX_DRAWN_UNITS
+
+    g = build_graph(ModelSpec.from_name("resnet1202"))
+    assert _stage_label_slack(plot_block_graph(g, {1})) < 0  # every unit drawn: the labels collide
+    for stages in ({1}, {2}, {3}, {1, 2, 3}):
+        for cap in (4, MAX_DRAWN_UNITS, 20):
+            fig = plot_block_graph(g, stages, max_units=cap)
+            assert _stage_label_slack(fig) > 0, (stages, cap)
+            units = next(t for t in fig.data if t.name == "units")
+            assert len(units.x) == 3 + (3 - len(stages)) + cap * len(stages)
+    fig = plot_block_graph(g, {1}, max_units=12)
+    gaps = [a for a in fig.layout.annotations if a.hovertext and "not drawn" in a.hovertext]
+    assert [a.text for a in gaps] == ["… 188 …"] and "188 units" in gaps[0].hovertext
+    labels = list(next(t for t in fig.data if t.name == "units").text)
+    assert "1.5" in labels and "1.194" in labels and "1.6" not in labels and "1.193" not in labels
+
+
+def test_page_caps_drawn_units(at):
+    at.switch_page(ARCH).run()
+    at.selectbox(key="arch_variant").set_value("resnet1202").run()
+    at.multiselect[0].set_value([1]).run()
+    assert not at.exception and not at.error
+    assert at.number_input(key="arch_max_units").value == 12
+    at.number_input(key="arch_max_units").set_value(6).run()
+    assert not at.exception and not at.error
+
+
+def test_plain_net_wording(at):
+    at.switch_page(ARCH).run()
+    at.toggle(key="arch_plain").set_value(True).run()
+    assert not at.exception and not at.error
+    assert any(m.label == "Units" for m in at.metric)
+    assert not any(m.label == "Residual units" for m in at.metric)
+    assert at.selectbox(key="arch_variant").value == "plain20"
+
+
+def test_variant_picker_follows_composed_spec(at):
+    at.switch_page(ARCH).run()
+    at.text_input(key="arch_layers").set_value("2, 3, 4").run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="arch_variant").value == "custom"
+    at.selectbox(key="arch_variant").set_value("resnet56").run()
+    assert at.selectbox(key="arch_variant").value == "resnet56" and metric(at, "Parameters") == "853,018"
+
+
+def test_illegal_depth_stops_the_page(at):
+    at.switch_page(ARCH).run()
+    at.number_input(key="arch_depth").set_value(111).run()
+    assert any("6n+2" in e.value for e in at.error) and not at.exception
+    assert not at.get("plotly_chart") and not at.metric  # the previous model is not shown as if current
+    at.number_input(key="arch_depth").set_value(56).run()
+    assert not at.error and metric(at, "Parameters") == "853,018"

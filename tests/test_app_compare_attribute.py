@@ -58,6 +58,8 @@ def test_compare_selected_runs(runs):
     assert len(at.get("plotly_chart")) >= 5
     table = at.dataframe[0].value
     assert sorted(table["model"]) == ["plain20", "resnet20"] and list(table["params"]) == [269_722, 269_722]
+    # what matters first, so a 1400 px wide page shows it without scrolling the table sideways
+    assert list(table.columns)[:6] == ["run", "model", "train_loss", "train_error_%", "test_error_%", "seconds"]
     assert at.query_params["runs"] == [",".join(ids)] or at.query_params["runs"] == ",".join(ids)
 
 
@@ -67,6 +69,7 @@ def test_compare_ignores_unknown_linked_runs(runs):
     at.run()
     assert not at.exception
     assert at.multiselect(key="compare_runs").value == []
+    assert [w.value for w in at.warning] == ["Not found, left out: runs nope, ../../etc from the link."]
 
 
 def test_compare_preset_trains_every_run(runs, monkeypatch, tmp_path):
@@ -77,6 +80,8 @@ def test_compare_preset_trains_every_run(runs, monkeypatch, tmp_path):
     at.button[0].click()
     at.run()
     assert not at.exception and not at.error
+    if at.session_state["rx_job"].running:  # while the preset trains its progress shows, not a call to choose runs
+        assert not any("Choose runs" in i.value for i in at.info)
     deadline = time.time() + 180
     while time.time() < deadline:
         at.run()
@@ -102,7 +107,8 @@ def test_attribute_page(runs):
     at.run()
     assert not at.exception and not at.error
     charts = at.get("plotly_chart")
-    assert len(charts) == 3  # two grids (run and its twin) and the scores
+    assert len(charts) == 4  # one grid per method (both runs side by side in it) and the scores
+    assert [t.label for t in at.tabs] == ["Saliency", "Integrated Gradients", "Grad-CAM"]
     assert len(at.dataframe) >= 2
 
 
@@ -145,9 +151,72 @@ def test_attribute_uploads(runs, name, content, ok):
     at.run()
     assert not at.exception
     if ok:
-        assert not at.error and len(at.get("plotly_chart")) == 3
+        assert not at.error and len(at.get("plotly_chart")) == 2  # one method's grid (both runs) and the scores
+        assert any("no object mask" in i.value for i in at.info)  # why the mask-share panel is empty
     else:
         assert at.error and "image" in at.error[0].value.lower()
+        assert not at.get("plotly_chart")  # nothing left over from an earlier image
+
+
+def _thirds(size=(300, 200)) -> bytes:
+    """Left third red, middle blue, right third green."""
+    import io
+
+    from PIL import Image
+
+    img = Image.new("RGB", size, (0, 0, 255))
+    img.paste((255, 0, 0), (0, 0, size[0] // 3, size[1]))
+    img.paste((0, 255, 0), (2 * size[0] // 3, 0, size[0], size[1]))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_load_image_fits_a_wide_upload_by_crop_pad_or_stretch():
+    from resnet_explorer.analysis import load_image
+
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    load = {fit: load_image(_thirds(), image_size=30, mean=mean, std=std, fit=fit)[1] for fit in ("crop", "pad", "stretch")}
+    red, blue, green = [255, 0, 0], [0, 0, 255], [0, 255, 0]
+    # crop (the default, Resize(30) + CenterCrop(30)): the centre 200 x 200 of 300 x 200, so a quarter
+    # red, half blue, a quarter green, and every row is image
+    crop = load["crop"]
+    assert torch_equal(load_image(_thirds(), image_size=30, mean=mean, std=std)[1], crop)
+    assert crop[:, 15, :6].T.tolist() == [red] * 6 and crop[:, 15, 9:21].T.tolist() == [blue] * 12
+    assert crop[:, 15, 24:].T.tolist() == [green] * 6 and crop[:, :, 15].T.tolist() == [blue] * 30
+    # pad: all three thirds, 30 x 20 in the middle; 5 rows above and below in the mean colour
+    pad = load["pad"]
+    assert pad[:, 0, :].T.tolist() == [[128, 128, 128]] * 30 and pad[:, 29, :].T.tolist() == [[128, 128, 128]] * 30
+    assert pad[:, 15, :9].T.tolist() == [red] * 9 and pad[:, 15, 21:].T.tolist() == [green] * 9
+    assert pad[:, 5:25, 15].T.tolist() == [blue] * 20
+    # stretch: all three thirds over the whole square (the old behaviour)
+    stretch = load["stretch"]
+    assert stretch[:, 0, :9].T.tolist() == [red] * 9 and stretch[:, 29, 21:].T.tolist() == [green] * 9
+    with pytest.raises(ValueError, match="fit"):
+        load_image(_thirds(), image_size=30, mean=mean, std=std, fit="squash")
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return torch.equal(a, b)
+
+
+def test_attribute_upload_shows_what_the_model_saw_and_errors_clear_results(runs):
+    at = page("pages/4_Attribute.py").run()
+    at.radio(key="attr_source").set_value("Upload an image")
+    at.get("file_uploader")[0].upload("wide.png", _thirds(), "image/png")
+    at.multiselect(key="attr_methods").set_value(["saliency"])
+    at.toggle(key="attr_sanity").set_value(False)
+    at.button[0].click()
+    at.run()
+    assert not at.exception and not at.error
+    assert any("wide.png, 300 x 200 px, scaled and centre-cropped to 32 x 32 px" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) == 2
+    at.get("file_uploader")[0].upload("broken.png", b"\x89PNG\r\n\x1a\nnot really", "image/png")
+    at.button[0].click()
+    at.run()
+    assert at.error and not at.get("plotly_chart") and not any("centre-cropped" in c.value for c in at.caption)
 
 
 def test_tour_reproduce_starts_the_preset(tmp_path, monkeypatch):

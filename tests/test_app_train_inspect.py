@@ -44,7 +44,7 @@ def test_train_page_runs_and_shows_curves(runs):
     at = app("pages/2_Train.py")
     assert not at.exception
     assert at.info  # no run yet
-    at.number_input(key="train_budget").set_value(4.0)
+    at.number_input(key="train_budget").set_value(4)
     at.number_input(key="train_batch").set_value(16)
     at.number_input(key="train_size").set_value(64)
     at.number_input(key="train_probe_every").set_value(1)
@@ -76,7 +76,7 @@ def wait_done(at: AppTest, timeout: float = 120) -> None:
 
 
 def submit_tiny(at: AppTest, steps: int = 6) -> None:
-    at.number_input(key="train_budget").set_value(float(steps))
+    at.number_input(key="train_budget").set_value(int(steps))
     at.number_input(key="train_batch").set_value(16)
     at.number_input(key="train_size").set_value(64)
     at.button[0].click()
@@ -111,7 +111,7 @@ def test_train_page_bad_input_keeps_session(runs):
     at = app("pages/2_Train.py")
     at.selectbox(key="train_dataset").set_value("folder")
     at.text_input(key="train_data_root").set_value(str(runs / "does-not-exist"))
-    at.number_input(key="train_budget").set_value(2.0)
+    at.number_input(key="train_budget").set_value(2)
     at.button[0].click()
     at.run()
     deadline = time.time() + 60
@@ -139,6 +139,22 @@ def test_inspect_overlays_the_twin(runs):
     assert other.value is not None  # the twin was picked
     at.radio(key="inspect_grad_value").set_value("update_ratio").run()
     assert not at.exception
+
+
+def test_inspect_opens_on_the_longest_finished_run(runs):
+    import json
+
+    done = make_run(runs, "resnet20")
+    stopped = make_run(runs, "plain20")  # newer, but stopped after 2 steps
+    info_path = runs / stopped / "run.json"
+    info = json.loads(info_path.read_text())
+    info.update(status="stopped", steps=2)
+    info_path.write_text(json.dumps(info))
+    assert list_runs(runs)[0]["id"] == stopped
+    at = app("pages/3_Inspect.py")
+    assert not at.exception and not at.error
+    assert at.selectbox(key="inspect_run").value == done
+    assert any(c.value.startswith("Opened on **resnet20**") and "most steps" in c.value for c in at.caption)
 
 
 def test_inspect_warns_of_an_interrupted_run(runs):
@@ -203,6 +219,7 @@ def test_run_picker(runs):
     at.run()
     assert not at.exception and at.multiselect(key="t_runs").value == [resnet, plain]  # unknown ids dropped
     assert picked(at) == [resnet] and len(at.error) == 1  # the damaged one named and left out
+    assert [w.value for w in at.warning] == ["Not found, left out: run nope from the link."]
     at.multiselect(key="t_runs").set_value([]).run()
     assert picked(at) == [] and "runs" not in at.query_params
 

@@ -293,3 +293,30 @@ def test_denormalize_clips_repeats_grayscale_and_checks_lengths():
         denormalize(torch.zeros(1, 3, 2, 2), (0.5, 0.5), (0.2, 0.2))
     with pytest.raises(ValueError, match="std > 0"):
         denormalize(torch.zeros(3, 2, 2), 0.5, 0.0)
+
+
+def test_grid_six_method_headers_never_overlap_and_keep_their_full_name_in_hover():
+    import re
+
+    from resnet_explorer.plots.attribution import HEADER_FONT
+
+    labels = {"saliency": "Saliency", "integrated_gradients": "Integrated Gradients", "smoothgrad": "SmoothGrad",
+              "gradcam": "Grad-CAM", "occlusion": "Occlusion", "deeplift": "DeepLift"}
+    heat = {m: np.ones((8, 32, 32)) for m in labels}
+    notes = {m: ["plus 0.93 | mask 0.62 vs 0.18 | delta 3.1e-04 | sanity 0.12"] * 8 for m in labels}
+    fig = plot_attribution_grid(_inputs(8, 32), heat, method_labels=labels, cell_notes=notes,
+                                row_titles=[f"test #{i} (true plus)" for i in range(8)])
+    plot_w = fig.layout.width - fig.layout.margin.l - fig.layout.margin.r
+    headers = sorted((a for a in fig.layout.annotations if (a.name or "").startswith("header")), key=lambda a: a.x)
+    assert [a.hovertext for a in headers] == ["input", *labels.values()]
+    assert headers[0].font.size == HEADER_FONT == 14
+
+    def width_px(text: str) -> float:  # ~7 px per character at 12 px, scaled to the header's font size
+        return max(len(re.sub("<[^>]+>", "", line)) for line in text.split("<br>")) * 7 * HEADER_FONT / 12
+
+    for left, right in zip(headers, headers[1:]):
+        gap = (right.x - left.x) * plot_w  # centre to centre, in px of the figure as drawn
+        assert gap >= (width_px(left.text) + width_px(right.text)) / 2 + 4, (left.text, right.text)
+    # notes under neighbouring cells do not run into each other either (12 px type, ~6.5 px per character)
+    note = next(a for a in fig.layout.annotations if "mask" in (a.text or ""))
+    assert max(len(line) for line in note.text.split("<br>")) * 6.5 <= CELL + 16

@@ -109,8 +109,26 @@ def test_training_curves_seeds_draw_mean_and_band():
 
 
 def test_training_curves_without_finding_state_the_paper_claim_as_the_papers():
-    fig = plot_training_curves({"a": _metrics([1, 2], [2.0, 1.0], [0.1, 0.2])}, residual=True)
+    runs = {name: _metrics([1, 2], [2.0, 1.0], [0.1, 0.2]) for name in ("plain20", "plain56", "resnet56")}
+    fig = plot_training_curves(runs, residual={"plain20": False, "plain56": False, "resnet56": True},
+                               depth={"plain20": 20, "plain56": 56, "resnet56": 56})
     assert "He et al. 2015: a deeper plain net" in fig.layout.title.text
+    assert "plain vs residual" in fig.layout.title.text
+
+
+def test_training_curves_title_says_what_is_shown():
+    one = plot_training_curves({"a": _metrics([1, 2], [2.0, 1.0], [0.1, 0.2])}, residual=True)
+    assert one.layout.title.text.startswith("Training curves of a<br>")
+    assert "plain vs residual" not in one.layout.title.text and "deeper" not in one.layout.title.text
+    twins = {name: _metrics([1, 2], [2.0, 1.0], [0.1, 0.2]) for name in ("plain20", "resnet20")}
+    same_depth = plot_training_curves(twins, residual={"plain20": False, "resnet20": True},
+                                      depth={"plain20": 20, "resnet20": 20})
+    assert "plain vs residual" in same_depth.layout.title.text and "deeper" not in same_depth.layout.title.text
+    no_depth = plot_training_curves(twins, residual={"plain20": False, "resnet20": True})
+    assert "deeper" not in no_depth.layout.title.text
+    residual_only = plot_training_curves(twins, residual=True, depth={"plain20": 20, "resnet20": 56})
+    title = residual_only.layout.title.text
+    assert title.startswith("Training curves of 2 residual runs") and "deeper" not in title
 
 
 def test_training_curves_smoothing_keeps_raw_values_faint():
@@ -221,6 +239,25 @@ def test_grad_heatmaps_share_one_colour_scale():
     assert list(a.y) == LAYERS  # depth order, one row per layer (no aggregation under max_rows)
     assert [a.showscale, b.showscale] == [False, True]
     assert "gradient flow across depth" in fig.layout.title.text.lower()
+
+
+def test_grad_heatmap_gives_its_row_labels_room():
+    fig = plot_grad_flow_heatmap({"resnet8": _grad(dict.fromkeys(LAYERS, 0.1)),
+                                  "plain8": _grad(dict.fromkeys(LAYERS, 1.0))})
+    longest = max(map(len, LAYERS))  # "layer2.0.downsample.0"
+    assert fig.layout.margin.l >= 7 * longest + 40  # the labels, then the axis title beside them
+    assert fig.layout.yaxis.automargin and fig.layout.yaxis2.automargin
+    width = 900  # the figure on a 1400 px page beside the sidebar, less its margins and colour bar
+    gap_px = (fig.layout.xaxis2.domain[0] - fig.layout.xaxis.domain[1]) * (width - fig.layout.margin.l - 30 - 110)
+    assert gap_px >= 7 * longest + 10  # the second panel's labels clear the first panel
+    short = plot_grad_flow_heatmap({"resnet8": _grad({"conv1": 1.0, "fc": 2.0})})
+    assert short.layout.margin.l < fig.layout.margin.l  # sized from the labels, not fixed
+
+
+def test_residual_heatmap_gives_its_row_labels_room():
+    fig = plot_residual_heatmap(_norms(False), value="ratio", title="resnet8")
+    names = list(fig.data[0].y)
+    assert fig.layout.margin.l >= 7 * max(map(len, names)) + 40 and fig.layout.yaxis.automargin
 
 
 def test_grad_heatmap_aggregates_per_unit_then_per_stage():
@@ -382,3 +419,45 @@ def test_repeats_of_one_depth_and_kind_get_lighter_shades():
 def test_a_run_missing_from_residual_is_an_error(call):
     with pytest.raises(ValueError, match="residual has no entry for run 'a'"):
         call()
+
+
+# --- log axes ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("low, high, expected", [
+    (0.3, 0.9, ["0.4", "0.6", "0.8"]),  # under a decade: round, evenly spaced values
+    (1.2, 1.9, ["1.2", "1.4", "1.6", "1.8"]),
+    (0.05, 0.9, ["0.05", "0.1", "0.2", "0.5", "1"]),  # 1-2 decades: decades, 2 and 5
+    (0.02, 3.0, ["0.02", "0.05", "0.1", "0.2", "0.5", "1", "2"]),
+    (1e-5, 2.0, ["1e-5", "0.0001", "0.001", "0.01", "0.1", "1"]),  # over 3 decades: decades only
+    (2.5, 2.5, ["2.5"]),
+])
+def test_log_axis_labels_decades_and_2_5_never_bare_digits(low, high, expected):
+    import re
+
+    from resnet_explorer.plots.style import log_axis
+
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[low, high]))
+    axis = log_axis(fig, "y")
+    assert axis["type"] == "log" and axis["tickmode"] == "array"
+    assert list(axis["ticktext"]) == expected
+    assert [float(t) for t in axis["ticktext"]] == pytest.approx(list(axis["tickvals"]))
+    for value, text in zip(axis["tickvals"], axis["ticktext"]):
+        assert low * 0.8 <= value <= high * 1.25
+        mantissa = float(re.sub("e.*", "", f"{value:e}"))
+        if len(expected) > 1 and high / low >= 10:
+            assert round(mantissa, 9) in (1, 2, 5), text
+    assert "minor" not in axis
+
+
+def test_log_axis_on_a_very_wide_span_keeps_ten_ticks_or_fewer():
+    from resnet_explorer.plots.style import log_axis
+
+    axis = log_axis(go.Figure(go.Scatter(y=[3e-8, 2e7])), "y")
+    assert 5 <= len(axis["tickvals"]) <= 10
+    assert all(round(math.log10(v), 9).is_integer() for v in axis["tickvals"])  # whole decades
+
+
+def test_figures_log_axes_carry_their_own_ticks():
+    fig = plot_training_curves({"a": _metrics([1, 2, 3], [2.0, 0.5, 0.01], [0.1, 0.2, 0.3])}, residual=True)
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.tickmode == "array"
+    assert list(fig.layout.yaxis.ticktext) == ["0.01", "0.02", "0.05", "0.1", "0.2", "0.5", "1", "2"]

@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -14,7 +15,9 @@ from ..data import normalize
 from ..data.folder import read_image
 from .attribution import check_positive_int
 
-__all__ = ["ImageError", "load_image"]
+__all__ = ["FITS", "ImageError", "load_image"]
+
+FITS = ("crop", "pad", "stretch")  # how a non-square image becomes the model's square input
 
 
 class ImageError(ValueError):
@@ -41,6 +44,34 @@ def _check_header(data: io.BytesIO | Path, name: str, max_pixels: int) -> None:
         raise ImageError(f"{name} is not a readable image (it is {width} x {height} pixels)")
 
 
+def _rgb(file: io.BytesIO | Path) -> Image.Image:
+    """The decoded image in RGB, converted with the image-folder rules (as `read_image`, without its resize)."""
+    with Image.open(file) as img:
+        img.load()
+        if img.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N"):
+            grey = np.asarray(img, dtype=np.float64)
+            grey = grey / 257.0 if grey.max(initial=0) > 255 else grey
+            img = Image.fromarray(grey.clip(0, 255).round().astype(np.uint8))
+        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            rgba = img.convert("RGBA")
+            img = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
+        return img.convert("RGB")
+
+
+def _fit_square(img: Image.Image, size: int, fit: str, fill: tuple[int, int, int]) -> np.ndarray:
+    """(size, size, 3) uint8: "crop" as torchvision's Resize(size) + CenterCrop(size), or "pad"."""
+    w, h = img.size
+    if fit == "crop":  # the centre square of side min(w, h), scaled to `size`: Resize + CenterCrop in one
+        side = min(w, h)  # resampling only that box keeps memory bounded for any aspect ratio
+        left, top = (w - side) / 2, (h - side) / 2
+        box = (left, top, left + side, top + side)
+        return np.asarray(img.resize((size, size), Image.Resampling.BILINEAR, box=box), dtype=np.uint8)
+    new_w, new_h = (size, max(1, round(size * h / w))) if w >= h else (max(1, round(size * w / h)), size)
+    canvas = Image.new("RGB", (size, size), fill)  # "pad": the whole image, centred, the rest in `fill`
+    canvas.paste(img.resize((new_w, new_h), Image.Resampling.BILINEAR), ((size - new_w) // 2, (size - new_h) // 2))
+    return np.asarray(canvas, dtype=np.uint8)
+
+
 def load_image(
     source: bytes | str | Path,
     *,
@@ -48,12 +79,17 @@ def load_image(
     mean: Sequence[float],
     std: Sequence[float],
     max_pixels: int = 20_000_000,
+    fit: str = "crop",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Read, convert, resize and normalise one image as the datasets' images are.
+    """Read, convert, resize and normalise one image for a model trained on square images.
 
     Any Pillow mode becomes RGB with the image-folder rules (`resnet_explorer.data.folder.read_image`):
-    alpha composited on black, 16-bit greyscale scaled to 8 bits, palettes expanded; then a
-    bilinear stretch to ``image_size`` x ``image_size`` (no crop).
+    alpha composited on black, 16-bit greyscale scaled to 8 bits, palettes expanded. Then, by ``fit``:
+    "crop" (default) scales the shorter side to ``image_size`` and keeps the centre square, as
+    torchvision's ``Resize(image_size)`` + ``CenterCrop(image_size)``; "pad" scales the longer side
+    to ``image_size`` and pads the rest with the ``mean`` colour (zero after normalisation); "stretch"
+    squashes the whole image to a square (bilinear), as the image-folder datasets do. A square
+    image comes out the same with every fit.
 
     Args:
         source: the file's bytes (an upload) or a path.
@@ -62,14 +98,17 @@ def load_image(
         std: three positive values in [0, 1] units (`ImageData.std`).
         max_pixels: largest width x height accepted, checked from the header before decoding.
             Pillow's own limit (`PIL.Image.MAX_IMAGE_PIXELS`) applies as well.
+        fit: "crop", "pad" or "stretch" (see above).
 
     Returns:
         (normalised (1, 3, image_size, image_size) float32, preview (3, image_size, image_size) uint8).
 
     Raises:
         ImageError: empty, corrupt or not an image, or over ``max_pixels``; one line.
-        ValueError: bad sizes, or mean / std without three values.
+        ValueError: bad sizes, an unknown ``fit``, or mean / std without three values.
     """
+    if fit not in FITS:
+        raise ValueError(f"fit must be one of {', '.join(FITS)}, got {fit!r}")
     check_positive_int("image_size", image_size)
     check_positive_int("max_pixels", max_pixels)
     if len(mean) != 3 or len(std) != 3:
@@ -91,7 +130,12 @@ def load_image(
     if isinstance(file, io.BytesIO):
         file.seek(0)
     try:
-        preview = read_image(file, image_size)  # (3, S, S) uint8; Pillow opens a path or a file object
-    except ValueError:
+        if fit == "stretch":
+            preview = read_image(file, image_size)  # (3, S, S) uint8; Pillow opens a path or a file object
+        else:
+            fill = tuple(int(round(255 * min(max(float(m), 0.0), 1.0))) for m in mean)
+            array = _fit_square(_rgb(file), image_size, fit, fill)
+            preview = torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+    except Exception:  # Pillow raises many types (OSError, SyntaxError, ValueError, ...) for bad files
         raise ImageError(f"{name} is not a readable image") from None
     return normalize(preview.unsqueeze(0), mean, std), preview

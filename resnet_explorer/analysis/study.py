@@ -7,6 +7,7 @@ only the returned maps and scores do.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from itertools import chain, zip_longest
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from ..data import normalize
 from ..limits import ATTRIBUTE_BATCH, MAX_ATTRIBUTE_SAMPLES, check_int
@@ -117,11 +119,23 @@ def spread_over_classes(labels: torch.Tensor, samples: int) -> list[int]:
     return [i for i in chain.from_iterable(rounds) if i is not None][:samples]
 
 
-def upload_inputs(run: Run, source: bytes | str | Path, name: str = "upload") -> StudyInputs:
-    """One uploaded image, converted and normalised as the run's data (raises `ImageError`)."""
+_FIT_WORDS = {"crop": "scaled and centre-cropped", "pad": "scaled and padded", "stretch": "stretched"}
+
+
+def upload_inputs(run: Run, source: bytes | str | Path, name: str = "upload", fit: str = "crop") -> StudyInputs:
+    """One uploaded image, converted and normalised as the run's data (raises `ImageError`).
+
+    ``fit`` ("crop", "pad" or "stretch") is `load_image`'s; `StudyInputs.note` says what was done,
+    e.g. "300 x 200 px, scaled and centre-cropped to 32 x 32 px". An upload has no label and no mask.
+    """
     mean, std, size = run.normalisation
-    image, preview = load_image(source, image_size=size, mean=mean, std=std)
-    return StudyInputs(images=image, previews=preview.unsqueeze(0), names=[name])
+    image, preview = load_image(source, image_size=size, mean=mean, std=std, fit=fit)
+    file = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray)) else Path(source).expanduser()
+    with Image.open(file) as img:  # the header again, for the original size (load_image has checked it)
+        width, height = img.size
+    how = ", scaled" if width == height else f", {_FIT_WORDS[fit]}"
+    note = f"{width} x {height} px{how} to {size} x {size} px"
+    return StudyInputs(images=image, previews=preview.unsqueeze(0), names=[name], note=note)
 
 
 def run_study(

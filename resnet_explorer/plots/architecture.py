@@ -9,9 +9,13 @@ import plotly.graph_objects as go
 from ..graph import BlockGraph, Node
 from .style import OTHER_COLOUR, SKIP_STYLE, STAGE_COLOURS
 
-__all__ = ["AUTO_EXPAND_UNITS", "default_expanded", "si_count", "plot_block_graph", "plot_stage_bars"]
+__all__ = ["AUTO_EXPAND_UNITS", "MAX_DRAWN_UNITS", "default_expanded", "si_count", "plot_block_graph",
+           "plot_stage_bars"]
 
 AUTO_EXPAND_UNITS = 36
+MAX_DRAWN_UNITS = 12  # the Architecture page's default: units drawn per expanded stage, the rest elided
+CHART_PX, CHAR_PX = 880, 6.5  # the chart's width on a 1400 px page beside the sidebar; a label character at 12 px
+GAP_WIDTH = 1.6  # x units taken by the "... N hidden ..." gap of an elided stage
 
 
 def si_count(n: float) -> str:
@@ -50,7 +54,16 @@ def _arc(x0: float, x1: float, height: float, steps: int = 16) -> tuple[list[flo
     return xs, ys
 
 
-def plot_block_graph(graph: BlockGraph, expanded: Iterable[int] | None = None, height: int = 420) -> go.Figure:
+def _shown_units(count: int, max_units: int | None) -> tuple[range, range]:
+    """Indices drawn of a stage with `count` units: (first ones, last ones); all in the first when they fit."""
+    if max_units is None or count <= max(max_units, 2):
+        return range(count), range(count, count)
+    head = (max_units + 1) // 2
+    return range(head), range(count - (max_units - head), count)
+
+
+def plot_block_graph(graph: BlockGraph, expanded: Iterable[int] | None = None, height: int = 420,
+                     max_units: int | None = None) -> go.Figure:
     """The block graph: main path left to right, each shortcut an arc over its unit.
 
     Args:
@@ -58,6 +71,8 @@ def plot_block_graph(graph: BlockGraph, expanded: Iterable[int] | None = None, h
         expanded: stage numbers (1-based) drawn unit by unit; the others collapse to one box
             "layerK x N units". None picks `default_expanded`.
         height: figure height in pixels.
+        max_units: at most this many units drawn per expanded stage: the first and last few, with a
+            "... N ..." gap between them (its hover names the hidden units), so a 200-unit stage stays legible. None draws every unit.
     """
     expanded = default_expanded(graph) if expanded is None else set(expanded)
     xs: dict[str, float] = {}
@@ -65,6 +80,7 @@ def plot_block_graph(graph: BlockGraph, expanded: Iterable[int] | None = None, h
     arcs: dict[str, tuple[list, list, list]] = {k: ([], [], []) for k in SKIP_STYLE}
     stage_spans: list[tuple[int, float, float]] = []
     labels: list[tuple[float, float, str, str]] = []  # count labels on collapsed arcs
+    gaps: list[tuple[float, str, str]] = []  # x, text, hover of the elided runs of units
     x = 0.0
 
     def add_arc(kind: str, x0: float, x1: float, hover: str, height_: float = 0.6) -> None:
@@ -83,6 +99,16 @@ def plot_block_graph(graph: BlockGraph, expanded: Iterable[int] | None = None, h
         colour = STAGE_COLOURS[(stage - 1) % len(STAGE_COLOURS)]
         units = graph.units(stage)
         if stage in expanded:
+            index = units.index(node)
+            head, tail = _shown_units(len(units), max_units)
+            if index not in head and index not in tail:
+                continue
+            if len(tail) and index == tail[0]:  # the first unit after the hidden ones
+                hidden = tail[0] - len(head)
+                x += GAP_WIDTH / 2 - 0.5
+                gaps.append((x, f"… {hidden} …",
+                             f"layer{stage}: units {len(head)} to {tail[0] - 1} not drawn ({hidden} units)"))
+                x += GAP_WIDTH / 2 + 0.5
             xs[node.id] = x
             label = f"{stage}.{node.id.split('.')[1]}"
             points.append((x, label, _hover(node), colour, "square"))
@@ -103,7 +129,7 @@ def plot_block_graph(graph: BlockGraph, expanded: Iterable[int] | None = None, h
                 f"params {params:,}", f"MACs {macs:,}",
                 "skips: " + (", ".join(f"{v} {k.replace('_', '-')}" for k, v in skips.items() if v) or "none"),
             ])
-            x += 0.3  # a collapsed stage is wider, so its label fits
+            x += 0.5  # a collapsed stage is wider, so its label fits
             xs[node.id] = x
             points.append((x, f"layer{stage}<br>x {len(units)}", hover, colour, "square"))
             drawn = 0
@@ -113,8 +139,8 @@ def plot_block_graph(graph: BlockGraph, expanded: Iterable[int] | None = None, h
                     add_arc(kind, x - 0.38, x + 0.38, f"layer{stage}: {count} x {SKIP_STYLE[kind][1]}", top)
                     labels.append((x, top, f"{count}x", SKIP_STYLE[kind][0]))
                     drawn += 1
-            stage_spans.append((stage, x - 0.7, x + 0.7))
-            x += 1.3
+            stage_spans.append((stage, x - 0.9, x + 0.9))
+            x += 1.5
 
     fig = go.Figure()
     for stage, x0, x1 in stage_spans:
@@ -124,33 +150,51 @@ def plot_block_graph(graph: BlockGraph, expanded: Iterable[int] | None = None, h
                       opacity=0.08, layer="below")
         fig.add_annotation(x=(x0 + x1) / 2, y=1.12, showarrow=False, font_size=12, yanchor="bottom",
                            text=f"<b>layer{stage}</b><br>{len(units)} units<br>{_shape(units[-1].out_shape)}")
+    for gx, text, hover in gaps:
+        fig.add_annotation(x=gx, y=0, text=text, showarrow=False, font=dict(size=11, color="#444"),
+                           bgcolor="white", hovertext=hover, name="hidden units")
     for lx, ly, text, colour in labels:
         fig.add_annotation(x=lx, y=ly + 0.02, text=text, showarrow=False, font=dict(size=11, color=colour),
                            yanchor="bottom")
     px = [p[0] for p in points]
     fig.add_trace(go.Scatter(x=px, y=[0] * len(px), mode="lines", line=dict(color="#444", width=2),
-                             hoverinfo="skip", name="main path (residual branch F)"))
+                             hoverinfo="skip",
+                             name="main path (residual branch F)" if graph.spec.residual else "main path (F)"))
     for kind, (ax, ay, ah) in arcs.items():
         if ax:
             colour, label = SKIP_STYLE[kind]
             fig.add_trace(go.Scatter(x=ax, y=ay, mode="lines", line=dict(color=colour, width=2), name=label,
                                      text=ah, hoverinfo="text"))
     many = len(points) > 40
+    # at a ~1000 px wide chart, keep a unit's label only where it clears the last one kept ("1.194 1.195" would run
+    # together); collapsed stages and the stem, pool and fc always keep theirs
+    px_per_x = CHART_PX / (max(px) + 1.6)
+    texts, last_right = [], -1e9
+    for x_, label, *_ in points:
+        half = (CHAR_PX * max(map(len, label.split("<br>"))) + 6) / 2
+        keep = "." not in label or x_ * px_per_x - half >= last_right
+        texts.append(label if keep else "")
+        if keep:
+            last_right = x_ * px_per_x + half
     fig.add_trace(go.Scatter(
         x=px, y=[0] * len(px), mode="markers" if many else "markers+text", name="units",
         marker=dict(size=[26 if "<br>x" in p[1] else 16 for p in points], color=[p[3] for p in points],
                     symbol="square", line=dict(color="white", width=1)),
-        text=[p[1] for p in points], textposition="bottom center", hovertext=[p[2] for p in points],
+        text=texts, textposition="bottom center", hovertext=[p[2] for p in points],
         hoverinfo="text", showlegend=False,
     ))
     spec = graph.spec
-    kind = "residual net" if spec.residual else "plain net (no shortcuts)"
+    if spec.residual:
+        subtitle = ("Block graph of the residual net: boxes are residual units, arcs the shortcuts that carry x "
+                    "past F(x).<br>The plain twin has the same boxes and no arcs.")
+    else:
+        subtitle = ("Block graph of the plain net (no shortcuts): boxes are its units, each passing only F(x) on.<br>"
+                    "The residual twin has the same boxes plus an arc (shortcut) over each.")
     fig.update_layout(
         title=dict(text=(
             f"{spec.label}: {spec.depth} layers, {graph.total_params:,} parameters, "
             f"{si_count(graph.total_macs)} MACs at {graph.input_size}x{graph.input_size}"
-            f"<br><sup>Block graph of the {kind}: boxes are residual units, arcs the shortcuts that carry x past F(x)."
-            "<br>The plain twin has the same boxes and no arcs. Hover a box for shapes and counts.</sup>"
+            f"<br><sup>{subtitle} Hover a box for shapes and counts.</sup>"
         )),
         height=height, margin=dict(l=20, r=20, t=105, b=20), plot_bgcolor="white",
         xaxis=dict(visible=False, range=[-0.8, max(px) + 0.8]), yaxis=dict(visible=False, range=[-0.7, 1.75]),

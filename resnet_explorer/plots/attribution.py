@@ -28,19 +28,21 @@ from .heatmap import (
 from .png import png_data_uri
 from .style import NO_DATA, Residual, apply_layout, is_residual, lighten, no_data_figure, run_styles
 
-__all__ = ["CELL", "SCORES_WIDTH", "plot_attribution_grid", "plot_attribution_scores"]
+__all__ = ["CELL", "HEADER_FONT", "HEADER_PX_PER_CHAR", "SCORES_WIDTH", "plot_attribution_grid",
+           "plot_attribution_scores"]
 
 CELL = 170  # px per grid cell in the figure
 GAP_X = 16  # px between columns
 GAP_Y = 14  # px between one row's notes and the next row's title
 ROW_TITLE_H = 22  # px above a row for its title
 NOTE_LINE_H = 15  # px per line of cell notes
-NOTE_CHARS = 26  # characters per note line (about CELL px at 12 px type)
+NOTE_PX_PER_CHAR = 6.5  # px per character of 12 px note text (generous: digits and capitals)
 TITLE_H = 100  # px for the figure title and its two subtitle lines
-COLUMN_TITLE_LINE_H = 18  # px per line of a column title (bold 14 px)
-COLUMN_CHARS = 20  # characters per column-title line (about CELL px)
+HEADER_FONT = 14  # px, bold column titles
+HEADER_PX_PER_CHAR = 8.5  # px per character of a bold HEADER_FONT title (generous, so titles never touch)
+COLUMN_TITLE_LINE_H = 18  # px per line of a column title
 MIN_WIDTH = 680  # px; narrower figures clip the subtitle (cells keep their size, the right margin grows)
-COLOURBAR_W = 110
+COLOURBAR_W = 130  # px right of the cells: bar, tick labels "1 (p99)" and the two-line title beside them
 SCORES_WIDTH = 1050  # px; a container width overrides it in the app
 
 
@@ -69,11 +71,19 @@ def _outline_segments(mask: np.ndarray) -> tuple[list, list]:
     return xs, ys
 
 
-def _wrap_note(text: str) -> list[str]:
-    """'mask 0.62 vs 0.18 | IG delta 3e-4' -> one line per ' | ' part, long parts wrapped to NOTE_CHARS."""
+def _wrap_note(text: str, chars: int) -> list[str]:
+    """'mask 0.62 vs 0.18 | IG delta 3e-4' -> one line per ' | ' part, long parts wrapped to `chars`."""
     lines = []
     for part in str(text).split(" | "):
-        lines += textwrap.wrap(part, NOTE_CHARS) or [""]
+        lines += textwrap.wrap(part, chars) or [""]
+    return lines
+
+
+def _header_lines(text: str, chars: int) -> list[str]:
+    """A column title in at most two lines of `chars` characters; a longer title ends in '…'."""
+    lines = textwrap.wrap(text, chars, break_long_words=True) or [""]
+    if len(lines) > 2:
+        lines = [lines[0], lines[1][:chars - 1] + "…"]
     return lines
 
 
@@ -116,18 +126,20 @@ def plot_attribution_grid(images: ArrayLike | None, heatmaps: Mapping[str, Array
     if row_titles is not None and len(row_titles) != n:
         raise ValueError(f"row_titles needs one string per image ({n}), got {len(row_titles)}")
     cols = 1 + len(maps)
+    cell_w, cell_h = (round(CELL * side / max(height, width)) for side in (width, height))  # longer side CELL
+    note_chars = max(8, int((cell_w + GAP_X - 4) / NOTE_PX_PER_CHAR))
+    header_chars = max(4, int((cell_w + GAP_X - 4) / HEADER_PX_PER_CHAR))
 
-    notes = {name: [_wrap_note(cell_notes[name][i]) if i < len(cell_notes[name]) and cell_notes[name][i] else []
+    notes = {name: [_wrap_note(cell_notes[name][i], note_chars) if i < len(cell_notes[name]) and cell_notes[name][i] else []
                     for i in range(n)] for name in maps if cell_notes.get(name) is not None}
     note_lines = max((len(lines) for per in notes.values() for lines in per), default=0)
     notes_h = note_lines * NOTE_LINE_H + 6 if note_lines else 0
     row_title_h = ROW_TITLE_H if row_titles is not None else 0
     gap_y = notes_h + GAP_Y + row_title_h
-    cell_w, cell_h = (round(CELL * side / max(height, width)) for side in (width, height))  # longer side CELL
     plot_w = cols * cell_w + (cols - 1) * GAP_X
     plot_h = n * cell_h + (n - 1) * gap_y
-    column_titles = [textwrap.wrap(text, COLUMN_CHARS) or [""]
-                     for text in ("input", *(str(method_labels.get(name, name)) for name in maps))]
+    full_titles = ["input", *(str(method_labels.get(name, name)) for name in maps)]
+    column_titles = [_header_lines(text, header_chars) for text in full_titles]
     top = TITLE_H + COLUMN_TITLE_LINE_H * max(len(lines) for lines in column_titles) + 6 + row_title_h
     bottom = notes_h + 16
     fig_w = max(MIN_WIDTH, 20 + plot_w + COLOURBAR_W)
@@ -174,10 +186,10 @@ def plot_attribution_grid(images: ArrayLike | None, heatmaps: Mapping[str, Array
     def cell_centre(col: int) -> float:
         return cell_left(col) + cell_w / 2 / plot_w
 
-    for c, lines in enumerate(column_titles):
+    for c, (lines, full) in enumerate(zip(column_titles, full_titles, strict=True)):
         fig.add_annotation(text="<br>".join(f"<b>{line}</b>" for line in lines), x=cell_centre(c), y=1,
                            xref="paper", yref="paper", xanchor="center", yanchor="bottom", yshift=row_title_h + 2,
-                           showarrow=False, font=dict(size=14))
+                           showarrow=False, font=dict(size=HEADER_FONT), hovertext=full, name=f"header {c}")
     for i in range(n):
         if row_titles is not None:
             fig.add_annotation(text=str(row_titles[i]), x=0, y=cell_top(i), xref="paper", yref="paper",

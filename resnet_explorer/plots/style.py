@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 __all__ = [
     "FAMILY_COLOURS", "HEATMAP_SCALE", "NO_DATA", "OTHER_COLOUR", "ROW_HEIGHT", "Residual", "SKIP_STYLE",
     "STAGE_COLOURS", "TITLE_MARGIN", "apply_layout", "hex_rgb", "is_residual", "lighten", "log_axis", "log_ticks",
-    "no_data_figure", "rgba", "run_styles", "wrap_subtitle",
+    "log_tick_values", "no_data_figure", "rgba", "run_styles", "tick_text", "wrap_subtitle",
 ]
 
 NO_DATA = "no data yet"
@@ -144,12 +144,51 @@ def wrap_subtitle(text: str, width: int = 130) -> str:
 # --- log scales --------------------------------------------------------------------------------
 
 def log_axis(fig: go.Figure, axis: str) -> dict:
-    """Log y-axis settings whose minor ticks read "0.2", not a bare "2": 1-2-5 ticks ("D2") when the
-    traces on `axis` span a decade or more, plotly's own otherwise ("D2" leaves none inside one)."""
+    """Log y-axis settings with ticks placed and labelled here, never plotly's bare minor digits
+    ("4, 3, 2, 1, 9, 8"): decades and 2 and 5 times them ("0.1, 0.2, 0.5, 1"), whole decades only
+    when the traces on `axis` span more than 3 of them, and a few evenly spaced round values
+    ("0.3, 0.4, 0.5") when they span too little for three 1-2-5 ticks.
+    """
     values = [v for t in fig.data if (t.yaxis or "y") == axis and t.y is not None for v in t.y
               if isinstance(v, (int, float)) and math.isfinite(v) and v > 0]
-    wide = bool(values) and max(values) / min(values) >= 10
-    return dict(type="log", minorloglabels="complete", **({"dtick": "D2"} if wide else {}))
+    if not values:
+        return dict(type="log")
+    tickvals = log_tick_values(min(values), max(values))
+    return dict(type="log", tickmode="array", tickvals=tickvals, ticktext=[tick_text(v) for v in tickvals])
+
+
+def log_tick_values(low: float, high: float) -> list[float]:
+    """Tick values (data units) for a log axis over `low`..`high` (both > 0); see `log_axis`."""
+    if high <= low * (1 + 1e-9):  # one value: one tick on it
+        return [low]
+    lo, hi = math.log10(low), math.log10(high)
+    span = hi - lo
+    pad = max(0.05 * span, 1e-9)  # plotly's autorange pads the axis a little: ticks just outside still show
+    mantissas = (1,) if span > 3 else (1, 2, 5)
+    vals = [m * 10.0 ** k for k in range(math.floor(lo - pad), math.ceil(hi + pad) + 1) for m in mantissas]
+    vals = [v for v in vals if lo - pad <= math.log10(v) <= hi + pad]
+    if len(vals) > 10:  # 2 to 3 decades of 1-2-5: whole decades read better
+        vals = [v for v in vals if round(math.log10(v), 9).is_integer()]
+        vals = vals[::math.ceil(len(vals) / 10)]  # very wide: every second (third, ...) decade
+    if len(vals) >= 3:
+        return vals
+    # under a decade: round, evenly spaced values (0.3, 0.4, 0.5), about five of them
+    raw = (high - low) / 4 if high > low else abs(high) / 4 or 1.0
+    scale = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * scale for m in (1, 2, 2.5, 5, 10) if m * scale >= raw)
+    first = math.ceil(low / step) * step
+    vals = [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
+    vals = [v for v in vals if v > 0]
+    return [float(f"{v:.12g}") for v in vals] or [low]
+
+
+def tick_text(value: float) -> str:
+    """A tick label in real values: 0.02, 5, 20000, 1e-5 (exponents below 1e-4 and from 1e6)."""
+    text = f"{value:.6g}" if 1e-4 <= abs(value) < 1e6 else f"{value:.3g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    return text
 
 
 def log_ticks(zmin: float, zmax: float) -> tuple[list[float], list[str]]:

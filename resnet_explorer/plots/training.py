@@ -148,6 +148,16 @@ def _grid(df: pd.DataFrame, row: str, value: str) -> pd.DataFrame:
     return grid.reindex(sorted(grid.index, key=depth_key))
 
 
+TICK_CHAR_PX = 8  # width of a tick-label character at the figures' 13 px font, rounded up
+CHART_PX = 900  # a figure's width on a 1400 px wide page beside the sidebar
+
+
+def _row_label_px(row_names: list[list[str]]) -> int:
+    """Width in px of the longest row label shown (`_category_ticks` may show stage names instead)."""
+    shown = [t for names in row_names for t in _category_ticks(names).get("ticktext", names)]
+    return TICK_CHAR_PX * max((len(str(t)) for t in shown), default=0)
+
+
 def _category_ticks(names: list[str], limit: int = 40) -> dict:
     """y-tick settings: plotly's own when the names fit, else one tick per stage at its first row."""
     if len(names) <= limit:
@@ -202,6 +212,10 @@ def plot_training_curves(metrics: dict[str, pd.DataFrame | list[pd.DataFrame]],
                          finding: str | None = None) -> go.Figure:
     """Training loss (left) and error (right) against step, plain vs residual (He et al. 2015, Fig. 6).
 
+    Title and subtitle follow what is shown: one run is "Training curves of <label>"; plain and
+    residual runs together are the paper's Fig. 6; the paper's degradation claim is stated only when
+    plain and residual nets of different depths are shown (their `depth` given).
+
     The right panel shows error = 100 x (1 - accuracy) %, as in the paper: thin lines training,
     bold markers the held-out split (error only: early held-out losses in eval mode can be huge). A run with many logged points is smoothed by a centred
     running mean (the raw values stay, faint). A label given a list of tables (one per seed) is
@@ -219,8 +233,18 @@ def plot_training_curves(metrics: dict[str, pd.DataFrame | list[pd.DataFrame]],
             it instead of the paper's claim.
     """
     evals = evals or {}
-    title = "Training curves, plain vs residual (He et al. 2015, Fig. 6)"
     labels = list(dict.fromkeys([*metrics, *evals]))
+    kinds = {residual if isinstance(residual, bool) else residual.get(label) for label in labels} - {None}
+    if len(labels) == 1:
+        title = f"Training curves of {labels[0]}"
+    elif len(kinds) == 2:
+        title = "Training curves, plain vs residual (He et al. 2015, Fig. 6)"
+    elif labels and kinds:
+        title = f"Training curves of {len(labels)} {'residual' if True in kinds else 'plain'} runs"
+    else:
+        title = "Training curves"
+    depths = {(depth or {}).get(label) for label in labels}
+    degradation = len(kinds) == 2 and None not in depths and len(depths) > 1
     train = {label: _curve_frames(metrics.get(label), "metrics") for label in labels}
     held = {label: _curve_frames(evals.get(label), "eval") for label in labels}
     if not any(train[label] or held[label] for label in labels):
@@ -278,9 +302,17 @@ def plot_training_curves(metrics: dict[str, pd.DataFrame | list[pd.DataFrame]],
     if banded_any:
         note += "; shaded: lowest to highest seed"
     note += "; bold markers: held-out error."
-    claim = finding or ("He et al. 2015: a deeper plain net (dashed) trains worse, with higher training error than "
-                        "a shallower one; its residual twin (solid) does not.")
-    apply_layout(fig, f"{title}<br><sup>{wrap_subtitle(claim)}<br>{note}</sup>", rows=1)
+    if finding:
+        claim = finding
+    elif degradation:
+        claim = ("He et al. 2015: a deeper plain net (dashed) trains worse, with higher training error than "
+                 "a shallower one; its residual twin (solid) does not.")
+    elif len(kinds) == 2:
+        claim = "Dashed: plain net (no shortcuts); solid: residual net."
+    else:
+        claim = ""
+    subtitle = f"{wrap_subtitle(claim)}<br>{note}" if claim else note
+    apply_layout(fig, f"{title}<br><sup>{subtitle}</sup>", rows=1)
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="cross-entropy loss", row=1, col=1, **log_axis(fig, "y"))
     fig.update_yaxes(title_text="error (%)", ticksuffix="%", row=1, col=2)
@@ -374,9 +406,8 @@ def plot_residual_norms(norms: dict[str, pd.DataFrame], step: int | None = None,
     apply_layout(fig, f"{title}, {_step_text(chosen, step)}<br><sup>A small ratio means each unit adds a small change to "
                  "its input, the identity-mapping view of He et al. 2016.<br>Solid: ||F(x)|| of residual nets; dotted: "
                  "their ||x||; dashed: plain nets, which have F(x) only (no shortcut, no ratio).</sup>", rows=2)
-    fig.update_yaxes(type="log", minorloglabels="complete")
-    fig.update_yaxes(title_text="norm", row=1, col=1)
-    fig.update_yaxes(title_text="||F(x)|| / ||x||", row=2, col=1)
+    fig.update_yaxes(title_text="norm", row=1, col=1, **log_axis(fig, "y"))
+    fig.update_yaxes(title_text="||F(x)|| / ||x||", row=2, col=1, **log_axis(fig, "y2"))
     fig.update_xaxes(title_text="residual unit (input -> output; hover for the name)", row=2, col=1)
     return fig
 
@@ -421,9 +452,10 @@ def plot_residual_heatmap(norms: pd.DataFrame, value: str = "ratio", title: str 
     apply_layout(fig, f"{title}<br><sup>Rows are residual units, input side at the top; colour is "
                  f"{'log-scaled' if log else 'linear'}; blank cells have no value.<br>{note}</sup>", rows=1,
             height=max(TITLE_MARGIN + ROW_HEIGHT, min(900, TITLE_MARGIN + 60 + 14 * len(names))))
-    fig.update_layout(plot_bgcolor="#f4f4f4")
+    fig.update_layout(plot_bgcolor="#f4f4f4", margin_l=_row_label_px([names]) + 50)  # labels, then the axis title
     fig.update_xaxes(title_text="training step", showgrid=False, tickformat="d")  # whole steps
-    fig.update_yaxes(title_text="residual unit", autorange="reversed", showgrid=False, **_category_ticks(names))
+    fig.update_yaxes(title_text="residual unit", title_standoff=8, automargin=True, autorange="reversed",
+                     showgrid=False, **_category_ticks(names))
     return fig
 
 
@@ -500,7 +532,12 @@ def plot_grad_flow_heatmap(grad: dict[str, pd.DataFrame], value: str = "grad_nor
     tickvals, ticktext = log_ticks(*zrange)
     subtitles = [label if not level else f"{label}<br><sup>per {level_name}: {counts[label]} layers -> "
                  f"{len(grids[label][0])} rows</sup>" for label in grids]
-    fig = make_subplots(rows=1, cols=len(grids), subplot_titles=subtitles, horizontal_spacing=0.14)
+    # room for the longest row label ("layer1.0.downsample.0") left of each panel: not clipped, not under the
+    # axis title, not over the panel beside it
+    label_px = _row_label_px([list(grid.index) for grid, _ in grids.values()])
+    plot_px = CHART_PX - (label_px + 50) - 30 - 110  # less the margins and the colour bar
+    fig = make_subplots(rows=1, cols=len(grids), subplot_titles=subtitles,
+                        horizontal_spacing=min(0.4, (label_px + 20) / plot_px))
     for i, (label, (grid, z)) in enumerate(grids.items(), start=1):
         names = list(grid.index)
         fig.add_trace(go.Heatmap(
@@ -516,9 +553,11 @@ def plot_grad_flow_heatmap(grad: dict[str, pd.DataFrame], value: str = "grad_nor
                  "small. Vanishing gradients show as a dark band near the input,<br>expected in deep plain nets; "
                  "He et al. 2015 report that BN keeps them mostly healthy, so compare the twins side by side.</sup>",
             rows=1, height=TITLE_MARGIN + 440)
-    fig.update_layout(plot_bgcolor="#f4f4f4", margin_t=TITLE_MARGIN + (20 if level else 0))
+    fig.update_layout(plot_bgcolor="#f4f4f4", margin_t=TITLE_MARGIN + (20 if level else 0),
+                      margin_l=label_px + 50)  # labels, then the axis title beside them
     fig.update_xaxes(title_text="training step", showgrid=False, tickformat="d")  # whole steps
-    fig.update_yaxes(title_text=level_name, row=1, col=1)
+    fig.update_yaxes(automargin=True, ticklabelstandoff=4)
+    fig.update_yaxes(title_text=level_name, title_standoff=8, row=1, col=1)
     return fig
 
 
@@ -577,7 +616,7 @@ def plot_grad_flow_profile(grad: dict[str, pd.DataFrame], step: int | None = Non
                  "A line falling toward the input means gradients vanish on the way back;<br>compare a deep plain net "
                  "(dashed) with its residual twin (solid), whose shortcuts carry the gradient straight through.</sup>",
             rows=1)
-    fig.update_yaxes(type="log", minorloglabels="complete", title_text=what)
+    fig.update_yaxes(title_text=what, **log_axis(fig, "y"))
     fig.update_xaxes(title_text=f"{layers[:-1]} (input -> output; hover for the name)")
     return fig
 

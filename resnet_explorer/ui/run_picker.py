@@ -48,6 +48,14 @@ def describe(row: dict[str, Any]) -> str:
     return f"{row['model']} - {row['status']} - {done} steps - {row['id']}"
 
 
+def best_finished(runs: Sequence[dict[str, Any]]) -> str | None:
+    """The id of the finished run (status done) with the most steps, the newest of those; None if none finished."""
+    done = [r for r in runs if r.get("status") == "done"]
+    if not done:
+        return None
+    return max(done, key=lambda r: r.get("steps") or 0)["id"]  # max keeps the first (newest) of equals
+
+
 def no_runs(runs: Sequence[dict[str, Any]], message: str = NO_RUNS, link: bool = True) -> None:
     """When there is no run: say so, link the Train page (`link`) and stop the page."""
     if runs:
@@ -122,16 +130,21 @@ def pick_many(
     """Any number of runs, in the order chosen, loaded; those that fail are named and left out.
 
     With `link_param`, the URL's ``?runs=id,id`` chooses them on the first visit (unknown ids are
-    dropped) and the choice is written back to it, so the link reopens the same comparison.
+    named in an ``st.warning`` and dropped) and the choice is written back to it, so the link reopens the same comparison.
     """
     key = f"{key_prefix}_runs"
     by_id = {r["id"]: r for r in runs}
+    missing: list[str] = []
     if key not in st.session_state:  # first visit: the link's runs, else none
-        linked = (st.query_params.get(link_param) or "").split(",") if link_param else []
+        linked = [i for i in (st.query_params.get(link_param) or "").split(",") if i] if link_param else []
         st.session_state[key] = [i for i in linked if i in by_id]
+        missing = [i for i in linked if i not in by_id]
     else:  # runs deleted since
         st.session_state[key] = [i for i in st.session_state[key] if i in by_id]
     chosen = st.multiselect(label, list(by_id), key=key, format_func=lambda i: describe(by_id[i]))
+    if missing:
+        st.warning(f"Not found, left out: run{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                   "from the link.")
     if link_param:
         if chosen:
             st.query_params[link_param] = ",".join(chosen)

@@ -29,6 +29,8 @@ SHORTCUT_HELP = {
     "B": "B: 1x1 projection where the shape changes",
     "C": "C: 1x1 projection on every unit",
 }
+SHORTCUT_LABELS = {"A": "A: zero-pad", "B": "B: projection", "C": "C: all projection"}  # fit a narrow column
+CUSTOM = "custom"  # the variant picker's entry for a composed spec that no named variant matches
 COUNT_COLUMNS = {"params", "macs", "mult_adds", "shortcut_params", "shortcut params"}
 # widget key -> ModelSpec field
 _FIELDS = {
@@ -47,6 +49,8 @@ def _load_spec_into_widgets(spec: ModelSpec) -> None:
 
 
 def _on_variant() -> None:
+    if st.session_state["arch_variant"] == CUSTOM:  # nothing to load: the fields below already hold it
+        return
     st.session_state["arch_typed"] = ""
     st.session_state.pop("arch_name_error", None)
     _load_spec_into_widgets(ModelSpec.from_name(st.session_state["arch_variant"]))
@@ -130,14 +134,14 @@ def model_picker() -> tuple[ModelSpec | None, str, int]:
         _load_spec_into_widgets(chosen)
         st.session_state["arch_input_size"] = state.get_input_size()
         st.session_state["arch_device"] = state.get_device()
-        variants = list_variants()
-        st.session_state["arch_variant"] = chosen.name if chosen.name in variants else variants[0]
+    _sync_variant()
 
     left, right = st.columns([2, 1])
     with left:
         st.selectbox(
-            "Start from a named variant", list_variants(), key="arch_variant", on_change=_on_variant,
-            format_func=_variant_label, help="Fills in the fields below; change any of them to compose your own.",
+            "Start from a named variant", [*list_variants(), CUSTOM], key="arch_variant", on_change=_on_variant,
+            format_func=_variant_label,
+            help="Fills in the fields below; change any of them to compose your own (shown as custom).",
         )
     with right:
         st.text_input(
@@ -158,10 +162,14 @@ def model_picker() -> tuple[ModelSpec | None, str, int]:
     c3.number_input("Depth", min_value=3, max_value=MAX_DEPTH, step=1, key="arch_depth", on_change=_on_depth,
                     help="Weighted layers. CIFAR: 6n+2 (basic) or 9n+2 (bottleneck); ImageNet: 18, 34, 50, 101, 152")
     c4.text_input("Units per stage", key="arch_layers", help="3 numbers for cifar, 4 for imagenet")
-    c5.selectbox("Shortcut", ("A", "B", "C"), key="arch_shortcut", format_func=SHORTCUT_HELP.get)
-    if st.session_state.get("arch_depth_error"):
-        st.error(st.session_state.pop("arch_depth_error"))
-    c1.toggle("Pre-activation (He et al. 2016)", key="arch_preact")
+    c5.selectbox("Shortcut", ("A", "B", "C"), key="arch_shortcut", format_func=SHORTCUT_LABELS.get,
+                 help="Where a unit changes shape, the shortcut must match it. "
+                      + "; ".join(SHORTCUT_HELP.values()) + ".")
+    depth_error = st.session_state.pop("arch_depth_error", None)
+    if depth_error:
+        st.error(depth_error)
+    c1.toggle("Pre-activation", key="arch_preact",
+              help="He et al. 2016: batch norm and ReLU before each convolution, an identity path kept clean")
     c2.toggle("Plain (no shortcuts)", key="arch_plain")
     c3.toggle("Zero-init last BN", key="arch_zero_init")
     with st.expander("Width, groups, classes, input"):
@@ -178,15 +186,39 @@ def model_picker() -> tuple[ModelSpec | None, str, int]:
                  help="auto picks cuda, then mps, then cpu; the model is built there")
 
     try:
-        spec = ModelSpec(
-            layers=_parse_layers(st.session_state["arch_layers"]),
-            residual=not st.session_state["arch_plain"],
-            **{field: st.session_state[key] for key, field in _FIELDS.items()},
-        )
+        spec = _widget_spec()
     except (TypeError, ValueError) as err:
         st.error(f"Invalid model: {err}")
         spec = None
+    if depth_error:  # the fields still hold the previous model: show none rather than it, as if current
+        spec = None
     return spec, st.session_state["arch_device"], int(st.session_state["arch_input_size"])
+
+
+def _widget_spec() -> ModelSpec:
+    """The spec the fields describe (raises ValueError/TypeError when they describe none)."""
+    return ModelSpec(
+        layers=_parse_layers(st.session_state["arch_layers"]),
+        residual=not st.session_state["arch_plain"],
+        **{field: st.session_state[key] for key, field in _FIELDS.items()},
+    )
+
+
+def _sync_variant() -> None:
+    """Point the variant picker at the spec the fields describe: its name when a variant matches, else custom."""
+    try:
+        spec = _widget_spec()
+    except (KeyError, TypeError, ValueError):
+        return  # invalid fields: keep the picker where it is
+    named = spec.name in list_variants() and _is_named(spec)
+    st.session_state["arch_variant"] = spec.name if named else CUSTOM
+
+
+def _is_named(spec: ModelSpec) -> bool:
+    try:
+        return ModelSpec.from_name(spec.name) == spec
+    except ValueError:
+        return False
 
 
 MAX_DEPTH = 9 * (MAX_UNITS // 3) + 2  # the deepest CIFAR net under the unit ceiling (bottleneck)
@@ -228,17 +260,15 @@ def device_from_query(params) -> tuple[str | None, str | None]:
 
 def spec_to_query(spec: ModelSpec, device: str) -> dict[str, str]:
     """Query parameters that reopen this model: its name when that says it all, else the spec."""
-    try:
-        named = ModelSpec.from_name(spec.name) == spec
-    except ValueError:
-        named = False
-    params = {"model": spec.name} if named else {"spec": spec.to_json()}
+    params = {"model": spec.name} if _is_named(spec) else {"spec": spec.to_json()}
     if device != "auto":
         params["device"] = device
     return params
 
 
 def _variant_label(name: str) -> str:
+    if name == CUSTOM:  # a fixed label: the composed model's name heads the page below
+        return "custom (composed below)"
     v = get_variant(name)
     return f"{name} ({v.paper_params} in the paper)" if v and v.paper_params else name
 

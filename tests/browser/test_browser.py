@@ -150,7 +150,7 @@ def test_train_then_inspect(server, page):
     page.goto(f"{server}/Train")
     settle(page)
     no_exception(page)
-    page.get_by_role("spinbutton", name="Budget").fill("12")
+    page.get_by_role("spinbutton", name="Steps", exact=True).fill("12")
     page.get_by_role("spinbutton", name="Batch size").fill("32")
     page.get_by_role("spinbutton", name="Training images (0: all)").fill("512")
     page.get_by_role("spinbutton", name="Probe every k steps (0: off)").fill("2")
