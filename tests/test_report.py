@@ -181,23 +181,25 @@ def test_summary_files(full_report, runs):
     assert [r["params"] for r in data] == [RESNET20_PARAMS, RESNET20_PARAMS]
 
 
-def test_html_only_report_through_a_subprocess(runs, tmp_path):
+def test_html_only_report_by_run_ids(runs, tmp_path, capsys):
     out = tmp_path / "report"
-    done = cli("report", runs["resnet20"].name, runs["plain20"].name, "--runs", str(runs["resnet20"].parent),
-               "--out", str(out), "--format", "html")
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == str(out / "index.html")
+    code = main(["report", runs["resnet20"].name, runs["plain20"].name, "--runs", str(runs["resnet20"].parent),
+                     "--out", str(out), "--format", "html"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert captured.out.splitlines()[-1] == str(out / "index.html")
     index = (out / "index.html").read_text()
     for name in FIGURES:
         assert f'<iframe src="figures/{name}.html"' in index
     assert not NETWORK.search(index) and not list((out / "figures").glob("*.png"))
 
 
-def test_bad_format_exits_2_with_one_line(runs, tmp_path):
-    done = cli("report", str(runs["resnet20"]), "--out", str(tmp_path / "r"), "--format", "html,gif")
-    assert done.returncode == 2
-    assert "Traceback" not in done.stderr
-    assert "html, png, svg" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+def test_bad_format_exits_2_with_one_line(runs, tmp_path, capsys):
+    code = main(["report", str(runs["resnet20"]), "--out", str(tmp_path / "r"), "--format", "html,gif"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" not in err
+    assert "html, png, svg" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
 
 
