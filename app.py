@@ -43,9 +43,10 @@ if checks:
     st.caption(f"{len(runs)} runs shipped with the app, made by `{DEGRADATION_COMMAND}`: "
                f"{describe(runs[0].config)}, for seeds {', '.join(map(str, seeds))}; every net gets the same data, "
                "data order and budget per seed.")
-    fig = plot_training_curves({g[0].spec.name: [r.tables["metrics"] for r in g] for g in groups},
-                               {g[0].spec.name: [r.tables["eval"] for r in g] for g in groups}, residual=residual,
-                               depth={g[0].spec.name: g[0].spec.depth for g in groups})
+    # Training curves only: the sentence under the figure is about training loss and error (Fig. 6's
+    # claim); held-out markers crowded it, and Compare shows them.
+    fig = plot_training_curves({g[0].spec.name: [r.tables["metrics"] for r in g] for g in groups}, None,
+                               residual=residual, depth={g[0].spec.name: g[0].spec.depth for g in groups})
     st.plotly_chart(fig, key="tour_curves", theme=None)
     st.markdown("**1. The degradation problem.** He et al. 2015 found that a deeper plain net trains *worse* than a "
                 "shallower one, although it could copy it and set its extra layers to the identity; its residual "

@@ -461,3 +461,12 @@ def test_figures_log_axes_carry_their_own_ticks():
     fig = plot_training_curves({"a": _metrics([1, 2, 3], [2.0, 0.5, 0.01], [0.1, 0.2, 0.3])}, residual=True)
     assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.tickmode == "array"
     assert list(fig.layout.yaxis.ticktext) == ["0.01", "0.02", "0.05", "0.1", "0.2", "0.5", "1", "2"]
+
+
+def test_curves_mention_held_out_markers_only_when_they_are_drawn():
+    metrics = pd.DataFrame({"step": [10, 20], "epoch": [0.1, 0.2], "loss": [2.0, 1.0], "accuracy": [0.1, 0.5]})
+    evals = pd.DataFrame({"step": [20], "epoch": [0.2], "loss": [1.5], "accuracy": [0.4], "images": [100]})
+    without = plot_training_curves({"a": metrics}, None, residual={"a": True})
+    drawn = plot_training_curves({"a": metrics}, {"a": evals}, residual={"a": True})
+    assert "held-out" not in without.layout.title.text and "held-out" in drawn.layout.title.text
+    assert not any("held-out" in (t.name or "") for t in without.data)

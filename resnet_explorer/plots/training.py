@@ -217,8 +217,8 @@ def plot_training_curves(metrics: dict[str, pd.DataFrame | list[pd.DataFrame]],
     plain and residual nets of different depths are shown (their `depth` given).
 
     The right panel shows error = 100 x (1 - accuracy) %, as in the paper: thin lines training,
-    bold markers the held-out split (error only: early held-out losses in eval mode can be huge). A run with many logged points is smoothed by a centred
-    running mean (the raw values stay, faint). A label given a list of tables (one per seed) is
+    bold markers the held-out split (error only: early held-out losses in eval mode can be huge).
+    A run with many logged points is smoothed by a centred running mean (the raw values stay, faint). A label given a list of tables (one per seed) is
     drawn as the mean over seeds with a shaded band from the lowest to the highest seed. The loss
     axis is log-scaled; zero or NaN losses are dropped.
 
@@ -301,7 +301,7 @@ def plot_training_curves(metrics: dict[str, pd.DataFrame | list[pd.DataFrame]],
         note += ", smoothed by a running mean (raw values faint)"
     if banded_any:
         note += "; shaded: lowest to highest seed"
-    note += "; bold markers: held-out error."
+    note += "; bold markers: held-out error." if evals else "."
     if finding:
         claim = finding
     elif degradation:
