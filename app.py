@@ -1,96 +1,18 @@
-"""ResNet Explorer: home page and the "why residuals" tour. `streamlit run app.py`; pages/ holds the rest."""
+"""ResNet Explorer: `streamlit run app.py`. The navigation: Home (home.py) and the pages in pages/.
 
-from pathlib import Path
+`st.navigation` names every page, so the sidebar says "Home" rather than the entry file's name,
+with the icons the home page's links use.
+"""
 
 import streamlit as st
 
-from resnet_explorer.compare import degradation_finding, group_runs
-from resnet_explorer.findings import gradient_finding, ratio_finding
-from resnet_explorer.models.spec import NAMING_RULE
-from resnet_explorer.plots import plot_grad_flow_heatmap, plot_residual_norms, plot_training_curves
-from resnet_explorer.runs import list_runs, load_run
-from resnet_explorer.training.presets import DEGRADATION_COMMAND, degradation_config, degradation_specs, describe
-from resnet_explorer.ui import jobs, state
-
 st.set_page_config(page_title="ResNet Explorer", layout="wide")
-EXAMPLES = Path(__file__).resolve().parent / "examples" / "degradation"
-
-
-@st.cache_data(max_entries=1, show_spinner=False)
-def example_runs(folder: str) -> list:
-    """The shipped example runs (every model and seed), oldest first."""
-    return [load_run(r["path"], with_model=False) for r in reversed(list_runs(folder))]
-
-
-st.title("ResNet Explorer")
-st.markdown(
-    """
-Why do residual networks train when plain ones of the same depth do not? A residual unit computes
-**y = F(x) + x**: its layers learn only the change F(x), and the shortcut carries x, and its
-gradient, straight through. Build any ResNet next to its **plain twin** (the same layers without
-shortcuts), train both on this machine, and look inside.
-"""
-)
-
-runs = example_runs(str(EXAMPLES)) if EXAMPLES.is_dir() else []
-checks = degradation_finding(runs)
-if checks:
-    groups = group_runs(runs)
-    seeds = sorted({r.config.seed for r in runs})
-    first = {g[0].spec.name: g[0] for g in groups}  # the lowest seed of each model, for the probe figures
-    residual = {g[0].spec.name: bool(g[0].spec.residual) for g in groups}
-    st.subheader("The point, in three figures")
-    st.caption(f"{len(runs)} runs shipped with the app, made by `{DEGRADATION_COMMAND}`: "
-               f"{describe(runs[0].config)}, for seeds {', '.join(map(str, seeds))}; every net gets the same data, "
-               "data order and budget per seed.")
-    # Training curves only: the sentence under the figure is about training loss and error (Fig. 6's
-    # claim); held-out markers crowded it, and Compare shows them.
-    fig = plot_training_curves({g[0].spec.name: [r.tables["metrics"] for r in g] for g in groups}, None,
-                               residual=residual, depth={g[0].spec.name: g[0].spec.depth for g in groups})
-    st.plotly_chart(fig, key="tour_curves", theme=None)
-    st.markdown("**1. The degradation problem.** He et al. 2015 found that a deeper plain net trains *worse* than a "
-                "shallower one, although it could copy it and set its extra layers to the identity; its residual "
-                "twin does not. In these runs:")
-    for check in checks:
-        st.markdown(f"- **{'Holds' if check.held == check.of else 'Not on every seed'}:** {check.text()}")
-    deep_plain = max((run for run in first.values() if not run.spec.residual), key=lambda run: run.spec.depth)
-    twin = next((run for run in first.values() if run.spec == deep_plain.spec.with_residual()), None)
-    pair = {f"{run.spec.name} (seed {run.config.seed})": run for run in (twin, deep_plain) if run is not None}
-    fig = plot_residual_norms({label: run.tables["residual_norms"] for label, run in pair.items()},
-                              residual={label: run.spec.residual for label, run in pair.items()},
-                              depth={label: run.spec.depth for label, run in pair.items()})
-    st.plotly_chart(fig, key="tour_norms", theme=None)
-    res_label = next((label for label, run in pair.items() if run.spec.residual), None)
-    ratio_text = ratio_finding(res_label, pair[res_label].tables["residual_norms"]) if res_label else None
-    st.markdown("**2. Small changes?** " + (ratio_text or "No residual-norm probes in these runs."))
-    fig = plot_grad_flow_heatmap({label: run.tables["grad_flow"] for label, run in pair.items()})
-    st.plotly_chart(fig, key="tour_grads", theme=None)
-    grad_text = gradient_finding({label: run.tables["grad_flow"] for label, run in pair.items()},
-                                 {label: bool(run.spec.residual) for label, run in pair.items()})
-    st.markdown("**3. Do gradients reach the input?** " + (grad_text or "No gradient probes in these runs."))
-    minutes = "about 1.5 minutes on a 2-core CPU"
-    if st.button(f"Reproduce it live (one seed, {minutes})", icon=":material/replay:", key="tour_reproduce"):
-        try:
-            jobs.start_job(degradation_specs(), degradation_config(device=state.get_device()))
-            st.switch_page("pages/5_Compare.py")
-        except ValueError as err:
-            st.error(str(err))
-else:
-    st.info("The example runs (examples/degradation) are missing; make them with "
-            f"`{DEGRADATION_COMMAND}`.")
-
-st.subheader("Pages")
-st.page_link("pages/1_Architecture.py", label="Architecture: block graph, parameters and MACs, plain twin",
-             icon=":material/account_tree:")
-st.page_link("pages/2_Train.py", label="Train: a few minutes on this machine, live curves",
-             icon=":material/play_arrow:")
-st.page_link("pages/3_Inspect.py", label="Inspect: residual norms, gradient flow, layer responses",
-             icon=":material/monitoring:")
-st.page_link("pages/4_Attribute.py", label="Attribute: what the trained net looks at (captum)",
-             icon=":material/visibility:")
-st.page_link("pages/5_Compare.py", label="Compare: plain vs residual, any runs side by side, report bundle",
-             icon=":material/compare:")
-spec = state.get_spec()
-st.caption(f"Current model: **{spec.label}** on {state.get_device()}.")
-with st.expander("Naming rule"):
-    st.markdown(NAMING_RULE)
+PAGES = [
+    st.Page("home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/1_Architecture.py", title="Architecture", icon=":material/account_tree:", url_path="Architecture"),
+    st.Page("pages/2_Train.py", title="Train", icon=":material/play_arrow:", url_path="Train"),
+    st.Page("pages/3_Inspect.py", title="Inspect", icon=":material/monitoring:", url_path="Inspect"),
+    st.Page("pages/4_Attribute.py", title="Attribute", icon=":material/visibility:", url_path="Attribute"),
+    st.Page("pages/5_Compare.py", title="Compare", icon=":material/compare:", url_path="Compare"),
+]
+st.navigation(PAGES).run()

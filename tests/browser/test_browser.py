@@ -110,6 +110,9 @@ def test_home_and_architecture(server, page):
     settle(page)
     expect(page.get_by_role("heading", name="ResNet Explorer")).to_be_visible()
     no_exception(page)
+    nav = page.locator("[data-testid=stSidebarNav]")
+    expect(nav).to_contain_text("Home")
+    assert "app" not in nav.inner_text().split()  # the entry file's name is not a page title
     shot(page, "home")
 
     page.get_by_role("link", name="Architecture: block graph").first.click()
