@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from ..data import normalize
-from ..data.folder import read_image
+from ..data.folder import read_image, to_rgb
 from .attribution import check_positive_int
 
 __all__ = ["FITS", "ImageError", "load_image"]
@@ -48,14 +48,7 @@ def _rgb(file: io.BytesIO | Path) -> Image.Image:
     """The decoded image in RGB, converted with the image-folder rules (as `read_image`, without its resize)."""
     with Image.open(file) as img:
         img.load()
-        if img.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N"):
-            grey = np.asarray(img, dtype=np.float64)
-            grey = grey / 257.0 if grey.max(initial=0) > 255 else grey
-            img = Image.fromarray(grey.clip(0, 255).round().astype(np.uint8))
-        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-            rgba = img.convert("RGBA")
-            img = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
-        return img.convert("RGB")
+        return to_rgb(img)
 
 
 def _fit_square(img: Image.Image, size: int, fit: str, fill: tuple[int, int, int]) -> np.ndarray:

@@ -20,18 +20,31 @@ from PIL import Image
 from ..limits import MAX_IMAGE_PIXELS
 from .base import ImageData, channel_stats, check_data_bytes, check_size, one_line, stream_seed
 
-__all__ = ["IMAGE_EXTENSIONS", "TEST_FRACTION", "load_folder", "read_image"]
+__all__ = ["IMAGE_EXTENSIONS", "TEST_FRACTION", "load_folder", "read_image", "to_rgb"]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 TEST_FRACTION = 0.2
 
 
-def read_image(path: Path, size: int) -> torch.Tensor:
-    """One image file as a (3, size, size) uint8 tensor.
+def to_rgb(img: Image.Image) -> Image.Image:
+    """A decoded image of any Pillow mode in RGB, by this project's rules (folders and uploads alike).
 
     Transparent pixels are composited over black: Pillow's ``convert("RGB")`` keeps whatever
     colour a fully transparent pixel stores, which is often arbitrary. 16-bit greyscale is scaled
     to 8 bits (divided by 257, when any value exceeds 255) rather than clipped to white.
+    """
+    if img.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N"):  # older Pillow opens 16-bit PNGs as "I"
+        grey = np.asarray(img, dtype=np.float64)
+        grey = grey / 257.0 if grey.max(initial=0) > 255 else grey
+        img = Image.fromarray(grey.clip(0, 255).round().astype(np.uint8))
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
+    return img.convert("RGB")
+
+
+def read_image(path: Path, size: int) -> torch.Tensor:
+    """One image file as a (3, size, size) uint8 tensor, converted by `to_rgb` and stretched to square.
 
     Raises:
         ValueError: the file cannot be read as an image, naming it.
@@ -42,14 +55,7 @@ def read_image(path: Path, size: int) -> torch.Tensor:
                 raise ValueError(f"{img.width} x {img.height} pixels is past the ceiling of "
                                  f"{MAX_IMAGE_PIXELS:,} pixels per image")
             img.load()  # Image.open is lazy; decode now so a corrupt file fails here
-            if img.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N"):  # older Pillow opens 16-bit PNGs as "I"
-                grey = np.asarray(img, dtype=np.float64)
-                grey = grey / 257.0 if grey.max(initial=0) > 255 else grey
-                img = Image.fromarray(grey.clip(0, 255).round().astype(np.uint8))
-            if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-                rgba = img.convert("RGBA")
-                img = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
-            img = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+            img = to_rgb(img).resize((size, size), Image.Resampling.BILINEAR)
             array = np.asarray(img, dtype=np.uint8)
     except Exception as exc:  # Pillow's decoders raise many types (OSError, SyntaxError, ...) for bad files
         raise ValueError(f"cannot read image {path}: {one_line(exc)}") from None
