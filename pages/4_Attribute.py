@@ -6,6 +6,7 @@ import streamlit as st
 import torch
 
 from resnet_explorer.analysis import METHODS, ImageError, layer_choices, method_support
+from resnet_explorer.analysis.attribution import BASELINES, IG_MAX_STEPS, IG_START_STEPS, IG_TOLERANCE
 from resnet_explorer.analysis.images import FITS
 from resnet_explorer.analysis.study import dataset_inputs, run_study, summary, upload_inputs
 from resnet_explorer.data import denormalize
@@ -75,6 +76,19 @@ with st.form("attr_form"):
                         "pad keeps everything (the border in the dataset's mean colour), stretch squashes it.")
     methods = st.multiselect("Methods", list(METHODS), default=["saliency", "integrated_gradients", "gradcam"],
                              format_func=lambda m: METHODS[m].label, key="attr_methods")
+    d1, d4 = st.columns(2)
+    baseline = d1.selectbox(
+        "Baseline (Integrated Gradients, DeepLIFT, Occlusion)", list(BASELINES), key="attr_baseline",
+        format_func=lambda b: BASELINES[b],
+        help="What 'no information' looks like. The dataset mean is the all-zero normalised input; a black or "
+             "blurred image (Sturmfels et al. 2020) can explain other evidence. A map sums to f(x) - f(baseline), "
+             "so where the baseline scores higher than the image, the map is net-negative.")
+    step_choice = d4.selectbox(
+        "Integrated Gradients steps", ["adaptive", 16, 32, 64, 128, 256], key="attr_steps",
+        format_func=lambda v: (f"adaptive: {IG_START_STEPS} doubling until the completeness gap is under "
+                               f"{IG_TOLERANCE:.0%}, at most {IG_MAX_STEPS}") if v == "adaptive" else f"{v} for every image",
+        help="Completeness: an IG map sums to f(x) - f(baseline) when the path integral is exact. The gap left "
+             "and the steps each image got are shown under it.")
     d2, d3 = st.columns(2)
     layers = layer_choices(main.model)
     layer = d2.selectbox("Grad-CAM layer", layers, index=len(layers) - 1, key="attr_layer",
@@ -102,7 +116,8 @@ if go:
                     inputs = dataset_inputs(run, indices=range(int(start), int(start) + count))
                 run_layer = layer if layer in layer_choices(run.model) else None
                 studies.append((run, run_study(run.model, inputs, methods, target=target, layer=run_layer,
-                                               sanity=sanity)))
+                                               sanity=sanity, baseline=baseline,
+                                               steps=None if step_choice == "adaptive" else int(step_choice))))
         st.session_state[state.ATTR_RESULT] = studies
     except ValueError as err:  # ImageError is a ValueError: bad uploads land here
         st.session_state.pop(state.ATTR_RESULT, None)  # the previous image's results would read as this one's
@@ -120,7 +135,8 @@ def cell_note(run, row: dict) -> str:
     return " | ".join(x for x in (
         f"{run.classes[int(row['predicted'])]} {float(row['confidence']):.2f}",
         f"mask {row['mask_share']:.2f} vs {row['mask_area']:.2f}" if row["mask_share"] is not None else "",
-        f"delta {row['delta']:.1e}" if row["delta"] is not None else "",
+        (f"gap {row['gap']:.1%}" + (f" ({row['steps']} steps)" if row["steps"] is not None else "")
+         if row["gap"] is not None else ""),
         f"sanity {row['sanity_spearman']:.2f}" if row["sanity_spearman"] is not None else "",
     ) if x)
 
@@ -171,6 +187,21 @@ for tab, method in zip(tabs, methods_run):
         for run, s in have:
             if s.results[method].note:
                 st.caption(f"{run.label}: {s.results[method].note}")
+
+higher = [(run, row) for run, study in studies for row in study.scores
+          if row["score_change"] is not None and row["score_change"] < 0]
+if higher:
+    named = sorted({BASELINES[row["baseline"]] for _, row in higher})
+    cases = "; ".join(f"{run.label}, {METHODS[row['method']].label}, {row['image']}" for run, row in higher[:6])
+    more = f" and {len(higher) - 6} more" if len(higher) > 6 else ""
+    st.warning(f"The baseline ({', '.join(named)}) scores higher than the image for the explained class in "
+               f"{len(higher)} case(s): {cases}{more}. Those maps sum to a negative number (f(x) - f(baseline) < 0), "
+               "so their evidence reads against the class; try another baseline.", icon=":material/warning:")
+capped = [row for _, study in studies for row in study.scores
+          if row["steps"] is not None and row["gap"] is not None and row["gap"] > IG_TOLERANCE]
+if capped:
+    st.caption(f"Integrated Gradients: {len(capped)} map(s) kept a completeness gap above {IG_TOLERANCE:.0%} "
+               f"(largest {max(r['gap'] for r in capped):.1%}) at {max(r['steps'] for r in capped)} steps.")
 
 score_rows = [row for run, study in studies for row in summary(study, run.label)]
 st.subheader("Scores")

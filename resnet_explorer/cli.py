@@ -352,6 +352,7 @@ def _resolve_run_path(run: str, runs_root: str) -> Path:
 def cmd_attribute(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from .analysis.attribution import IG_TOLERANCE
     from .analysis.study import dataset_inputs, run_study, upload_inputs
     from .data import denormalize
     from .devices import resolve_device
@@ -361,7 +362,7 @@ def cmd_attribute(args: argparse.Namespace) -> int:
 
     if args.image and args.samples is not None:
         raise CliError("give --samples or --image, not both")
-    if args.steps < 1:
+    if args.steps is not None and args.steps < 1:
         raise CliError(f"--steps must be 1 or more (Integrated Gradients steps), got {args.steps}")
     import warnings
 
@@ -383,7 +384,7 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     else:
         inputs = dataset_inputs(run, 8 if args.samples is None else args.samples)
     study = run_study(run.model, inputs, methods, target=target, layer=args.layer, sanity=not args.no_sanity,
-                      steps=args.steps)
+                      steps=args.steps, baseline=args.baseline)
 
     arrays = {"inputs": inputs.images.numpy(), "targets": next(iter(study.results.values())).targets.numpy(),
               "predicted": study.predicted.numpy()}
@@ -391,6 +392,8 @@ def cmd_attribute(args: argparse.Namespace) -> int:
         arrays[method] = result.maps.numpy()
         if result.delta is not None:
             arrays[f"{method}_delta"] = result.delta.numpy()
+        if result.steps is not None:
+            arrays[f"{method}_steps"] = result.steps.numpy()
         if method == "integrated_gradients" and result.baselines is not None:
             arrays["baselines"] = result.baselines.numpy()
     if inputs.masks is not None:
@@ -417,6 +420,16 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     for method, result in study.results.items():
         if result.note:
             print(f"note: {method}: {result.note}", file=sys.stderr)
+        change = result.score_change
+        if change is not None and bool((change < 0).any()):
+            print(f"note: {method}: for {int((change < 0).sum())} of {len(change)} images the {args.baseline} baseline "
+                  "scores higher than the image (f(x) - f(baseline) < 0), so their maps sum to a negative number; "
+                  "try --baseline black or blur", file=sys.stderr)
+        if result.steps is not None and result.gap is not None and bool((result.gap > IG_TOLERANCE).any()):
+            left = result.gap > IG_TOLERANCE
+            print(f"note: {method}: {int(left.sum())} of {len(left)} maps kept a completeness gap above "
+                  f"{IG_TOLERANCE:.0%} (largest {float(result.gap.max()):.1%}) at {int(result.steps.max())} steps",
+                  file=sys.stderr)
     for p in paths:
         print(p)
     return EXIT_OK
@@ -475,6 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
 
     from .analysis import METHODS
+    from .analysis.attribution import BASELINES, IG_MAX_STEPS, IG_START_STEPS, IG_TOLERANCE
     from .limits import MAX_ATTRIBUTE_SAMPLES
     from .training import TrainConfig
     from .training.presets import DEGRADATION_DEPTHS, DEGRADATION_SEEDS, degradation_config
@@ -505,7 +519,12 @@ def build_parser() -> argparse.ArgumentParser:
                    f"at most {MAX_ATTRIBUTE_SAMPLES:,}; the PNG grids show the first {GRID_ROWS})")
     p.add_argument("--image", help="explain this image file instead (PNG/JPEG, any mode)")
     p.add_argument("--target", help="class name or number to explain (default: each image's prediction)")
-    p.add_argument("--steps", type=int, default=50, help="Integrated Gradients steps")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"Integrated Gradients steps for every image (default: adaptive, {IG_START_STEPS} doubling "
+                        f"until the completeness gap is under {IG_TOLERANCE:.0%}, at most {IG_MAX_STEPS})")
+    p.add_argument("--baseline", choices=list(BASELINES), default="zeros",
+                   help="baseline of Integrated Gradients, DeepLIFT and Occlusion: zeros (the dataset mean), "
+                        "black, or blur (a blurred copy of the image); default zeros")
     p.add_argument("--no-sanity", action="store_true", help="skip the model-randomisation sanity check")
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default cpu)")
     p.add_argument("--runs", default="runs", help="the runs folder for run ids (default ./runs)")

@@ -112,6 +112,26 @@ def test_attribute_page(runs):
     assert len(at.dataframe) >= 2
 
 
+def test_attribute_page_baseline_and_steps(runs):
+    """The chosen baseline and IG steps reach the study; the page warns exactly when a baseline scores higher."""
+    at = page("pages/4_Attribute.py").run()
+    at.slider(key="attr_count").set_value(3)
+    at.multiselect(key="attr_methods").set_value(["integrated_gradients"])
+    at.selectbox(key="attr_baseline").set_value("blur")
+    at.selectbox(key="attr_steps").set_value(16)
+    at.toggle(key="attr_sanity").set_value(False)
+    at.button[0].click()
+    at.run()
+    assert not at.exception and not at.error
+    scores = at.dataframe[-1].value
+    assert set(scores["baseline"]) == {"blur"} and set(scores["steps"]) == {16}
+    negative = int((scores["score_change"] < 0).sum())
+    warned = [w.value for w in at.warning if "baseline" in w.value]
+    assert bool(warned) == (negative > 0)
+    if warned:
+        assert f"in {negative} case(s)" in warned[0]
+
+
 def test_attribute_bad_upload_keeps_session(runs):
     at = page("pages/4_Attribute.py").run()
     at.radio(key="attr_source").set_value("Upload an image")

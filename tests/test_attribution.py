@@ -80,7 +80,8 @@ def test_registry_entries_describe_their_method():
     assert [name for name, cls in METHODS.items() if cls.needs_layer] == ["gradcam"]
     assert all(cls.description and "\n" not in cls.description for cls in METHODS.values())
     assert {name: dict(cls.options) for name, cls in METHODS.items()} == {
-        "saliency": {}, "integrated_gradients": {"steps": 50, "internal_batch_size": None, "baseline": "zeros"},
+        "saliency": {}, "integrated_gradients": {"steps": 50, "internal_batch_size": None, "baseline": "zeros",
+                                              "tolerance": None, "max_steps": 512},
         "smoothgrad": {"n_samples": 16, "stdevs": 0.15}, "gradcam": {}, "occlusion": {"window": 8, "stride": 4,
                                                                                       "baseline": "zeros"},
         "deeplift": {"baseline": "zeros"},
@@ -103,7 +104,7 @@ def test_registry_methods_map_the_input_shape(model, method):
 def test_unknown_method_or_option_names_the_known_ones(model, x):
     with pytest.raises(ValueError, match="choose one of " + ", ".join(METHODS)):
         attribute(model, x, "guided_backprop")
-    with pytest.raises(TypeError, match="step.*steps, internal_batch_size, baseline, n_samples, stdevs, window"):
+    with pytest.raises(TypeError, match="step.*steps, internal_batch_size, baseline, tolerance, max_steps, n_samples, stdevs, window"):
         attribute(model, x, "integrated_gradients", step=4)
     saliency = attribute(model, x, "saliency", targets=0)  # another method's options are ignored
     assert torch.equal(attribute(model, x, "saliency", targets=0, steps=4, window=3).maps, saliency.maps)
@@ -300,14 +301,62 @@ def test_bad_arguments_name_the_choices(model, x):
     for bad in (x[0], x[:, :1], x.long(), torch.empty(0, 3, 32, 32)):
         with pytest.raises(ValueError, match=r"\(N, "):
             attribute(model, bad, "saliency")
-    with pytest.raises(ValueError, match="zeros"):
-        attribute(model, x, "integrated_gradients", baseline="blur")
+    with pytest.raises(ValueError, match="zeros, black, blur"):
+        attribute(model, x, "integrated_gradients", baseline="grey")
+    with pytest.raises(ValueError, match="black_baseline"):
+        attribute(model, x, "deeplift", baseline="black")
+    with pytest.raises(ValueError, match="broadcast"):
+        attribute(model, x, "integrated_gradients", baseline=torch.zeros(3, 5, 5))
+    for bad in (0, 1.5, True, "0.01"):
+        with pytest.raises(ValueError, match="tolerance"):
+            attribute(model, x, "integrated_gradients", tolerance=bad)
     with pytest.raises(ValueError, match="steps"):
         attribute(model, x, "integrated_gradients", steps=0)
     with pytest.raises(ValueError, match="window"):
         attribute(model, x, "occlusion", window=40)
     with pytest.raises(ValueError, match="stdevs"):
         attribute(model, x, "smoothgrad", stdevs=0)
+
+
+def test_ig_adaptive_steps(model, x):
+    """Each image gets the fewest doublings that bring its gap under the tolerance, or the cap."""
+    x4 = torch.cat([x, x.flip(-1)])
+    result = attribute(model, x4, "integrated_gradients", steps=2, tolerance=0.01, max_steps=64)
+    change = scores(model.eval(), x4, result.targets) - scores(model, torch.zeros_like(x4), result.targets)
+    assert torch.allclose(result.score_change, change, atol=1e-4)
+    assert torch.allclose(result.gap, result.delta.abs() / change.abs(), rtol=1e-4)
+    assert ((result.gap <= 0.01) | (result.steps == 64)).all()
+    assert (result.steps > 2).any()  # two steps are too few for this net: the doubling is exercised
+    for i, s in enumerate(result.steps.tolist()):  # each image's map is the fixed-steps map at its steps
+        alone = attribute(model, x4[i:i + 1], "integrated_gradients", targets=result.targets[i:i + 1], steps=s)
+        assert torch.allclose(alone.maps, result.maps[i:i + 1], atol=1e-5)
+        if s > 2:  # the step count below it was not enough
+            fewer = attribute(model, x4[i:i + 1], "integrated_gradients", targets=result.targets[i:i + 1],
+                              steps=s // 2)
+            assert float(fewer.gap[0]) > 0.01
+    fixed = attribute(model, x4, "integrated_gradients", steps=8)
+    assert fixed.steps.tolist() == [8] * 4
+
+
+def test_blur_and_black_baselines(model, x):
+    from resnet_explorer.analysis.attribution import black_baseline, blur
+    from resnet_explorer.data import normalize
+
+    flat = torch.full((1, 3, 16, 16), 0.7)
+    assert torch.allclose(blur(flat), flat, atol=1e-6)  # a constant image is its own blur
+    blurred = blur(x)
+    assert blurred.shape == x.shape and blurred.var() < 0.5 * x.var()
+    assert torch.allclose(blurred.mean(dim=(2, 3)), x.mean(dim=(2, 3)), atol=0.05)  # brightness kept
+    mean, std = (0.2, 0.4, 0.6), (0.1, 0.2, 0.3)
+    m, sd = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+    pixels = torch.rand(2, 3, 16, 16)
+    assert torch.allclose(blur((pixels - m) / sd), (blur(pixels) - m) / sd, atol=1e-5)  # commutes with normalising
+    black = normalize(torch.zeros(1, 3, 4, 4, dtype=torch.uint8), mean, std)
+    assert torch.allclose(black_baseline(mean, std).expand(1, 3, 4, 4), black)
+    result = attribute(model, x, "integrated_gradients", baseline="blur", steps=16)
+    assert torch.allclose(result.baselines, blur(x))
+    gap = scores(model.eval(), x, result.targets) - scores(model, blur(x), result.targets)
+    assert torch.allclose(result.score_change, gap, atol=1e-4)
 
 
 def test_baseline_tensor(model, x):

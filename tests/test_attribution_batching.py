@@ -173,3 +173,27 @@ def test_a_study_of_no_images_is_refused(model):
     with pytest.raises(ValueError, match="no images"):
         run_study(model, StudyInputs(torch.zeros(0, 3, 16, 16), torch.zeros(0, 3, 16, 16, dtype=torch.uint8), []),
                   ["saliency"])
+
+
+def test_study_baselines_and_adaptive_steps(model):
+    from resnet_explorer.analysis.attribution import IG_MAX_STEPS, IG_START_STEPS, IG_TOLERANCE, black_baseline
+
+    inputs = study_inputs(3)
+    with pytest.raises(ValueError, match="normalisation"):
+        run_study(model, inputs, ["integrated_gradients"], sanity=False, baseline="black")
+    with pytest.raises(ValueError, match="zeros, black, blur"):
+        run_study(model, inputs, ["integrated_gradients"], sanity=False, baseline="white")
+    inputs.mean, inputs.std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    study = run_study(model, inputs, ["integrated_gradients", "deeplift", "saliency"], sanity=False, baseline="black")
+    black = black_baseline(inputs.mean, inputs.std).expand(3, 3, 16, 16)
+    for method in ("integrated_gradients", "deeplift"):
+        assert torch.allclose(study.results[method].baselines, black)
+    rows = {(r["method"], r["image"]): r for r in study.scores}
+    for name in inputs.names:
+        ig, saliency = rows["integrated_gradients", name], rows["saliency", name]
+        assert ig["baseline"] == "black" and saliency["baseline"] is None and saliency["gap"] is None
+        assert IG_START_STEPS <= ig["steps"] <= IG_MAX_STEPS
+        assert ig["gap"] <= IG_TOLERANCE or ig["steps"] == IG_MAX_STEPS
+        assert ig["gap"] == pytest.approx(abs(ig["delta"]) / abs(ig["score_change"]), rel=1e-4)
+    fixed = run_study(model, inputs, ["integrated_gradients"], sanity=False, steps=4)
+    assert [r["steps"] for r in fixed.scores] == [4, 4, 4]

@@ -104,6 +104,25 @@ def test_train_plain_twin(tmp_path, capsys):
     assert "plain20" in capsys.readouterr().out
 
 
+def test_attribute_baseline_and_adaptive_steps(tmp_path, capsys):
+    import numpy as np
+    import pandas as pd
+
+    assert main(["train", "--model", "resnet8", *TINY_TRAIN, "--probe-every", "0", "--out", str(tmp_path)]) == 0
+    folder = capsys.readouterr().out.strip().splitlines()[-1]
+    out = tmp_path / "attr"
+    assert main(["attribute", folder, "--samples", "3", "--methods", "integrated_gradients,saliency", "--no-sanity",
+                 "--baseline", "blur", "--out", str(out)]) == 0
+    scores = pd.read_csv(out / "scores.csv")
+    ig = scores[scores["method"] == "integrated_gradients"]
+    assert set(ig["baseline"]) == {"blur"} and ig["steps"].between(32, 512).all()
+    assert ((ig["gap"] <= 0.01) | (ig["steps"] == 512)).all()
+    with np.load(out / "attributions.npz") as arrays:
+        assert arrays["integrated_gradients_steps"].tolist() == ig["steps"].tolist()
+    err = capsys.readouterr().err
+    assert ("baseline scores higher" in err) == bool((ig["score_change"] < 0).any())
+
+
 @pytest.mark.parametrize(
     "args, fragment",
     [

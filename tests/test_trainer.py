@@ -35,8 +35,8 @@ def test_a_few_steps_with_events(data):
     assert result.status == "done" and result.steps == 6 and result.total_steps == 6
     kinds = [e.kind for e in events]
     assert kinds[0] == "start" and kinds[-1] == "done"
-    assert kinds.count("step") == 3 and kinds.count("probe") == 3
-    assert [m["step"] for m in result.metrics] == [2, 4, 6]
+    assert kinds.count("step") == 4 and kinds.count("probe") == 3
+    assert [m["step"] for m in result.metrics] == [1, 2, 4, 6]  # step 1 is logged, so a live chart starts at once
     assert result.evals and result.evals[-1]["step"] == 6
     assert {r["step"] for r in result.residual_norms} == {1, 3, 5}
     assert all(0 <= m["accuracy"] <= 1 and math.isfinite(m["loss"]) for m in result.metrics)

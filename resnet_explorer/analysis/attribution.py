@@ -19,8 +19,16 @@ there) and returns an `AttributionResult` with CPU maps. Adding a method takes o
 `AttributionMethod` and its entry in `METHODS`.
 
 The model is evaluated in eval mode, so BatchNorm is a fixed affine map for every method; each
-module's mode is restored afterwards. The baseline "zeros" is the all-zero *normalised* input,
-i.e. the dataset mean colour, not black.
+module's mode is restored afterwards. Baselines (Integrated Gradients, DeepLIFT, Occlusion):
+"zeros" is the all-zero *normalised* input, i.e. the dataset mean colour; "blur" is a Gaussian-blurred
+copy of each image (Sturmfels, Lundberg & Lee 2020, "Visualizing the Impact of Feature Attribution
+Baselines"); a black image depends on the normalisation, so it is passed as a tensor
+(`black_baseline(mean, std)`; the study layer does this for the name "black").
+
+Integrated Gradients can adapt its steps: with a ``tolerance``, the images whose completeness gap
+|sum of the map - (f(x) - f(baseline))| is above ``tolerance * |f(x) - f(baseline)|`` are redone with
+twice the steps, up to ``max_steps``; `AttributionResult.steps` and `AttributionResult.gap` report what
+each image got.
 
 Layer-wise Relevance Propagation is not offered: captum's LRP has no rule for the addition in a
 skip connection (captum#546), so it cannot propagate relevance through a residual unit.
@@ -33,13 +41,15 @@ from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Iterator, Mapping
+import math
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from captum.attr import DeepLift, IntegratedGradients, LayerAttribution, LayerGradCam, NoiseTunnel, Occlusion, Saliency
 from torch import nn
 
@@ -48,10 +58,18 @@ from ..devices import DeviceUnavailableError, resolve_device
 __all__ = [
     "METHODS", "AttributionMethod", "MethodOutput", "SaliencyMethod", "IntegratedGradientsMethod", "SmoothGradMethod",
     "GradCamMethod", "OcclusionMethod", "DeepLiftMethod", "AttributionResult", "attribute", "predict",
-    "layer_choices", "default_layer", "method_support",
+    "layer_choices", "default_layer", "method_support", "BASELINES", "black_baseline", "blur",
+    "IG_TOLERANCE", "IG_START_STEPS", "IG_MAX_STEPS",
 ]
 
-BASELINES: tuple[str, ...] = ("zeros",)
+BASELINES: Mapping[str, str] = MappingProxyType({  # name -> what the user is told it is
+    "zeros": "dataset mean (the all-zero normalised input)",
+    "black": "black image",
+    "blur": "blurred copy of the image",
+})
+IG_TOLERANCE = 0.01  # adaptive Integrated Gradients: completeness gap under 1% of f(x) - f(baseline)
+IG_START_STEPS = 32  # ... starting from this many steps, doubling ...
+IG_MAX_STEPS = 512  # ... up to this many (then the gap is reported as it is)
 HeatmapMode = Literal["absolute", "positive"]
 
 
@@ -69,6 +87,7 @@ class AttributionResult:
         layer: gradcam's layer name, else None.
         device: where it ran, after any CPU fallback (e.g. "cpu", "cuda:0").
         note: one line, e.g. why it ran on the CPU.
+        steps: (N,) int64 Integrated Gradients steps each image got, else None.
     """
 
     method: str
@@ -79,6 +98,25 @@ class AttributionResult:
     layer: str | None
     device: str
     note: str = ""
+    steps: torch.Tensor | None = None
+
+    @property
+    def score_change(self) -> torch.Tensor | None:
+        """(N,) f(x)[target] - f(baseline)[target], read off the maps and the delta; None without a delta.
+
+        Negative where the baseline scores higher than the image: the map then sums to a negative number.
+        """
+        if self.delta is None:
+            return None
+        return self.maps.sum(dim=(1, 2, 3)) - self.delta
+
+    @property
+    def gap(self) -> torch.Tensor | None:
+        """(N,) relative completeness gap |delta| / |f(x) - f(baseline)|; None without a delta."""
+        change = self.score_change
+        if change is None:
+            return None
+        return self.delta.abs() / change.abs().clamp(min=1e-12)
 
     def heatmap(self, mode: HeatmapMode = "absolute") -> torch.Tensor:
         """One (N, H, W) map per image.
@@ -104,11 +142,13 @@ class MethodOutput(NamedTuple):
         maps: (N, C, H, W) for a per-channel method, else (N, 1, H, W).
         delta: (N,) convergence delta where the method has one, else None.
         baselines: (N, C, H, W) baselines the method compared against, where it reports them.
+        steps: (N,) int64 steps each image got (Integrated Gradients), else None.
     """
 
     maps: torch.Tensor
     delta: torch.Tensor | None = None
     baselines: torch.Tensor | None = None
+    steps: torch.Tensor | None = None
 
 
 def layer_choices(model: nn.Module) -> list[str]:
@@ -151,15 +191,47 @@ def check_positive_int(name: str, value: object, optional: bool = False) -> None
         raise ValueError(f"{name} must be a positive integer{' or None' if optional else ''}, got {value!r}")
 
 
+def black_baseline(mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """A black image in normalised units: (C, 1, 1) holding (0 - mean) / std per channel (broadcasts over H, W)."""
+    mean_t, std_t = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
+    return (-mean_t / std_t).view(-1, 1, 1)
+
+
+def blur(x: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
+    """Gaussian blur of (N, C, H, W) images, per channel, edges replicated.
+
+    Blurring commutes with the per-channel normalisation, so blurring normalised images gives the
+    normalised blurred images. ``sigma`` defaults to an eighth of the larger side (2 px at 16 px).
+    """
+    sigma = max(x.shape[-2:]) / 8 if sigma is None else sigma
+    if not sigma > 0:
+        return x.clone()
+    radius = max(1, min(math.ceil(3 * sigma), max(x.shape[-2:]) - 1))
+    offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    c = x.shape[1]
+    out = F.pad(x, (radius, radius, 0, 0), mode="replicate")
+    out = F.conv2d(out, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    out = F.pad(out, (0, 0, radius, radius), mode="replicate")
+    return F.conv2d(out, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
 def _baselines(x: torch.Tensor, baseline: str | torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) baselines like ``x``: "zeros", or a (C, H, W) / (N, C, H, W) tensor copied."""
+    """(N, C, H, W) baselines like ``x``: "zeros", "blur", or a tensor that broadcasts to ``x``, copied."""
     if isinstance(baseline, torch.Tensor):
-        if baseline.shape not in (x.shape, x.shape[1:]):
-            raise ValueError(f"a baseline tensor must be (C, H, W) or (N, C, H, W) like the inputs "
-                             f"{tuple(x.shape)}, got {tuple(baseline.shape)}")
-        return baseline.detach().to(x.device, x.dtype).expand_as(x).clone()
+        try:
+            return baseline.detach().to(x.device, x.dtype).expand_as(x).clone()
+        except RuntimeError:
+            raise ValueError(f"a baseline tensor must broadcast to the inputs {tuple(x.shape)} ((C, H, W), "
+                             f"(C, 1, 1) or (N, C, H, W)), got {tuple(baseline.shape)}") from None
     if baseline == "zeros":
         return torch.zeros_like(x)
+    if baseline == "blur":
+        return blur(x.detach())
+    if baseline == "black":
+        raise ValueError("a black baseline depends on the normalisation: pass black_baseline(mean, std) as the "
+                         "baseline tensor")
     raise ValueError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)} or pass a tensor")
 
 
@@ -255,24 +327,47 @@ class IntegratedGradientsMethod(AttributionMethod):
     cpu_fallback = MappingProxyType({"mps": "captum's IG uses float64, which MPS lacks (captum#1240): runs on CPU"})
 
     def attribute(self, inputs: torch.Tensor, target: torch.Tensor, *, steps: int = 50,
-                  internal_batch_size: int | None = None, baseline: str | torch.Tensor = "zeros") -> MethodOutput:
-        """Integrated gradients with their convergence delta.
+                  internal_batch_size: int | None = None, baseline: str | torch.Tensor = "zeros",
+                  tolerance: float | None = None, max_steps: int = IG_MAX_STEPS) -> MethodOutput:
+        """Integrated gradients with their convergence delta and the steps each image got.
 
         Args:
             inputs, target: as in `AttributionMethod.attribute`.
-            steps: Gauss-Legendre steps.
+            steps: Gauss-Legendre steps (the first try, when ``tolerance`` is given).
             internal_batch_size: at most this many scaled inputs per forward (bounds memory,
                 captum#245); None: all N * steps at once.
-            baseline: "zeros" (the dataset mean) or a (C, H, W) / (N, C, H, W) tensor.
+            baseline: "zeros" (the dataset mean), "blur", or a tensor broadcasting to the inputs
+                (e.g. `black_baseline`).
+            tolerance: None: ``steps`` for every image. A fraction: images whose completeness gap
+                |delta| is above ``tolerance * |f(x) - f(baseline)|`` are redone with twice the
+                steps, while that stays within ``max_steps``.
+            max_steps: the cap on the doubling.
         """
         check_positive_int("steps", steps)
         check_positive_int("internal_batch_size", internal_batch_size, optional=True)
+        check_positive_int("max_steps", max_steps)
+        if tolerance is not None and not (isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool)
+                                          and 0 < tolerance < 1):
+            raise ValueError(f"tolerance must be a fraction between 0 and 1 or None, got {tolerance!r}")
         base = _baselines(inputs, baseline)
-        maps, delta = IntegratedGradients(self.model).attribute(
-            inputs, baselines=base, target=target, n_steps=steps, internal_batch_size=internal_batch_size,
-            return_convergence_delta=True,
-        )
-        return MethodOutput(maps, delta, base)
+        ig = IntegratedGradients(self.model)
+        maps, delta = torch.empty_like(inputs), torch.empty(len(inputs), device=inputs.device)
+        used = torch.full((len(inputs),), steps, dtype=torch.int64)
+        todo = torch.arange(len(inputs), device=inputs.device)
+        while True:
+            part, part_delta = ig.attribute(
+                inputs[todo], baselines=base[todo], target=target[todo], n_steps=steps,
+                internal_batch_size=internal_batch_size, return_convergence_delta=True,
+            )
+            maps[todo], delta[todo], used[todo.cpu()] = part, part_delta.to(delta.dtype), steps
+            if tolerance is None or 2 * steps > max_steps:
+                break
+            change = part.sum(dim=(1, 2, 3)) - part_delta
+            open_ = part_delta.abs() > tolerance * change.abs()
+            if not bool(open_.any()):
+                break
+            todo, steps = todo[open_], 2 * steps
+        return MethodOutput(maps, delta, base, used)
 
 
 class SmoothGradMethod(AttributionMethod):
@@ -347,7 +442,7 @@ class OcclusionMethod(AttributionMethod):
             inputs, target: as in `AttributionMethod.attribute`.
             window: side of the square window, at most the input's height and width.
             stride: step of the window.
-            baseline: the fill value: "zeros" (the dataset mean) or a (C, H, W) / (N, C, H, W) tensor.
+            baseline: the fill: "zeros" (the dataset mean), "blur", or a tensor broadcasting to the inputs.
         """
         check_positive_int("window", window)
         check_positive_int("stride", stride)
@@ -378,7 +473,7 @@ class DeepLiftMethod(AttributionMethod):
 
         Args:
             inputs, target: as in `AttributionMethod.attribute`.
-            baseline: "zeros" (the dataset mean) or a (C, H, W) / (N, C, H, W) tensor.
+            baseline: "zeros" (the dataset mean), "blur", or a tensor broadcasting to the inputs.
         """
         inputs = _grad_leaf(inputs)
         base = _baselines(inputs, baseline)
@@ -549,9 +644,9 @@ def attribute(
         layer: for a method that `needs_layer` (gradcam): a name from `layer_choices`; None:
             `default_layer`. Checked, and otherwise ignored, for the other methods.
         **options: the method's keyword options (``METHODS[method].options`` holds them with their
-            defaults): steps, internal_batch_size and baseline for integrated_gradients;
-            n_samples and stdevs for smoothgrad; window, stride and baseline for occlusion;
-            baseline for deeplift. Options of other methods are ignored, so one set of options
+            defaults): steps, internal_batch_size, baseline, tolerance and max_steps for
+            integrated_gradients; n_samples and stdevs for smoothgrad; window, stride and baseline
+            for occlusion; baseline for deeplift. Options of other methods are ignored, so one set of options
             can serve several methods.
 
     Returns:
@@ -579,4 +674,5 @@ def attribute(
     return AttributionResult(
         method=method, maps=_to_cpu(out.maps), targets=target.cpu(), delta=_to_cpu(out.delta),
         baselines=_to_cpu(out.baselines), layer=explainer.layer, device=str(device), note=note,
+        steps=None if out.steps is None else out.steps.cpu(),
     )

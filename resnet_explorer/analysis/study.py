@@ -22,6 +22,7 @@ from ..limits import ATTRIBUTE_BATCH, MAX_ATTRIBUTE_SAMPLES, check_int
 from ..runs import Run
 from ..training.trainer import load_config_data
 from . import METHODS, AttributionResult, attribute, load_image, mask_share, predict, sanity_check
+from .attribution import BASELINES, IG_MAX_STEPS, IG_START_STEPS, IG_TOLERANCE, black_baseline
 
 
 @dataclass
@@ -34,6 +35,8 @@ class StudyInputs:
     labels: torch.Tensor | None = None  # (N,) true classes, when known
     masks: torch.Tensor | None = None  # (N, H, W) bool object masks (embedded dataset)
     note: str = ""  # one line, e.g. that the held-out split had fewer images than asked for
+    mean: tuple[float, ...] | None = None  # the normalisation of `images` (for a black baseline)
+    std: tuple[float, ...] | None = None
 
 
 @dataclass
@@ -47,6 +50,8 @@ class Study:
         results: method name -> its `AttributionResult` over all N images, in the order run.
         scores: one row per method per image: "method", "image", "target", "predicted",
             "confidence", "true", "mask_share", "mask_area", "sanity_spearman", "delta",
+            "score_change" (f(x) - f(baseline) of the target score; negative: the baseline scores
+            higher), "gap" (|delta| / |score_change|), "steps" (integrated gradients), "baseline",
             "runs_on"; a score that does not apply (no mask, no sanity check, no delta) or is
             NaN is None.
     """
@@ -94,7 +99,7 @@ def dataset_inputs(run: Run, samples: int = 8, indices: Sequence[int] | None = N
     return StudyInputs(
         images=normalize(previews, data.mean, data.std), previews=previews,
         names=[f"test #{i}" for i in chosen], labels=data.test_labels[idx],
-        masks=data.test_masks[idx] if data.test_masks is not None else None, note=note,
+        masks=data.test_masks[idx] if data.test_masks is not None else None, note=note, mean=data.mean, std=data.std,
     )
 
 
@@ -135,7 +140,7 @@ def upload_inputs(run: Run, source: bytes | str | Path, name: str = "upload", fi
         width, height = img.size
     how = ", scaled" if width == height else f", {_FIT_WORDS[fit]}"
     note = f"{width} x {height} px{how} to {size} x {size} px"
-    return StudyInputs(images=image, previews=preview.unsqueeze(0), names=[name], note=note)
+    return StudyInputs(images=image, previews=preview.unsqueeze(0), names=[name], note=note, mean=mean, std=std)
 
 
 def run_study(
@@ -146,7 +151,8 @@ def run_study(
     target: int | None = None,
     layer: str | None = None,
     sanity: bool = True,
-    steps: int = 50,
+    steps: int | None = None,
+    baseline: str = "zeros",
 ) -> Study:
     """Attribute `inputs` with every method; score each map against the mask and the sanity check.
 
@@ -163,12 +169,22 @@ def run_study(
         target: the class to explain for every image; None explains each image's prediction.
         layer: Grad-CAM's layer (see `layer_choices`).
         sanity: also run Adebayo et al. 2018's model-randomisation check (doubles the cost).
-        steps: integrated gradients' steps.
+        steps: integrated gradients' steps for every image; None: adaptive, from `IG_START_STEPS`
+            doubling until the completeness gap is under `IG_TOLERANCE` of f(x) - f(baseline), at
+            most `IG_MAX_STEPS` (the sanity check's maps use `IG_START_STEPS`).
+        baseline: for integrated gradients, DeepLIFT and occlusion: a key of `BASELINES` ("zeros":
+            the dataset mean, "black", "blur").
 
     Returns:
         A `Study`: one `AttributionResult` per method over all images, and one score row per
         method per image.
+
+    Raises:
+        ValueError: an unknown method or baseline, no images, or a black baseline for inputs
+            that do not say their normalisation.
     """
+    if baseline not in BASELINES:
+        raise ValueError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise ValueError(f"unknown method(s) {', '.join(unknown) or '(none given)'}: choose from {', '.join(METHODS)}")
@@ -181,13 +197,20 @@ def run_study(
     confidence = torch.cat([p for _, p in guesses])
     targets = predicted if target is None else torch.full_like(predicted, int(target))
     study = Study(inputs, predicted, confidence)
+    if baseline == "black":
+        if inputs.mean is None or inputs.std is None:
+            raise ValueError("a black baseline needs the images' normalisation (mean and std), which these inputs lack")
+        base: str | torch.Tensor = black_baseline(inputs.mean, inputs.std)
+    else:
+        base = baseline
     # `attribute` passes each method only its own options, and the layer only where it needs one.
-    options = {"steps": steps, "internal_batch_size": 8 * ATTRIBUTE_BATCH}
+    options = {"steps": steps or IG_START_STEPS, "internal_batch_size": 8 * ATTRIBUTE_BATCH, "baseline": base}
+    adapt = {} if steps else {"tolerance": IG_TOLERANCE, "max_steps": IG_MAX_STEPS}
     for method in methods:
         kwargs = dict(options, layer=layer) if METHODS[method].needs_layer else options
         parts, shares, areas, corrs = [], [], [], []
         for c in chunks:
-            part = attribute(model, images[c], method, targets=targets[c], **kwargs)
+            part = attribute(model, images[c], method, targets=targets[c], **kwargs, **adapt)
             parts.append(part)
             if inputs.masks is not None:
                 share, area = mask_share(part.heatmap("positive"), inputs.masks[c])
@@ -200,6 +223,7 @@ def run_study(
         share = torch.cat(shares) if shares else None
         area = torch.cat(areas) if areas else None
         corr = torch.cat(corrs) if corrs else None
+        change, gap = result.score_change, result.gap
         for i in range(len(images)):
             study.scores.append({
                 "method": method, "image": inputs.names[i], "target": int(result.targets[i]),
@@ -207,6 +231,9 @@ def run_study(
                 "true": int(inputs.labels[i]) if inputs.labels is not None else None,
                 "mask_share": _float_or_none(share, i), "mask_area": _float_or_none(area, i),
                 "sanity_spearman": _float_or_none(corr, i), "delta": _float_or_none(result.delta, i),
+                "score_change": _float_or_none(change, i), "gap": _float_or_none(gap, i),
+                "steps": int(result.steps[i]) if result.steps is not None else None,
+                "baseline": baseline if result.delta is not None or method == "occlusion" else None,
                 "runs_on": result.device,
             })
     return study
@@ -221,7 +248,7 @@ def _concat(parts: list[AttributionResult]) -> AttributionResult:
     first = parts[0]
     return AttributionResult(
         method=first.method, maps=cat("maps"), targets=cat("targets"), delta=cat("delta"),
-        baselines=cat("baselines"), layer=first.layer, device=first.device, note=first.note,
+        baselines=cat("baselines"), layer=first.layer, device=first.device, note=first.note, steps=cat("steps"),
     )
 
 

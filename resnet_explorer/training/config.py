@@ -52,7 +52,8 @@ class TrainConfig:
         precision: "auto" is bf16 autocast on CUDA and float32 elsewhere.
         channels_last: None is on for CUDA, off elsewhere.
         probe_every: run the probes every k steps (0: never).
-        log_every: training loss/accuracy averaged over this many steps per logged row.
+        log_every: training loss/accuracy averaged over this many steps per logged row (step 1 is a row of
+            its own, so the first point of a curve exists after one step).
         eval_every: held-out evaluation every this many steps on `eval_size` images (0: automatic,
             a cadence and subset that keep evaluation within 10% of the run's compute). The run
             always ends with an evaluation on the whole held-out split, unless it was stopped.

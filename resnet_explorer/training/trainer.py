@@ -453,7 +453,8 @@ def train(
             b = step % run.steps_per_epoch
             run.step(step, perm[b * config.batch_size:(b + 1) * config.batch_size])
             step += 1
-            if (step % config.log_every == 0 or step == total) and not run.log(step, started):
+            # step 1 is logged too, so a live chart has its first point after one step, not log_every
+            if (step % config.log_every == 0 or step in (1, total)) and not run.log(step, started):
                 break
             if step in evals_due:
                 run.evaluate(step, run.eval_subset)
