@@ -68,6 +68,11 @@ with st.form("train_form"):
                                   key="train_probe_every")
     train_size = e3.number_input("Training images (0: all)", min_value=0, max_value=MAX_TRAIN_IMAGES, value=0,
                                  step=1000, key="train_size")
+    download = st.checkbox(
+        "Download if missing (CIFAR: about 170 MB from www.cs.toronto.edu, md5-checked, into the data folder or "
+        "./data)", key="train_download",
+        help="Without it, CIFAR is read from the data folder: extract cifar-10-python.tar.gz (or cifar-100-python.tar.gz) "
+             "there. Nothing is downloaded unless this is ticked.")
     confirm = st.checkbox("Build it even if it is very large", key="train_confirm_large") if large else True
     started = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
 
@@ -82,7 +87,8 @@ if started and refused is None:
             dataset=name, data_root=(data_root.strip() or None) if dataset != "folder" else None,
             batch_size=int(batch), lr=float(lr), optimizer=optimizer, schedule=schedule, weight_decay=float(wd),
             seed=int(seed), device=state.get_device(), probe_every=int(probe_every),
-            train_size=int(train_size) or None, log_every=5, **budget_arg,
+            train_size=int(train_size) or None, log_every=5, download=bool(download) and dataset.startswith("cifar"),
+            **budget_arg,
         )
         job = jobs.start_job(spec, config)
     except ValueError as err:

@@ -247,3 +247,34 @@ def test_a_second_session_waits_in_line_and_can_leave_it(runs, monkeypatch):
     starter.workers[0].finish()
     wait_done(first, timeout=10)
     assert not first.exception and not first.error and starter.seeds == [0]
+
+
+def test_train_page_cifar_missing_says_how_and_download_reaches_the_config(runs, monkeypatch):
+    from resnet_explorer.ui import jobs
+
+    at = app("pages/2_Train.py")
+    at.selectbox(key="train_dataset").set_value("cifar10")
+    at.text_input(key="train_data_root").set_value(str(runs / "no-cifar-here"))
+    at.number_input(key="train_budget").set_value(2)
+    at.button[0].click()
+    at.run()
+    deadline = time.time() + 60
+    while time.time() < deadline and not at.error:
+        time.sleep(0.3)
+        at.run()
+    assert not at.exception
+    message = at.error[0].value
+    assert "no-cifar-here" in message and "Download if missing" in message and "cifar-10-python.tar.gz" in message
+
+    asked = []
+    monkeypatch.setattr(jobs, "start_job", lambda spec, config: asked.append(config))  # no network in tests
+    at = app("pages/2_Train.py")
+    at.selectbox(key="train_dataset").set_value("cifar10")
+    at.checkbox(key="train_download").check()
+    at.button[0].click()
+    at.run()
+    assert [c.download for c in asked] == [True] and asked[0].dataset == "cifar10"
+    at.selectbox(key="train_dataset").set_value("shapes")  # the tick only matters for CIFAR
+    at.button[0].click()
+    at.run()
+    assert [c.download for c in asked] == [True, False]

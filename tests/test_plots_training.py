@@ -470,3 +470,13 @@ def test_curves_mention_held_out_markers_only_when_they_are_drawn():
     drawn = plot_training_curves({"a": metrics}, {"a": evals}, residual={"a": True})
     assert "held-out" not in without.layout.title.text and "held-out" in drawn.layout.title.text
     assert not any("held-out" in (t.name or "") for t in without.data)
+
+
+def test_live_loss_shows_a_lone_first_point():
+    from resnet_explorer.plots import plot_live_loss
+    from resnet_explorer.plots.training import LIVE_MARKERS
+
+    one = plot_live_loss({"resnet20": [{"step": 1, "loss": 2.3}]}, residual=True)
+    assert list(one.data[0].y) == [2.3] and "markers" in one.data[0].mode  # a lone line point draws nothing
+    many = [{"step": s, "loss": 2.3 / s} for s in range(1, LIVE_MARKERS + 1)]
+    assert plot_live_loss({"resnet20": many}, residual=True).data[0].mode == "lines"

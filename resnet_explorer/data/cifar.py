@@ -94,7 +94,7 @@ def _read_pickle(path: Path) -> dict:
             obj = _SafeUnpickler(f, encoding="bytes").load()
     except FileNotFoundError:
         raise ValueError(f"missing CIFAR file {path}; the folder is incomplete, delete it and load again with "
-                         f"download=True (CLI: --download)") from None
+                         f"download=True (CLI: --download; Train page: 'Download if missing')") from None
     except Exception as exc:  # corrupt pickles raise many types (EOFError, KeyError, ...): all mean "bad file"
         raise ValueError(f"malformed CIFAR file {path}: not a readable pickle ({one_line(exc)})") from None
     if not isinstance(obj, dict):
@@ -249,7 +249,8 @@ def load_cifar(
     if base is None:
         if not download:
             raise ValueError(f"{dataset} not found: looked for {spec.meta_file} in {root} and {root / spec.folder}; "
-                             f"pass download=True (CLI: --download) or point root at the folder")
+                             f"download it (download=True; CLI: --download; Train page: 'Download if missing'), or extract "
+                             f"{spec.url.rsplit('/', 1)[-1]} into {root} (it holds the folder {spec.folder})")
         base = download_cifar(dataset, root)
         if _find(base, spec) is None:
             raise ValueError(f"the {dataset} archive did not contain {spec.folder}/{spec.meta_file}")

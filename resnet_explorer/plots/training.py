@@ -319,6 +319,9 @@ def plot_training_curves(metrics: dict[str, pd.DataFrame | list[pd.DataFrame]],
     return fig
 
 
+LIVE_MARKERS = 30  # the live chart marks its points while a run has fewer logged rows than this
+
+
 def plot_live_loss(metrics: dict[str, list[dict]], residual: Residual,
                    depth: Mapping[str, int] | None = None) -> go.Figure:
     """A light live view of training runs: training loss against step, one panel, raw lines.
@@ -337,7 +340,9 @@ def plot_live_loss(metrics: dict[str, list[dict]], residual: Residual,
     for label, rows in metrics.items():
         points = [(r["step"], r["loss"]) for r in rows if isinstance(r.get("loss"), (int, float))
                   and math.isfinite(r["loss"]) and r["loss"] > 0]
-        fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], name=label, mode="lines",
+        # markers while there are few points, so the first one (logged after step 1) is visible alone
+        fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], name=label,
+                                 mode="lines+markers" if len(points) < LIVE_MARKERS else "lines",
                                  line=styles[label], hovertemplate="step %{x:,}<br>loss %{y:.4g}<extra>" + label
                                  + "</extra>"))
     fig.update_layout(title=dict(text="Training loss so far (live; full curves when the runs end)", font=dict(size=16)),
