@@ -85,10 +85,11 @@ with st.form("attr_form"):
              "so where the baseline scores higher than the image, the map is net-negative.")
     step_choice = d4.selectbox(
         "Integrated Gradients steps", ["adaptive", 16, 32, 64, 128, 256], key="attr_steps",
-        format_func=lambda v: (f"adaptive: {IG_START_STEPS} doubling until the completeness gap is under "
-                               f"{IG_TOLERANCE:.0%}, at most {IG_MAX_STEPS}") if v == "adaptive" else f"{v} for every image",
-        help="Completeness: an IG map sums to f(x) - f(baseline) when the path integral is exact. The gap left "
-             "and the steps each image got are shown under it.")
+        format_func=lambda v: f"adaptive (gap < {IG_TOLERANCE:.0%}, {IG_START_STEPS}-{IG_MAX_STEPS})" if v == "adaptive"
+        else f"{v} for every image",
+        help=f"Adaptive: {IG_START_STEPS} steps, doubled for each image whose completeness gap is still above "
+             f"{IG_TOLERANCE:.0%}, at most {IG_MAX_STEPS}. Completeness: an IG map sums to f(x) - f(baseline) when "
+             "the path integral is exact. The gap left and the steps each image got are shown under it.")
     d2, d3 = st.columns(2)
     layers = layer_choices(main.model)
     layer = d2.selectbox("Grad-CAM layer", layers, index=len(layers) - 1, key="attr_layer",

@@ -105,6 +105,34 @@ def shot(page: Page, name: str) -> None:
         page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
 
 
+TEXT_BOXES = """(plot) => {
+    const frame = plot.getBoundingClientRect();
+    return [...plot.querySelectorAll('text.annotation-text, text.gtitle')]
+        .filter(t => t.textContent.trim())
+        .map(t => { const b = t.getBoundingClientRect();
+                    return {text: t.textContent, x0: b.left, x1: b.right, y0: b.top, y1: b.bottom,
+                            inside: b.left >= frame.left - 1 && b.right <= frame.right + 1}; });
+}"""
+
+
+def text_boxes(page: Page, plot_selector: str) -> list[dict]:
+    """Every title and annotation drawn in one plotly figure, with its box on the screen."""
+    return page.locator(plot_selector).first.evaluate(TEXT_BOXES)
+
+
+def overlaps(boxes: list[dict], slack: float = 1.0) -> list[tuple[str, str]]:
+    """Pairs of texts whose boxes overlap by more than `slack` px both ways."""
+    return [(a["text"], b["text"]) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+            if min(a["x1"], b["x1"]) - max(a["x0"], b["x0"]) > slack
+            and min(a["y1"], b["y1"]) - max(a["y0"], b["y0"]) > slack]
+
+
+def cut_labels(page: Page, selector: str) -> list[str]:
+    """Texts under `selector` that their box cuts off (shown with an ellipsis or clipped)."""
+    return page.locator(selector).evaluate_all(
+        "els => els.filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)")
+
+
 def test_home_and_architecture(server, page):
     page.goto(server)
     settle(page)
@@ -147,6 +175,20 @@ def test_home_and_architecture(server, page):
     no_exception(page)
     assert "19,421,274" in str(page.locator("[data-testid=stMetric]").all_inner_texts())
     shot(page, "architecture_resnet1202")
+
+    # expand layer1 (200 units): its first and last units and a gap are drawn, and no label overlaps another
+    page.get_by_role("combobox", name="Expand stages (unit by unit)").click()
+    page.get_by_role("option", name="layer1 (200 units)").click()
+    page.keyboard.press("Escape")
+    settle(page)
+    no_exception(page)
+    graph = ".st-key-arch_graph .js-plotly-plot"
+    page.wait_for_selector(graph, timeout=60_000)
+    boxes = text_boxes(page, graph)
+    assert any("layer1" in b["text"] for b in boxes) and any("…" in b["text"] for b in boxes), boxes
+    assert not overlaps(boxes), overlaps(boxes)
+    assert all(b["inside"] for b in boxes), [b["text"] for b in boxes if not b["inside"]]
+    shot(page, "architecture_resnet1202_layer1")
 
 
 def test_train_then_inspect(server, page):
@@ -191,7 +233,26 @@ def test_home_tour_compare_and_attribute(server, page):
     page.wait_for_selector(".js-plotly-plot", timeout=60_000)
     no_exception(page)
     assert page.locator(".js-plotly-plot").count() >= 2  # the grid and the scores
+    # at 1400 px the grid's column headers and cell notes do not run into each other or off the figure
+    grid = "[data-testid=stTabPanel] .js-plotly-plot"
+    boxes = text_boxes(page, grid)
+    assert any("Saliency" in b["text"] for b in boxes) or len(boxes) >= 3, boxes
+    assert not overlaps(boxes), overlaps(boxes)
+    assert all(b["inside"] for b in boxes), [b["text"] for b in boxes if not b["inside"]]
+    assert not cut_labels(page, "[data-testid=stDownloadButton] button p, [data-baseweb=tag] span")
     shot(page, "attribute")
+
+    # an upload that is not square: the page shows what the model saw, centre-cropped
+    page.get_by_text("Upload an image").click()
+    page.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(str(ROOT / "tests" / "fixtures" / "wide.png"))
+    page.get_by_role("button", name="Explain").click()
+    page.wait_for_selector("[data-testid=stApp][data-test-script-state=running]", timeout=10_000)
+    settle(page, timeout=180_000)
+    no_exception(page)
+    expect(page.get_by_role("heading", name="What the model saw")).to_be_visible()
+    expect(page.locator("[data-testid=stImage]").first).to_be_visible()
+    expect(page.get_by_text("300 x 200 px, scaled and centre-cropped")).to_be_visible()
+    shot(page, "attribute_upload")
 
     page.goto(f"{server}/Compare")
     settle(page)
