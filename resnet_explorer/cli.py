@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -445,6 +446,103 @@ def _class_index(text: str, n: int) -> int:
     return value
 
 
+class Counter:
+    """Progress of an analysis on stderr: (done, total) calls, redrawn on a terminal, every 10% otherwise."""
+
+    def __init__(self, label: str, stream=None) -> None:
+        self.label, self.stream = label, stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.last_decile, self.started = -1, time.perf_counter()
+
+    def __call__(self, done: int, total: int) -> None:
+        frac = done / max(1, total)
+        bar = "#" * int(24 * frac) + "." * (24 - int(24 * frac))
+        line = f"{self.label}: [{bar}] {done:,}/{total:,} | {time.perf_counter() - self.started:.0f} s"
+        if self.tty:
+            print("\r" + line, end="\n" if done >= total else "", file=self.stream, flush=True)
+        elif int(frac * 10) > self.last_decile:
+            self.last_decile = int(frac * 10)
+            print(line, file=self.stream, flush=True)
+
+
+def _explain_options(args: argparse.Namespace) -> dict[str, Any]:
+    from .explain import DEFAULTS
+
+    return {name: getattr(args, name) for name in DEFAULTS[args.lens] if getattr(args, name, None) is not None}
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """`lesion`, `paths` and `landscape`: one lens on a run (and its twin), CSV and figures into --out."""
+    from .analysis.common import AnalysisStopped
+    from .devices import resolve_device
+    from .explain import LENSES, analyse, check_options, figures, save, tables
+    from .export import ExportError, check_output_dir, write_atomic, write_figure
+    from .report import check_formats
+    from .runs import find_twin, list_runs, load_run
+
+    lens = args.lens
+    options = check_options(lens, _explain_options(args))  # every bound, before any work
+    formats = check_formats(args.format.split(","))
+    device = resolve_device(args.device)
+    path = Path(_resolve_run_path(args.run, args.runs))
+    out = check_output_dir(args.out)
+    paths = [path]
+    if args.twin:
+        rows = list_runs(path.parent)
+        twin = find_twin(rows, load_run(path, with_model=False).id)
+        if twin is None:
+            raise CliError(f"no twin of {path.name} in {path.parent} (the same net with shortcuts added or removed, "
+                           "trained with the same settings); train it or drop --twin")
+        paths.append(Path(next(r["path"] for r in rows if r["id"] == twin)))
+    runs = [load_run(p, device=str(device)) for p in paths]
+    for run in runs:
+        if run.model is None:
+            raise CliError(f"run {run.id} has no saved weights (model.pt) to analyse")
+    if lens == "paths" and not runs[0].spec.residual:
+        raise CliError(f"{runs[0].spec.name} is a plain net (no shortcuts): it has a single path, so there is no "
+                       "path-length distribution to measure; pick a residual net")
+    stop = threading.Event()
+    restore = _stop_on_signals(stop)
+    results: dict[str, Any] = {}
+    written: list[Path] = []
+    try:
+        for run in runs:
+            if lens == "paths" and not run.spec.residual:
+                print(f"note: {run.label} is a plain net (a single path): left out of the paths figure",
+                      file=sys.stderr)
+                continue
+            try:
+                result = analyse(lens, run, options, progress=Counter(f"{lens} {run.label}"), stop=stop)
+            except AnalysisStopped:
+                print(f"stopped: {lens} of {run.label} did not finish; nothing was written for it", file=sys.stderr)
+                return EXIT_INTERRUPTED
+            results[run.label] = result
+            for note in getattr(result, "notes", []) or ([result.note] if getattr(result, "note", "") else []):
+                print(f"note: {run.label}: {note}", file=sys.stderr)
+            try:
+                save(run.path, lens, result, options)  # for `report` and the app's Explain page
+            except OSError as err:
+                print(f"note: could not keep the result in {run.path} ({err.strerror or err}); "
+                      f"{args.out} has it", file=sys.stderr)
+            prefix = f"{run.spec.name}_{run.id[-4:]}"
+            for stem, table in tables(lens, result).items():
+                written.append(write_atomic(out / f"{prefix}_{stem}.csv", table.to_csv(index=False)))
+    finally:
+        restore()
+    residual = {run.label: run.spec.residual for run in runs}
+    try:
+        for stem, fig in figures(lens, results, residual=residual,
+                                 depth={run.label: run.spec.depth for run in runs}).items():
+            written += write_figure(fig, out / stem, [f for f in formats if f in ("html", "png", "svg", "json")])
+    except ExportError as err:
+        raise CliError(str(err)) from None
+    print(f"{LENSES[lens]}: {', '.join(results)}", file=sys.stderr)
+    for p in written:
+        print(p)
+    print(out)
+    return EXIT_OK
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """Comparison figures, tables and an offline index.html for one or more runs."""
     from .export import ExportError, check_output_dir
@@ -530,6 +628,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", default="runs", help="the runs folder for run ids (default ./runs)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=cmd_attribute)
+
+    from .explain import DEFAULTS
+    from .limits import (
+        MAX_LANDSCAPE_GRID,
+        MAX_LANDSCAPE_IMAGES,
+        MAX_LANDSCAPE_SPAN,
+        MAX_LESION_DRAWS,
+        MAX_LESION_IMAGES,
+        MAX_PATH_DRAWS,
+        MAX_PATH_IMAGES,
+    )
+
+    for lens, what in (("lesion", "delete each unit, then k random units, and swap units at test time; held-out "
+                                  "error (Veit et al. 2016, Figs. 3-5)"),
+                       ("paths", "gradient carried by each path length (Veit et al. 2016, Fig. 6)"),
+                       ("landscape", "loss around the trained weights along filter-normalised random directions "
+                                     "(Li et al. 2018)")):
+        d = DEFAULTS[lens]
+        p = sub.add_parser(lens, help=what + "; CSV and figures into --out, the folder printed last")
+        p.add_argument("run", help="a run folder, or a run id under --runs")
+        p.add_argument("--twin", action="store_true",
+                       help="also analyse the run's twin (found beside it) and draw both together")
+        if lens == "landscape":
+            p.add_argument("--dims", type=int, choices=(1, 2), default=d["dims"], help="1: a line, 2: a surface")
+            p.add_argument("--grid", type=int, default=d["grid"],
+                           help=f"points per axis, odd, at most {MAX_LANDSCAPE_GRID} (default %(default)s)")
+            p.add_argument("--span", type=float, default=d["span"],
+                           help=f"the grid covers [-span, span], at most {MAX_LANDSCAPE_SPAN:g} (default %(default)s)")
+            p.add_argument("--images", type=int, default=d["images"],
+                           help=f"training images at every point, at most {MAX_LANDSCAPE_IMAGES:,} (default %(default)s)")
+        else:
+            most_images, most_draws = ((MAX_LESION_IMAGES, MAX_LESION_DRAWS) if lens == "lesion"
+                                       else (MAX_PATH_IMAGES, MAX_PATH_DRAWS))
+            where = "held-out" if lens == "lesion" else "training"
+            p.add_argument("--images", type=int, default=d["images"],
+                           help=f"{where} images, at most {most_images:,} (default %(default)s)")
+            p.add_argument("--draws", type=int, default=d["draws"],
+                           help=f"random draws per k, at most {most_draws:,} (default %(default)s)")
+        p.add_argument("--seed", type=int, default=d["seed"], help="seeds the draws (default %(default)s)")
+        p.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default cpu)")
+        p.add_argument("--runs", default="runs", help="the runs folder for run ids (default ./runs)")
+        p.add_argument("--format", default="html,png", help="figure formats: comma list of html, png, svg, json")
+        p.add_argument("--out", required=True, help="output folder")
+        p.set_defaults(func=cmd_explain, lens=lens)
 
     p = sub.add_parser("report", help="figures, tables and an offline index.html comparing runs")
     p.add_argument("run", nargs="+", metavar="RUN", help="run folders, or run ids under --runs")

@@ -60,6 +60,9 @@ def figure_to_html(fig: go.Figure) -> str:
     return fig.to_html(include_plotlyjs=True, full_html=True, config={"displaylogo": False})
 
 
+EXPORT_WIDTH = 1100  # px: a chart's width on a 1400 px page beside the sidebar, where its labels were laid out
+
+
 def figure_to_image(fig: go.Figure, fmt: str = "png", scale: float = 2.0) -> bytes:
     """PNG or SVG bytes through kaleido, which drives the system's Chromium.
 
@@ -74,7 +77,9 @@ def figure_to_image(fig: go.Figure, fmt: str = "png", scale: float = 2.0) -> byt
             _start_kaleido_server()
             with warnings.catch_warnings():  # "kopts ignored with a server": expected
                 warnings.simplefilter("ignore", UserWarning)
-                return fig.to_image(format=fmt, scale=scale if fmt == "png" else 1)
+                # a figure without its own width is drawn as wide as the app draws it, not kaleido's 700 px
+                return fig.to_image(format=fmt, scale=scale if fmt == "png" else 1,
+                                    width=fig.layout.width or EXPORT_WIDTH)
     except Exception as err:  # kaleido raises several types; all mean the same to the user
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ExportError(

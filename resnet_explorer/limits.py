@@ -40,6 +40,18 @@ MAX_IMAGE_PIXELS = 20_000_000  # width x height of an uploaded image or one in a
 MAX_ATTRIBUTE_SAMPLES = 10_000  # images one `attribute` command explains (the grid PNG shows the first 32)
 ATTRIBUTE_BATCH = 32  # images attributed at once: memory stays bounded whatever the sample count
 
+# ---- explain: lesions, paths, loss landscape (resnet_explorer.explain) ------------------------
+MAX_LESION_IMAGES = 10_000  # held-out images evaluated for every lesioned or reordered net
+MAX_LESION_DRAWS = 100  # random draws per k (the paper's Fig. 5 averages a few)
+MAX_LESION_CONFIGS = 10_000  # lesioned or reordered nets in one call (resnet56, all k, 100 draws: 2,700)
+MAX_PATH_DRAWS = 1_000  # random unit sets per path length; the paper took 1,000 measurements per length
+MAX_PATH_IMAGES = 1_024  # images measured; each batch of them is one forward pass
+MAX_PATH_PASSES = 20_000  # backward passes in all: batches x lengths x draws (resnet56 at the defaults: 280)
+MAX_LANDSCAPE_GRID = 101  # points per axis: a 2-D grid is at most 101 x 101 = 10,201 evaluations
+MAX_LANDSCAPE_IMAGES = 10_000  # training images evaluated at every grid point
+MAX_LANDSCAPE_SPAN = 10.0  # largest |alpha|, |beta|; the paper plots [-1, 1]
+ANALYSES_PER_DEVICE = 1  # explain analyses the app runs at once per device; more wait in a queue
+
 
 def check_int(name: str, value: object, low: int, high: int) -> int:
     """`value` as an int in [low, high]; ValueError naming `name` and the range otherwise."""

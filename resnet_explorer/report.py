@@ -27,6 +27,9 @@ import plotly.graph_objects as go
 
 from . import __version__
 from .compare import comparison_figures, run_labels, summary_rows
+from .explain import LENSES, lens_folder, saved_lenses
+from .explain import figures as lens_figures
+from .explain import load as load_lens
 from .export import rows_to_csv, write_atomic, write_figure
 from .runs import TABLES, Run, load_run, run_dir
 
@@ -185,6 +188,27 @@ Tables: <a href="summary.csv">summary.csv</a>, <a href="summary.json">summary.js
 """
 
 
+def explain_figures(runs: Sequence[Run]) -> dict[str, go.Figure]:
+    """The figures of every lens (lesions, paths, landscape) saved in any of the runs' folders, runs together.
+
+    Raises:
+        ValueError: a saved analysis is damaged (one line naming its folder).
+    """
+    out: dict[str, go.Figure] = {}
+    labels = run_labels(list(runs))
+    residual = {label: run.spec.residual for label, run in zip(labels, runs)}
+    depth = {label: run.spec.depth for label, run in zip(labels, runs)}
+    for lens in LENSES:
+        results = {}
+        for label, run in zip(labels, runs):
+            saved = load_lens(run.path, lens)
+            if saved is not None:
+                results[label] = saved[0]
+        if results:
+            out.update(lens_figures(lens, results, residual=residual, depth=depth))
+    return out
+
+
 def write_report_files(run_paths: Sequence[str | Path], out: str | Path,
                        formats: Sequence[str] = FORMATS) -> list[Path]:
     """Write the report bundle into `out` (see the module docstring); returns every file, index.html last.
@@ -209,6 +233,7 @@ def write_report_files(run_paths: Sequence[str | Path], out: str | Path,
             raise ValueError(f"run {run.path}: {err}") from None
     rows = summary_rows(runs)
     figures = comparison_figures(runs)
+    figures.update(explain_figures(runs))
 
     written: list[Path] = []
     for name, fig in figures.items():
@@ -220,6 +245,10 @@ def write_report_files(run_paths: Sequence[str | Path], out: str | Path,
             source = run.path / file
             if source.is_file():
                 written.append(write_atomic(folder / file, source.read_bytes()))
+        for lens in saved_lenses(run.path):  # the saved analyses' tables, as the run folder has them
+            for source in sorted(lens_folder(run.path, lens).iterdir()):
+                if source.is_file():
+                    written.append(write_atomic(folder / "explain" / lens / source.name, source.read_bytes()))
     written.append(write_atomic(out / "summary.csv", rows_to_csv(rows)))
     written.append(write_atomic(out / "summary.json", json.dumps(rows, indent=1)))
     labels = run_labels(runs)

@@ -23,7 +23,10 @@ def test_readme_limits_table_states_the_values_in_limits_py():
     for value in (limits.MAX_UNITS, limits.MAX_PARAMS, limits.MAX_CLASSES, limits.MAX_IN_CHANNELS,
                   limits.MAX_GROUPS, limits.MAX_WIDTH_PER_GROUP, limits.MAX_TRAIN_IMAGES, limits.MAX_TEST_IMAGES,
                   limits.MAX_IMAGE_SIZE, limits.MAX_BATCH_SIZE, limits.MAX_STEPS, limits.MAX_EPOCHS, limits.MAX_SEED,
-                  limits.MAX_IMAGE_PIXELS, limits.MAX_ATTRIBUTE_SAMPLES, limits.ATTRIBUTE_BATCH):
+                  limits.MAX_IMAGE_PIXELS, limits.MAX_ATTRIBUTE_SAMPLES, limits.ATTRIBUTE_BATCH,
+                  limits.MAX_LESION_IMAGES, limits.MAX_LESION_DRAWS, limits.MAX_LESION_CONFIGS, limits.MAX_PATH_IMAGES,
+                  limits.MAX_PATH_DRAWS, limits.MAX_PATH_PASSES, limits.MAX_LANDSCAPE_GRID,
+                  limits.MAX_LANDSCAPE_IMAGES):
         assert f"{value:,}" in section, value
     assert f"{limits.MAX_DATA_BYTES / 1e9:.0f} GB" in section
     assert f"{limits.MIN_WIDTH_MULTIPLIER:g}–{limits.MAX_WIDTH_MULTIPLIER:g}" in section

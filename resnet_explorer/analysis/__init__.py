@@ -1,4 +1,6 @@
-"""Analysis of trained nets: pixel attribution (captum), its sanity checks, and image loading.
+"""Analysis of trained nets: pixel attribution (captum), its sanity checks, image loading, and the
+lesion, path and loss-landscape studies (`.lesion`, `.paths`, `.landscape`; run through
+`resnet_explorer.explain`), which raise `AnalysisStopped` when their stop event is set.
 
 Methods: saliency, integrated gradients, SmoothGrad, Grad-CAM, occlusion and DeepLIFT, one
 `AttributionMethod` subclass each (in `.attribution`), registered by name in `METHODS` (which
@@ -18,9 +20,10 @@ from .attribution import (
     predict,
 )
 from .checks import mask_share, sanity_check
+from .common import AnalysisStopped
 from .images import ImageError, load_image
 
 __all__ = [
     "METHODS", "AttributionMethod", "MethodOutput", "AttributionResult", "attribute", "predict", "layer_choices",
-    "default_layer", "method_support", "mask_share", "sanity_check", "ImageError", "load_image",
+    "default_layer", "method_support", "mask_share", "sanity_check", "ImageError", "load_image", "AnalysisStopped",
 ]
