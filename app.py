@@ -14,5 +14,6 @@ PAGES = [
     st.Page("pages/3_Inspect.py", title="Inspect", icon=":material/monitoring:", url_path="Inspect"),
     st.Page("pages/4_Attribute.py", title="Attribute", icon=":material/visibility:", url_path="Attribute"),
     st.Page("pages/5_Compare.py", title="Compare", icon=":material/compare:", url_path="Compare"),
+    st.Page("pages/6_Explain.py", title="Explain", icon=":material/psychology:", url_path="Explain"),
 ]
 st.navigation(PAGES).run()

@@ -89,6 +89,8 @@ st.page_link("pages/4_Attribute.py", label="Attribute: what the trained net look
              icon=":material/visibility:")
 st.page_link("pages/5_Compare.py", label="Compare: plain vs residual, any runs side by side, report bundle",
              icon=":material/compare:")
+st.page_link("pages/6_Explain.py", label="Explain: lesions, gradient paths and the loss landscape of a trained run",
+             icon=":material/psychology:")
 spec = state.get_spec()
 st.caption(f"Current model: **{spec.label}** on {state.get_device()}.")
 with st.expander("Naming rule"):

@@ -50,7 +50,6 @@ MAX_PATH_PASSES = 20_000  # backward passes in all: batches x lengths x draws (r
 MAX_LANDSCAPE_GRID = 101  # points per axis: a 2-D grid is at most 101 x 101 = 10,201 evaluations
 MAX_LANDSCAPE_IMAGES = 10_000  # training images evaluated at every grid point
 MAX_LANDSCAPE_SPAN = 10.0  # largest |alpha|, |beta|; the paper plots [-1, 1]
-ANALYSES_PER_DEVICE = 1  # explain analyses the app runs at once per device; more wait in a queue
 
 
 def check_int(name: str, value: object, low: int, high: int) -> int:

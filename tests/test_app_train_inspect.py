@@ -237,8 +237,8 @@ def test_a_second_session_waits_in_line_and_can_leave_it(runs, monkeypatch):
     submit_tiny(second)
     assert not first.exception and not second.exception and not second.error
     texts = [p.proto.text for p in second.get("progress")]
-    assert texts == [f"resnet20: queued, 1st in line — one training run at a time on {jobs.device_key('auto')}, "
-                     "another run is training"]
+    assert texts == [f"resnet20: queued, 1st in line — one job at a time on {jobs.device_key('auto')} "
+                     "(training or analysis), another job is running"]
     assert any("Stop takes it out of the line" in c.value for c in second.caption)
     second.button(key="train_stop").click().run()
     assert not second.exception

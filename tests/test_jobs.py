@@ -227,7 +227,8 @@ def test_three_jobs_on_one_cpu_train_one_at_a_time_in_order_with_live_places_in_
     wait_for(lambda: starter.seeds == [1])
     assert [j.snapshot()["status"] for j in (b, c)] == ["queued", "queued"]
     assert [j.snapshot()["position"] for j in (a, b, c)] == [None, 1, 2]
-    assert phase_text(c.snapshot()) == "queued, 2nd in line — one training run at a time on cpu, another run is training"
+    assert phase_text(c.snapshot()) == ("queued, 2nd in line — one job at a time on cpu (training or analysis), "
+                                        "another job is running")
     assert b.running and c.running and b.queued and not a.queued
     time.sleep(0.1)
     assert starter.seeds == [1]  # the others wait while it trains
@@ -310,7 +311,7 @@ def test_a_limit_of_two_trains_two_at_once_and_queues_the_third(tmp_path):
             for s in range(3)]
     wait_for(lambda: len(starter.workers) == 2)
     assert phase_text(jobs[2].snapshot()) == \
-        "queued, 1st in line — 2 training runs at a time on cpu, 2 other runs are training"
+        "queued, 1st in line — 2 jobs at a time on cpu (training or analysis), 2 other jobs are running"
     starter.workers[1].finish()
     wait_for(lambda: starter.seeds == [0, 1, 2])
     for worker in (starter.workers[0], starter.workers[2]):
@@ -340,5 +341,5 @@ def test_queue_words():
     assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111)] == \
         ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th"]
     assert queue_text(2, 1, 1, "cpu") == \
-        "queued, 2nd in line — one training run at a time on cpu, another run is training"
+        "queued, 2nd in line — one job at a time on cpu (training or analysis), another job is running"
     assert device_key("cpu") == "cpu" and device_key("CUDA:1") == "cuda:1"

@@ -17,7 +17,7 @@ Queue policy: every session of the server process shares one `TrainingQueue`, `Q
 `limits.JOBS_PER_DEVICE` jobs train at once on a device ("auto" counts as the device it resolves
 to, so "auto" and "cpu" share one line on a machine without a GPU); a job started while its device
 is busy waits in line, first come first served, and its snapshot says where it stands ("queued,
-2nd in line — one training run at a time on cpu, another run is training"). Runs side by side on
+2nd in line — one job at a time on cpu (training or analysis), another job is running"). Runs side by side on
 one device would only share its cores and memory, and finish no sooner. A waiting job's monitor
 thread sleeps on the queue's condition and starts its worker once it is first in line and a slot
 is free. Stop on a waiting job takes it out of line at once: it never starts a worker, makes no
@@ -86,11 +86,14 @@ def device_key(device: str) -> str:
     return f"cuda:{dev.index or 0}" if dev.type == "cuda" else dev.type
 
 
-def queue_text(position: int, training: int, limit: int, device: str) -> str:
-    """ "queued, 2nd in line — one training run at a time on cpu, another run is training"."""
-    at_once = "one training run at a time" if limit == 1 else f"{limit} training runs at a time"
-    busy = {0: "none is training now", 1: "another run is training"}.get(training, f"{training} other runs are training")
-    return f"queued, {ordinal(position)} in line — {at_once} on {device}, {busy}"
+def queue_text(position: int, running: int, limit: int, device: str) -> str:
+    """ "queued, 2nd in line — one job at a time on cpu (training or analysis), another job is running".
+
+    Training runs and Explain analyses share the line (`resnet_explorer.ui.analysis_jobs`).
+    """
+    at_once = "one job at a time" if limit == 1 else f"{limit} jobs at a time"
+    busy = {0: "none is running now", 1: "another job is running"}.get(running, f"{running} other jobs are running")
+    return f"queued, {ordinal(position)} in line — {at_once} on {device} (training or analysis), {busy}"
 
 
 class TrainingQueue:

@@ -7,7 +7,9 @@ Keys (all prefixed ``rx_`` so they never collide with widget keys):
 - ``rx_input_size``: the square input side in pixels;
 - ``rx_model``: ``(spec, device, model)``, the user's built model on that device;
 - ``rx_attr_models``: the Attribute page's runs with their models, ``{(path, device): (mtime, Run)}``;
-- ``rx_attr_result``: the Attribute page's last studies, ``[(Run, Study)]``.
+- ``rx_attr_result``: the Attribute page's last studies, ``[(Run, Study)]``;
+- ``rx_analysis_job``: the Explain page's `resnet_explorer.ui.analysis_jobs.AnalysisJob` (running or ended),
+  read and written only through that module's functions.
 
 `resnet_explorer.ui.jobs` keeps ``rx_job`` and ``rx_live_<name>`` and reads them only through its own
 functions; `resnet_explorer.ui.run_picker` forms its widget keys from each page's prefix. Widget keys
@@ -23,6 +25,7 @@ from ..models import ModelSpec, ResNet, build_model
 
 SPEC, DEVICE, INPUT_SIZE, MODEL = "rx_spec", "rx_device", "rx_input_size", "rx_model"
 ATTR_MODELS, ATTR_RESULT = "rx_attr_models", "rx_attr_result"
+ANALYSIS_JOB = "rx_analysis_job"
 DEFAULT_MODEL = "resnet20"
 
 

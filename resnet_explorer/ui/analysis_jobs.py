@@ -1,0 +1,257 @@
+"""Explain analyses off the script thread: one background job per browser session.
+
+An `AnalysisJob` runs a list of tasks, each one lens on one run (the run, then its twin), in a
+child process (`explain_worker`) that saves each result into its run's folder; a monitor thread
+here folds the child's messages into lock-protected fields that the page's fragment reads through
+`snapshot()`. Neither calls `st.*`. A rerun, a widget change or a page switch leaves it running;
+`stop()` ends it within one batch, with status "stopped".
+
+Queue: an analysis holds a slot in the same server-wide line as training, `jobs.QUEUE`, so one job
+(training or analysis) runs per device at a time (`limits.JOBS_PER_DEVICE`); a job started while its
+device is busy waits, first come first served, and its snapshot says where it stands ("queued, 2nd in
+line — one job at a time on cpu, training or analysis; another job is running"). Stop on a waiting job
+takes it out of line at once: it never starts a process and ends "stopped". However a job ends, its
+slot is given back in a `finally` and the next in line starts.
+
+The job lives in ``st.session_state["rx_analysis_job"]`` (`ANALYSIS_JOB`, see `ui.state`).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from ..data.base import one_line
+from ..explain_worker import start_process
+from . import jobs
+from .state import ANALYSIS_JOB
+
+Task = tuple[str, str, Mapping[str, Any]]  # (run path, lens, options)
+_job_ids = itertools.count(1)
+
+
+def progress_text(snap: Mapping[str, Any]) -> str:
+    """One line for a job's progress bar: its place in line, or the run, lens and step it is at."""
+    status = snap["status"]
+    if status == "queued":
+        return snap["phase"]
+    where = f"{snap['label']} ({snap['task'] + 1} of {snap['tasks']})" if snap["tasks"] > 1 else snap["label"]
+    if status in ("starting", "running"):
+        count = f": {snap['done']:,} / {snap['total']:,}" if snap["total"] else ""
+        return f"{where}, {snap['phase']}{count}"
+    return f"{where}: {status}" + (f" ({snap['message']})" if snap["message"] else "")
+
+
+class AnalysisJob:
+    """Tasks (run path, lens, options) analysed one after another in a child process.
+
+    `snapshot()` says how it goes: status "queued", "starting", "running", then "done", "stopped"
+    or "failed" (any task failed; the others still ran), done / total of the task in progress,
+    and a one-line message. `starter(tasks, device)` starts the child (tests pass a fake).
+    """
+
+    def __init__(self, tasks: Sequence[Task], device: str, labels: Sequence[str] | None = None,
+                 queue: jobs.TrainingQueue | None = None,
+                 starter: Callable[[Sequence[Mapping[str, Any]], str], Any] | None = None) -> None:
+        if not tasks:
+            raise ValueError("nothing to analyse")
+        self.tasks = [{"path": str(path), "lens": lens, "options": dict(options or {})}
+                      for path, lens, options in tasks]
+        self.lens = self.tasks[0]["lens"]
+        self.id = next(_job_ids)
+        self.run_device = device  # what the child loads the runs on
+        self.device = jobs.device_key(device)  # the queue's name for it
+        self.queue = queue if queue is not None else jobs.QUEUE
+        self.starter = starter if starter is not None else start_process
+        self._lock = threading.Lock()
+        names = list(labels) if labels is not None else [Path(t["path"]).name for t in self.tasks]
+        self._states = [{"status": "waiting", "done": 0, "total": 0, "message": "", "label": name}
+                        for name in names]
+        self._status, self._phase, self._current = "queued", "queued", 0
+        self._stopping = False
+        self.process = None
+        self.thread = threading.Thread(target=self._run, name=f"explain-{self.lens}", daemon=True)
+
+    def start(self) -> AnalysisJob:
+        """Join the back of the device's line; the child starts when the job's turn comes."""
+        self.queue.enqueue(self)
+        try:
+            self.thread.start()
+        except BaseException:
+            self.queue.cancel(self)
+            raise
+        return self
+
+    def stop(self) -> None:
+        """A queued job leaves the line and ends "stopped" at once; a running one says "stopping…"
+        and ends within one batch."""
+        self._stopping = True
+        if self.queue.cancel(self):
+            self._end("stopped", "stopped while queued, before it started")
+            if self.thread.ident is not None:
+                self.thread.join(timeout=1.0)
+            return
+        self._send_stop()
+        with self._lock:
+            if self._status in ("starting", "running"):
+                self._phase = "stopping…"
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @property
+    def running(self) -> bool:
+        """Queued or analysing: its monitor thread has not ended."""
+        return self.thread.is_alive()
+
+    def snapshot(self) -> dict[str, Any]:
+        """status, done, total, message, phase, label (of the run in progress), task (its index), tasks, lens,
+        position (in line, while queued)."""
+        with self._lock:
+            current = copy.deepcopy(self._states[self._current])
+            snap = {"status": self._status, "phase": self._phase, "done": current["done"], "total": current["total"],
+                    "label": current["label"], "task": self._current, "tasks": len(self._states), "lens": self.lens,
+                    "message": self._message(), "position": None}
+        if snap["status"] == "queued":
+            place = self.queue.place(self)
+            if place is None:  # its turn has just come
+                snap["phase"] = "starting an analysis process"
+            else:
+                snap["position"] = place[0]
+                snap["phase"] = jobs.queue_text(place[0], place[1], self.queue.limit, self.device)
+        return snap
+
+    def task_states(self) -> list[dict[str, Any]]:
+        """Every task's state (copies): status waiting/running/done/stopped/failed, done, total, message, label."""
+        with self._lock:
+            return copy.deepcopy(self._states)
+
+    def _message(self) -> str:
+        """The job's one line: failures first (each named by its run), else a stop's reason."""
+        failed = [f"{s['label']}: {s['message']}" for s in self._states if s["status"] == "failed" and s["message"]]
+        if failed:
+            return "; ".join(failed)
+        if self._status == "stopped":
+            return next((s["message"] for s in self._states if s["status"] == "stopped" and s["message"]), "")
+        return ""
+
+    def _end(self, status: str, message: str) -> None:
+        """End the job and every task that has not ended."""
+        with self._lock:
+            for state in self._states:
+                if state["status"] in ("waiting", "running"):
+                    state.update(status=status, message=message)
+            self._status = self._phase = status
+
+    def _send_stop(self) -> None:
+        process = self.process
+        if process is not None and process.poll() is None:
+            try:
+                process.stdin.write("stop\n")
+                process.stdin.flush()
+            except (OSError, ValueError):  # it has just ended
+                pass
+
+    def _run(self) -> None:
+        """The monitor thread: wait for a slot, start the child, follow it to the end; give the slot back."""
+        if not self.queue.wait_turn(self):
+            self._end("stopped", "stopped while queued, before it started")
+            return
+        try:
+            if self._stopping:
+                self._end("stopped", "stopped before it started")
+                return
+            with self._lock:
+                self._status, self._phase = "starting", "starting an analysis process"
+            try:
+                self.process = self.starter(self.tasks, self.run_device)
+            except Exception as err:
+                with self._lock:
+                    self._states[0].update(status="failed", message="could not start the analysis process: "
+                                                                    f"{one_line(err) or type(err).__name__}")
+                self._end("failed", "")
+                return
+            if self._stopping:  # stop() came while the child was starting
+                self._send_stop()
+            self._monitor()
+        except Exception as err:
+            with self._lock:
+                self._states[self._current].update(
+                    status="failed", message=f"the app lost track of the analysis: {one_line(err) or type(err).__name__}")
+            self._end("failed", "")
+        finally:
+            process = self.process
+            if process is not None and process.poll() is None:  # the monitor failed: end the child too
+                process.kill()
+                process.wait()
+            self.queue.release(self)
+
+    def _apply(self, message: Sequence[Any]) -> bool:
+        """Fold one child message into the state; False once the child has finished."""
+        kind = message[0]
+        if kind == "finished":
+            return False
+        with self._lock:
+            i = message[1] if message[1] >= 0 else self._current
+            self._current = i
+            state = self._states[i]
+            if kind == "started":
+                state.update(status="running", label=message[2])
+                self._status = "running"
+                self._phase = "stopping…" if self._stopping else "analysing"
+            elif kind == "progress":
+                state.update(status="running", done=message[2], total=message[3])
+                self._status = "running"
+            elif kind == "done":
+                state.update(status="done", done=max(state["done"], state["total"]))
+            elif kind in ("stopped", "failed"):
+                state.update(status=kind, message=message[2])
+        return True
+
+    def _finish(self) -> None:
+        """The job's end status from its tasks' ends."""
+        with self._lock:
+            ends = [s["status"] for s in self._states]
+            status = "failed" if "failed" in ends else "stopped" if "stopped" in ends else "done"
+            self._status = self._phase = status
+
+    def _monitor(self) -> None:
+        finished = False
+        for line in self.process.stdout:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if not self._apply(message):
+                finished = True
+                break
+        code = self.process.wait()
+        if not finished:
+            with self._lock:
+                self._states[self._current].update(
+                    status="failed", message=f"the analysis process ended unexpectedly (exit code {code})")
+        self._finish()
+
+
+def current_job() -> AnalysisJob | None:
+    """This session's analysis job (running or ended), or None."""
+    job = st.session_state.get(ANALYSIS_JOB)
+    return job if isinstance(job, AnalysisJob) else None
+
+
+def start_job(tasks: Sequence[Task], device: str, labels: Sequence[str] | None = None) -> AnalysisJob:
+    """Start `tasks` for this session, in order; refuses while its previous analysis is queued or running."""
+    job = current_job()
+    if job is not None and job.running:
+        raise ValueError("an analysis is already queued or running in this session: stop it first")
+    job = AnalysisJob(tasks, device, labels).start()
+    st.session_state[ANALYSIS_JOB] = job
+    return job
