@@ -254,6 +254,23 @@ def test_home_tour_compare_and_attribute(server, page):
     expect(page.get_by_text("300 x 200 px, scaled and centre-cropped")).to_be_visible()
     shot(page, "attribute_upload")
 
+    # Explain: lesion the run (a few images, one draw) and read its figure at 1400 px
+    page.goto(f"{server}/Explain")
+    settle(page)
+    no_exception(page)
+    page.get_by_role("spinbutton", name="Held-out images").fill("64")
+    page.get_by_role("spinbutton", name="Random draws per k").fill("1")
+    page.get_by_role("button", name="Run").first.click()
+    page.wait_for_selector("[data-testid=stTabPanel] .js-plotly-plot", timeout=120_000)
+    settle(page)
+    no_exception(page)
+    figure = "[data-testid=stTabPanel] .js-plotly-plot"
+    boxes = text_boxes(page, figure)
+    assert any("Deleting one unit" in b["text"] for b in boxes), boxes
+    assert not overlaps(boxes), overlaps(boxes)
+    assert all(b["inside"] for b in boxes), [b["text"] for b in boxes if not b["inside"]]
+    shot(page, "explain_lesion")
+
     page.goto(f"{server}/Compare")
     settle(page)
     no_exception(page)
