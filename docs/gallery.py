@@ -26,7 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "gallery"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-TRAIN = ["--steps", "60", "--batch-size", "32", "--train-size", "1024", "--test-size", "256", "--device", "cpu"]
+# the degradation preset's budget (250 steps of 64 on shapes-easy at 16 px): nets trained enough for
+# the Inspect, Attribute and Explain pages to show something
+TRAIN = ["--dataset", "shapes-easy", "--image-size", "16", "--no-augment", "--steps", "250", "--batch-size", "64",
+         "--warmup", "0.5", "--train-size", "4096", "--test-size", "512", "--device", "cpu"]
+EXPLAIN = {"lesion": ["--twin", "--images", "256", "--draws", "2"], "paths": ["--images", "32", "--draws", "3"],
+           "landscape": ["--twin", "--dims", "2", "--grid", "11", "--images", "256"]}
 
 
 def free_port() -> int:
@@ -52,6 +57,13 @@ def main() -> None:
     for model in ("resnet20", "plain20"):
         subprocess.run([sys.executable, "-m", "resnet_explorer", "train", "--model", model, *TRAIN, "--out", str(runs)],
                        cwd=ROOT, check=True, capture_output=True)
+    # the Explain page's three lenses, kept in the runs' folders (their CSVs and figures go to a scratch folder)
+    residual = next(p for p in runs.iterdir() if "resnet20" in p.name)
+    scratch = Path(tempfile.mkdtemp(prefix="gallery-explain-"))
+    for lens, options in EXPLAIN.items():
+        subprocess.run([sys.executable, "-m", "resnet_explorer", lens, str(residual), *options, "--format", "html",
+                        "--out", str(scratch / lens)], cwd=ROOT, check=True, capture_output=True)
+    shutil.rmtree(scratch, ignore_errors=True)
     port = free_port()
     log = open(runs / "streamlit.log", "wb")  # noqa: SIM115 (closed below)
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
@@ -75,6 +87,9 @@ def main() -> None:
                 ("inspect", "/Inspect", None),
                 ("attribute", "/Attribute", lambda page: page.get_by_role("button", name="Explain").click()),
                 ("compare", f"/Compare?runs={','.join(sorted(p.name for p in runs.iterdir() if p.is_dir()))}", None),
+                ("explain_lesions", "/Explain", None),
+                ("explain_paths", "/Explain", lambda page: page.get_by_role("tab", name="Paths").click()),
+                ("explain_landscape", "/Explain", lambda page: page.get_by_role("tab", name="Loss landscape").click()),
             ]
             for name, path, action in shots:
                 page = browser.new_context(viewport={"width": 1400, "height": 2600}).new_page()

@@ -42,8 +42,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal, NamedTuple
@@ -54,6 +53,7 @@ from captum.attr import DeepLift, IntegratedGradients, LayerAttribution, LayerGr
 from torch import nn
 
 from ..devices import DeviceUnavailableError, resolve_device
+from .common import eval_mode
 
 __all__ = [
     "METHODS", "AttributionMethod", "MethodOutput", "SaliencyMethod", "IntegratedGradientsMethod", "SmoothGradMethod",
@@ -556,17 +556,6 @@ def method_support(model: nn.Module, device: str | torch.device) -> list[dict]:
 # --- running a method ---------------------------------------------------------------------------
 
 
-@contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode inside, then every module's own mode back (a frozen BN may differ from its net)."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, mode in modes:
-            m.training = mode
-
 
 def _model_device(model: nn.Module) -> torch.device:
     param = next(model.parameters(), None)
@@ -597,7 +586,7 @@ def predict(model: nn.Module, inputs: torch.Tensor) -> tuple[torch.Tensor, torch
     """
     check_inputs(model, inputs)
     device = _model_device(model)
-    with _eval_mode(model):
+    with eval_mode(model):
         classes, p = _predict(model, inputs.detach().to(device, _param_dtype(model)))
     return classes.cpu(), p.float().cpu()
 
@@ -664,7 +653,7 @@ def attribute(
     model_device = _model_device(model)
     runs_on, note = _placement(method, model_device.type)
     device = model_device if runs_on == model_device.type else torch.device(runs_on)
-    with _eval_mode(model):
+    with eval_mode(model):
         # The fallback runs a copy, so the caller's model never changes device.
         net = model if device == model_device else copy.deepcopy(model).to(device)
         explainer = method_class(net, layer)

@@ -58,7 +58,7 @@ from ..limits import (
 )
 from ..runs import Run
 from ..training.trainer import load_config_data
-from .common import AnalysisStopped
+from .common import AnalysisStopped, eval_mode
 from .study import spread_over_classes
 
 __all__ = [
@@ -236,10 +236,8 @@ def landscape(
     values = _grid_values(grid, span)
     points = [(a, b) for a in values for b in (values if dims == 2 else [0.0])]
     total = len(points)
-    was_training = model.training
-    model.eval()
     rows = []
-    try:
+    with eval_mode(model):  # every module's own mode comes back, also after an error
         if progress is not None:
             progress(0, total)
         for done, (a, b) in enumerate(points, start=1):
@@ -248,8 +246,6 @@ def landscape(
             rows.append({"alpha": a, "beta": b, "loss": loss, "accuracy": accuracy})
             if progress is not None:
                 progress(done, total)
-    finally:
-        model.train(was_training)
     return LandscapeResult(rows=pd.DataFrame(rows, columns=["alpha", "beta", "loss", "accuracy"]), dims=dims,
                            grid=grid, span=span, seed=seed, images=len(images))
 

@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..limits import MAX_PATH_DRAWS, MAX_PATH_IMAGES, MAX_PATH_PASSES, check_int
-from .common import AnalysisStopped
+from .common import AnalysisStopped, eval_mode
 
 __all__ = [
     "DEFAULT_BATCH", "DEFAULT_DRAWS", "DEFAULT_FRACTION", "MAX_PATH_DRAWS", "MAX_PATH_IMAGES", "MAX_PATH_PASSES",
@@ -237,17 +237,6 @@ def path_gates(model: nn.Module) -> Iterator[PathGates]:
         gates.first_input = None
 
 
-@contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode inside, then every module's own mode back."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, mode in modes:
-            m.training = mode
-
 
 def _check_fraction(fraction: object) -> float:
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
@@ -362,7 +351,7 @@ def path_gradients(
     sums = np.zeros((len(ks), draws), dtype=np.float64)  # per-image norms summed over images
     start = time.perf_counter()
     done = passes = 0
-    with _eval_mode(model), path_gates(model) as gates, torch.enable_grad():
+    with eval_mode(model), path_gates(model) as gates, torch.enable_grad():
         for first in range(0, count, batch_size):
             x = images[first:first + batch_size].detach().to(device, dtype)
             y = labels[first:first + batch_size].to(device, torch.int64)

@@ -111,6 +111,6 @@ def plot_path_gradients(results: PathResult | Mapping[str, PathResult], *, resid
     apply_layout(fig, f"{title}<br><sup>{wrap_subtitle(notes)}</sup>", rows=1)
     fig.update_yaxes(title_text="share of the 2^n paths", row=1, col=1)
     fig.update_yaxes(title_text="||grad|| at unit 1 (log)", row=1, col=2, **log_axis(fig, "y2"))
-    fig.update_yaxes(title_text="total gradient", row=1, col=3)
+    fig.update_yaxes(title_text="total gradient", row=1, col=3, tickformat=".2~g")  # not SI "300µ"
     fig.update_xaxes(title_text="path length k (branches passed)")
     return fig

@@ -19,22 +19,17 @@ The job lives in ``st.session_state["rx_analysis_job"]`` (`ANALYSIS_JOB`, see `u
 from __future__ import annotations
 
 import copy
-import itertools
-import json
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from ..data.base import one_line
 from ..explain_worker import start_process
 from . import jobs
 from .state import ANALYSIS_JOB
 
 Task = tuple[str, str, Mapping[str, Any]]  # (run path, lens, options)
-_job_ids = itertools.count(1)
 
 
 def progress_text(snap: Mapping[str, Any]) -> str:
@@ -49,7 +44,7 @@ def progress_text(snap: Mapping[str, Any]) -> str:
     return f"{where}: {status}" + (f" ({snap['message']})" if snap["message"] else "")
 
 
-class AnalysisJob:
+class AnalysisJob(jobs.ChildJob):
     """Tasks (run path, lens, options) analysed one after another in a child process.
 
     `snapshot()` says how it goes: status "queued", "starting", "running", then "done", "stopped"
@@ -65,52 +60,45 @@ class AnalysisJob:
         self.tasks = [{"path": str(path), "lens": lens, "options": dict(options or {})}
                       for path, lens, options in tasks]
         self.lens = self.tasks[0]["lens"]
-        self.id = next(_job_ids)
-        self.run_device = device  # what the child loads the runs on
-        self.device = jobs.device_key(device)  # the queue's name for it
-        self.queue = queue if queue is not None else jobs.QUEUE
-        self.starter = starter if starter is not None else start_process
-        self._lock = threading.Lock()
+        self.run_device = device  # what the child loads the runs on; `device` is the queue's name for it
+        self._setup(queue, starter if starter is not None else start_process, device, f"explain-{self.lens}")
         names = list(labels) if labels is not None else [Path(t["path"]).name for t in self.tasks]
         self._states = [{"status": "waiting", "done": 0, "total": 0, "message": "", "label": name}
                         for name in names]
         self._status, self._phase, self._current = "queued", "queued", 0
-        self._stopping = False
-        self.process = None
-        self.thread = threading.Thread(target=self._run, name=f"explain-{self.lens}", daemon=True)
 
-    def start(self) -> AnalysisJob:
-        """Join the back of the device's line; the child starts when the job's turn comes."""
-        self.queue.enqueue(self)
-        try:
-            self.thread.start()
-        except BaseException:
-            self.queue.cancel(self)
-            raise
-        return self
+    NOUN = "analysis"
+    STOPPED_IN_LINE = "stopped while queued, before it started"
+    STOPPED_BEFORE_START = "stopped before it started"
 
-    def stop(self) -> None:
-        """A queued job leaves the line and ends "stopped" at once; a running one says "stopping…"
-        and ends within one batch."""
-        self._stopping = True
-        if self.queue.cancel(self):
-            self._end("stopped", "stopped while queued, before it started")
-            if self.thread.ident is not None:
-                self.thread.join(timeout=1.0)
-            return
-        self._send_stop()
+    def _launch(self):
+        return self.starter(self.tasks, self.run_device)
+
+    def _mark_starting(self) -> None:
+        with self._lock:
+            self._status, self._phase = "starting", "starting an analysis process"
+
+    def _mark_stopping(self) -> None:
         with self._lock:
             if self._status in ("starting", "running"):
                 self._phase = "stopping…"
 
-    @property
-    def stopping(self) -> bool:
-        return self._stopping
+    def _lost(self, message: str) -> None:
+        with self._lock:
+            self._states[self._current].update(status="failed", message=message)
+        self._end("failed", "")
 
-    @property
-    def running(self) -> bool:
-        """Queued or analysing: its monitor thread has not ended."""
-        return self.thread.is_alive()
+    def _ended_unexpectedly(self, code: int) -> None:
+        with self._lock:
+            self._states[self._current].update(
+                status="failed", message=f"the analysis process ended unexpectedly (exit code {code})")
+
+    def _end_unstarted(self, status: str, message: str) -> None:
+        if status == "failed":  # the child could not start: the first task says why
+            with self._lock:
+                self._states[0].update(status="failed", message=message)
+            message = ""
+        self._end(status, message)
 
     def snapshot(self) -> dict[str, Any]:
         """status, done, total, message, phase, label (of the run in progress), task (its index), tasks, lens,
@@ -151,49 +139,6 @@ class AnalysisJob:
                     state.update(status=status, message=message)
             self._status = self._phase = status
 
-    def _send_stop(self) -> None:
-        process = self.process
-        if process is not None and process.poll() is None:
-            try:
-                process.stdin.write("stop\n")
-                process.stdin.flush()
-            except (OSError, ValueError):  # it has just ended
-                pass
-
-    def _run(self) -> None:
-        """The monitor thread: wait for a slot, start the child, follow it to the end; give the slot back."""
-        if not self.queue.wait_turn(self):
-            self._end("stopped", "stopped while queued, before it started")
-            return
-        try:
-            if self._stopping:
-                self._end("stopped", "stopped before it started")
-                return
-            with self._lock:
-                self._status, self._phase = "starting", "starting an analysis process"
-            try:
-                self.process = self.starter(self.tasks, self.run_device)
-            except Exception as err:
-                with self._lock:
-                    self._states[0].update(status="failed", message="could not start the analysis process: "
-                                                                    f"{one_line(err) or type(err).__name__}")
-                self._end("failed", "")
-                return
-            if self._stopping:  # stop() came while the child was starting
-                self._send_stop()
-            self._monitor()
-        except Exception as err:
-            with self._lock:
-                self._states[self._current].update(
-                    status="failed", message=f"the app lost track of the analysis: {one_line(err) or type(err).__name__}")
-            self._end("failed", "")
-        finally:
-            process = self.process
-            if process is not None and process.poll() is None:  # the monitor failed: end the child too
-                process.kill()
-                process.wait()
-            self.queue.release(self)
-
     def _apply(self, message: Sequence[Any]) -> bool:
         """Fold one child message into the state; False once the child has finished."""
         kind = message[0]
@@ -222,23 +167,6 @@ class AnalysisJob:
             ends = [s["status"] for s in self._states]
             status = "failed" if "failed" in ends else "stopped" if "stopped" in ends else "done"
             self._status = self._phase = status
-
-    def _monitor(self) -> None:
-        finished = False
-        for line in self.process.stdout:
-            try:
-                message = json.loads(line)
-            except ValueError:
-                continue
-            if not self._apply(message):
-                finished = True
-                break
-        code = self.process.wait()
-        if not finished:
-            with self._lock:
-                self._states[self._current].update(
-                    status="failed", message=f"the analysis process ended unexpectedly (exit code {code})")
-        self._finish()
 
 
 def current_job() -> AnalysisJob | None:

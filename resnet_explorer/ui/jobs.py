@@ -215,7 +215,123 @@ def live_figure(name: str) -> LiveFigure:
     return st.session_state[key]
 
 
-class TrainingJob:
+class ChildJob:
+    """What a training job and an analysis job share: a place in `queue`'s line for `device`, then a
+    child process started by `starter`, followed by a monitor thread through its JSON lines on stdout.
+
+    A subclass sets up its own state and calls `_setup`, and supplies the hooks: `_launch()` starts
+    the child, `_apply(message)` folds one message in (False once the child has finished),
+    `_end_unstarted(status, message)` ends what never started, `_mark_starting()`, `_mark_stopping()`,
+    `_lost(message)` (the monitor failed), `_ended_unexpectedly(code)` and `_finish()`. `NOUN` names
+    the child in messages ("training", "analysis").
+    """
+
+    NOUN = "job"
+
+    def _setup(self, queue: TrainingQueue | None, starter: Callable[..., Any], device: str, thread_name: str) -> None:
+        self.id = next(_job_ids)
+        self.queue = queue if queue is not None else QUEUE
+        self.starter = starter
+        self.device = device_key(device)
+        self._lock = threading.Lock()
+        self._stopping = False
+        self.process = None
+        self.thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
+
+    def start(self):
+        """Join the back of the device's line; the child starts when the job's turn comes."""
+        self.queue.enqueue(self)
+        try:
+            self.thread.start()
+        except BaseException:
+            self.queue.cancel(self)
+            raise
+        return self
+
+    def stop(self) -> None:
+        """A queued job leaves the line and ends "stopped" at once, without starting; a running one
+        says "stopping…" at once and ends within a step or a batch."""
+        self._stopping = True
+        if self.queue.cancel(self):
+            self._end_unstarted("stopped", self.STOPPED_IN_LINE)
+            if self.thread.ident is not None:
+                self.thread.join(timeout=1.0)  # it only has to wake up and see it left the line
+            return
+        self._send_stop()
+        self._mark_stopping()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @property
+    def running(self) -> bool:
+        """Queued or working: its monitor thread has not ended."""
+        return self.thread.is_alive()
+
+    @property
+    def queued(self) -> bool:
+        """Waiting in line for a slot on its device."""
+        return self.queue.place(self) is not None
+
+    def _send_stop(self) -> None:
+        process = self.process
+        if process is not None and process.poll() is None:
+            try:
+                process.stdin.write("stop\n")
+                process.stdin.flush()
+            except (OSError, ValueError):  # it has just ended
+                pass
+
+    def _run(self) -> None:
+        """The monitor thread: wait for a slot, start the child, follow it to the end; give the slot
+        back however that comes."""
+        if not self.queue.wait_turn(self):
+            self._end_unstarted("stopped", self.STOPPED_IN_LINE)
+            return
+        try:
+            if self._stopping:
+                self._end_unstarted("stopped", self.STOPPED_BEFORE_START)
+                return
+            self._mark_starting()
+            try:
+                self.process = self._launch()
+            except Exception as err:
+                self._end_unstarted("failed", f"could not start the {self.NOUN} process: "
+                                              f"{one_line(err) or type(err).__name__}")
+                return
+            if self._stopping:  # stop() came while the child was starting
+                self._send_stop()
+            self._monitor()
+        except Exception as err:
+            self._lost(f"the app lost track of the {self.NOUN} process: {one_line(err) or type(err).__name__}")
+        finally:
+            process = self.process
+            if process is not None and process.poll() is None:  # the monitor failed: end the child too
+                process.kill()
+                process.wait()
+            self.queue.release(self)
+
+    def _monitor(self) -> None:
+        finished = False
+        for line in self.process.stdout:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if not self._apply(tuple(message)):
+                finished = True
+                break
+        code = self.process.wait()
+        if not finished:
+            self._ended_unexpectedly(code)
+        self._finish()
+
+    def _finish(self) -> None:
+        """Called once the child has ended (after `_monitor`); nothing by default."""
+
+
+class TrainingJob(ChildJob):
     """Planned runs trained one after another in a child process, observable through `snapshots()`.
 
     Each planned run is a (spec, config) pair; a preset's runs share the data, order and budget
@@ -235,11 +351,8 @@ class TrainingJob:
         self.plans = list(plans)
         self.specs = [spec for spec, _ in self.plans]
         self.root = root
-        self.id = next(_job_ids)
-        self.queue = queue if queue is not None else QUEUE
-        self.starter = starter if starter is not None else start_process
-        self.device = device_key(self.plans[0][1].device)
-        self._lock = threading.Lock()
+        self._setup(queue, starter if starter is not None else start_process, self.plans[0][1].device,
+                    f"train-{self.specs[0].name}")
         seeds = {config.seed for _, config in self.plans}
         self._runs: list[dict[str, Any]] = [
             {"status": "waiting", "message": "", "phase": "waiting", "step": 0, "total": 0, "metrics": [],
@@ -249,48 +362,30 @@ class TrainingJob:
         ]
         self._runs[0].update(status="queued", phase="queued")
         self._current = 0
-        self._stopping = False
-        self.process = None
-        self.thread = threading.Thread(target=self._run, name=f"train-{self.specs[0].name}", daemon=True)
 
-    def start(self) -> TrainingJob:
-        """Join the back of the device's line; the worker starts when the job's turn comes."""
-        self.queue.enqueue(self)
-        try:
-            self.thread.start()
-        except BaseException:
-            self.queue.cancel(self)
-            raise
-        return self
+    NOUN = "training"
+    STOPPED_IN_LINE = "not started: stopped while queued"
+    STOPPED_BEFORE_START = "not started: stopped on request"
 
-    def stop(self) -> None:
-        """Ask every run to stop: a queued job leaves the line and ends "stopped" at once, without
-        starting; a training one says "stopping…" at once and ends within a step."""
-        self._stopping = True
-        if self.queue.cancel(self):
-            self._end_unstarted("stopped", "not started: stopped while queued")
-            if self.thread.ident is not None:
-                self.thread.join(timeout=1.0)  # it only has to wake up and see it left the line
-            return
-        self._send_stop()
+    def _launch(self):
+        return self.starter(self.plans, self.root)
+
+    def _mark_starting(self) -> None:
+        with self._lock:
+            self._runs[0].update(status="starting", phase="starting a training process")
+
+    def _mark_stopping(self) -> None:
         with self._lock:
             state = self._runs[self._current]
             if state["status"] in ("starting", "running"):
                 state["phase"] = "stopping…"
 
-    @property
-    def stopping(self) -> bool:
-        return self._stopping
+    def _lost(self, message: str) -> None:
+        with self._lock:
+            self._runs[self._current].update(status="failed", phase="failed", message=message)
 
-    @property
-    def running(self) -> bool:
-        """Queued or training: its monitor thread has not ended."""
-        return self.thread.is_alive()
-
-    @property
-    def queued(self) -> bool:
-        """Waiting in line for a slot on its device."""
-        return self.queue.place(self) is not None
+    def _ended_unexpectedly(self, code: int) -> None:
+        self._apply(("failed", -1, f"the training process ended unexpectedly (exit code {code})"))
 
     def snapshots(self) -> list[dict[str, Any]]:
         """Every run's state (copies), in order."""
@@ -321,48 +416,6 @@ class TrainingJob:
             for state in self._runs:
                 if state["status"] in ("queued", "waiting", "starting") and state["run_id"] is None:
                     state.update(status=status, phase=status, message=message, position=None)
-
-    def _send_stop(self) -> None:
-        process = self.process
-        if process is not None and process.poll() is None:
-            try:
-                process.stdin.write("stop\n")
-                process.stdin.flush()
-            except (OSError, ValueError):  # it has just ended
-                pass
-
-    def _run(self) -> None:
-        """The monitor thread: wait for a slot, start the worker, follow it to the end; give the
-        slot back however that comes."""
-        if not self.queue.wait_turn(self):
-            self._end_unstarted("stopped", "not started: stopped while queued")
-            return
-        try:
-            if self._stopping:
-                self._end_unstarted("stopped", "not started: stopped on request")
-                return
-            with self._lock:
-                self._runs[0].update(status="starting", phase="starting a training process")
-            try:
-                self.process = self.starter(self.plans, self.root)
-            except Exception as err:
-                self._end_unstarted("failed", f"could not start the training process: "
-                                              f"{one_line(err) or type(err).__name__}")
-                return
-            if self._stopping:  # stop() came while the worker was starting
-                self._send_stop()
-            self._monitor()
-        except Exception as err:
-            with self._lock:
-                self._runs[self._current].update(
-                    status="failed", phase="failed",
-                    message=f"the app lost track of the training process: {one_line(err) or type(err).__name__}")
-        finally:
-            process = self.process
-            if process is not None and process.poll() is None:  # the monitor failed: end the worker too
-                process.kill()
-                process.wait()
-            self.queue.release(self)
 
     def _apply(self, message: tuple) -> bool:
         """Fold one worker message into the state; False once the worker has finished."""
@@ -396,20 +449,6 @@ class TrainingJob:
                 else data["phase"]
         elif kind == "done":
             state.update(status=data["status"], message=data["message"], step=step, phase=data["status"])
-
-    def _monitor(self) -> None:
-        finished = False
-        for line in self.process.stdout:
-            try:
-                message = json.loads(line)
-            except ValueError:
-                continue
-            if not self._apply(tuple(message)):
-                finished = True
-                break
-        code = self.process.wait()
-        if not finished:
-            self._apply(("failed", -1, f"the training process ended unexpectedly (exit code {code})"))
 
 
 def current_job() -> TrainingJob | None:
