@@ -5,6 +5,7 @@
     python -m resnet_explorer train --model resnet56 --steps 250
     python -m resnet_explorer degradation
     python -m resnet_explorer attribute RUN --methods saliency,gradcam --out DIR
+    python -m resnet_explorer import-weights resnet50.pth --model resnet50 [--classes names.txt]
 
 Exit codes: 0 done; 1 failed; 2 bad arguments or config (one line on stderr, no traceback);
 3 diverged; 130 stopped with Ctrl-C.
@@ -560,6 +561,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_import_weights(args: argparse.Namespace) -> int:
+    """A torchvision or timm checkpoint as a new run folder of kind "imported"; prints the folder last."""
+    from .checkpoints import import_spec, import_weights
+    from .export import check_output_dir
+    from .runs import load_run
+
+    import_spec(args.model)  # a bad name is refused before any file is read or folder made
+    if not Path(args.file).is_file():
+        raise CliError(f"no checkpoint file {args.file}")
+    if args.classes is not None and not Path(args.classes).is_file():
+        raise CliError(f"no class names file {args.classes}")
+    check_output_dir(args.out)
+    path = import_weights(args.file, args.model, args.out, classes=args.classes)
+    run = load_run(path, with_model=False)
+    print(f"{run.spec.label}: {run.spec.num_classes:,} classes, {run.info['source']['layout']} layout, "
+          f"sha256 {run.info['source']['sha256'][:12]}", file=sys.stderr)
+    print(path)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m resnet_explorer",
@@ -679,6 +700,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="html,png,svg", help="comma list of html, png, svg (default all three)")
     p.add_argument("--runs", default="runs", help="the runs folder for run ids (default ./runs)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("import-weights", help="a pretrained torchvision or timm ImageNet ResNet as a run folder",
+                       description="Read a torchvision or timm ResNet checkpoint (weights_only: nothing in it is "
+                                   "executed), check it against the zoo's net, and write a run folder of kind "
+                                   "\"imported\" with ImageNet preprocessing (resize 256, crop 224, ImageNet mean "
+                                   "and std). Nothing is downloaded. Prints the run folder last.")
+    p.add_argument("file", help="the checkpoint: a state dict, or a dict with state_dict / model / state_dict_ema")
+    p.add_argument("--model", required=True,
+                   help="the zoo's name of the net: resnet18 ... resnet152, wide_resnet50_2, resnext50_32x4d, ...")
+    p.add_argument("--classes", help="text file of class names, one per line, one per output (default: the "
+                                     "ImageNet names for 1,000 outputs, else 0..n-1)")
+    p.add_argument("--out", default="runs", help="the runs folder (default ./runs)")
+    p.set_defaults(func=cmd_import_weights)
     return parser
 
 
