@@ -372,8 +372,13 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     device = resolve_device(args.device)
+    path = _resolve_run_path(args.run, args.runs)
+    if not args.image:
+        bare = load_run(path, with_model=False)  # before the weights are read: an imported net can be large
+        if bare.config is None:
+            raise CliError(f"run {bare.id} was imported from a checkpoint and has no dataset: give --image PATH")
     out = check_output_dir(args.out)  # before the work, not after it
-    run = load_run(_resolve_run_path(args.run, args.runs), device=str(device))
+    run = load_run(path, device=str(device))
     if run.model is None:
         raise CliError(f"run {run.id} has no saved model yet")
     mean, std, _ = run.normalisation  # a run that never started (no data section) stops here, with a message
@@ -476,7 +481,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     """`lesion`, `paths` and `landscape`: one lens on a run (and its twin), CSV and figures into --out."""
     from .analysis.common import AnalysisStopped
     from .devices import resolve_device
-    from .explain import LENSES, analyse, check_options, figures, save, tables
+    from .explain import LENSES, analyse, check_options, check_run, figures, save, tables
     from .export import ExportError, check_output_dir, write_atomic, write_figure
     from .report import check_formats
     from .runs import find_twin, list_runs, load_run
@@ -486,11 +491,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
     formats = check_formats(args.format.split(","))
     device = resolve_device(args.device)
     path = Path(_resolve_run_path(args.run, args.runs))
+    bare = load_run(path, with_model=False)
+    check_run(lens, bare)  # an imported run: refused before its weights are read or --out is made
     out = check_output_dir(args.out)
     paths = [path]
     if args.twin:
         rows = list_runs(path.parent)
-        twin = find_twin(rows, load_run(path, with_model=False).id)
+        twin = find_twin(rows, bare.id)
         if twin is None:
             raise CliError(f"no twin of {path.name} in {path.parent} (the same net with shortcuts added or removed, "
                            "trained with the same settings); train it or drop --twin")

@@ -10,7 +10,10 @@
                   model.pt           state_dict (loaded with weights_only=True)
 
 A run.json with "kind": "imported" (`checkpoints.import_weights`: pretrained weights, no training) has
-no "config" and no tables; `load_run` reads it with `Run.config` None and empty tables.
+no "config" and no tables; `load_run` reads it with `Run.config` None and empty tables. It has no
+dataset either: `attribute` takes it with an uploaded image only, `report` and Compare list it with
+blank training columns and leave it out of the training figures, and the lenses (lesion, paths,
+landscape) refuse it in one line.
 
 Every file is replaced by write-to-temp + rename, so a reader (or a crash) never sees half a
 file. CSVs are rewritten whole at most every `flush_seconds` and at each evaluation and the end.
@@ -275,6 +278,11 @@ class Run:
         """"trained" (by `RunWriter`, the default) or "imported" (pretrained weights, `import_weights`)."""
         value = self.info.get("kind")
         return value if isinstance(value, str) and value else "trained"
+
+    @property
+    def imported(self) -> bool:
+        """Whether the run holds imported weights (`kind` "imported", no config): no dataset, no training tables."""
+        return self.kind == "imported" or self.config is None
 
     @property
     def status(self) -> str:
@@ -657,14 +665,18 @@ TWIN_CONFIG_FIELDS: tuple[str, ...] = ("dataset", "image_size", "train_size", "t
                                        "batch_size")
 
 
-def twin_key(spec: ModelSpec, config: TrainConfig) -> tuple[ModelSpec, tuple]:
+def twin_key(spec: ModelSpec, config: TrainConfig | None) -> tuple[ModelSpec, tuple | None]:
     """What a run shares with its plain/residual twin: the spec without shortcuts (`ModelSpec.plain`,
-    which also drops zero-init: plain nets cannot have it) and the config's TWIN_CONFIG_FIELDS."""
-    return spec.plain(), tuple(getattr(config, name) for name in TWIN_CONFIG_FIELDS)
+    which also drops zero-init: plain nets cannot have it) and the config's TWIN_CONFIG_FIELDS
+    (None for an imported run, which has no config)."""
+    return spec.plain(), None if config is None else tuple(getattr(config, name) for name in TWIN_CONFIG_FIELDS)
 
 
-def are_twins(a: tuple[ModelSpec, TrainConfig], b: tuple[ModelSpec, TrainConfig]) -> bool:
-    """Whether two (spec, config) runs are twins: one residual, one plain, otherwise the same `twin_key`."""
+def are_twins(a: tuple[ModelSpec, TrainConfig | None], b: tuple[ModelSpec, TrainConfig | None]) -> bool:
+    """Whether two (spec, config) runs are twins: one residual, one plain, otherwise the same `twin_key`.
+    An imported run (config None) was not trained here, so it is nobody's twin."""
+    if a[1] is None or b[1] is None:
+        return False
     return a[0].residual != b[0].residual and twin_key(*a) == twin_key(*b)
 
 
