@@ -16,7 +16,7 @@ from resnet_explorer.plots import (
 )
 from resnet_explorer.runs import TABLES, list_runs, load_run
 from resnet_explorer.ui import jobs
-from resnet_explorer.ui.run_picker import best_finished, pick_runs
+from resnet_explorer.ui.run_picker import best_finished, is_imported, pick_runs
 from resnet_explorer.ui.widgets import figure_downloads
 
 TABLE_FILES = ("run.json", *(f"{name}.csv" for name in TABLES))
@@ -56,6 +56,15 @@ finished = None if current else best_finished(all_runs)  # not a run stopped aft
 picked = pick_runs("inspect", all_runs, tables_of, default=current or finished,
                    twin_label="Overlay a second run (its twin is picked when there is one)")
 main_id = picked[0].id
+if is_imported(picked[0].row):
+    st.info(f"Run {main_id} was imported from a checkpoint (pretrained weights, not trained here): it has no "
+            "training tables to inspect. The Architecture page shows its net; Attribute explains its predictions "
+            "on an uploaded image.")
+    st.stop()
+if any(is_imported(p.row) for p in picked[1:]):
+    st.caption(f"Run {picked[1].id} was imported from a checkpoint and has no training tables: left out of the "
+               "figures.")
+    picked = picked[:1]
 if finished and main_id == finished and len(all_runs) > 1:
     st.caption(f"Opened on **{picked[0].row['model']}** ({main_id}): the finished run with the most steps, "
                "newest first. Choose any other above.")

@@ -14,7 +14,7 @@ from resnet_explorer.devices import resolve_device
 from resnet_explorer.plots import plot_attribution_grid, plot_attribution_scores
 from resnet_explorer.runs import list_runs, load_run
 from resnet_explorer.ui import jobs, state
-from resnet_explorer.ui.run_picker import no_runs, pick_runs
+from resnet_explorer.ui.run_picker import is_imported, no_runs, pick_runs
 from resnet_explorer.ui.widgets import figure_downloads, table
 
 st.set_page_config(page_title="Attribute - ResNet Explorer", layout="wide")
@@ -65,6 +65,12 @@ with st.expander("Which methods apply here"):
 with st.form("attr_form"):
     source = st.radio("Images", ["Held-out images of the run's dataset", "Upload an image"], horizontal=True,
                       key="attr_source")
+    imported = [p.id for p in picked if is_imported(p.row)]
+    if imported:
+        st.caption(f"Run{'s' if len(imported) > 1 else ''} {', '.join(imported)} "
+                   f"{'were' if len(imported) > 1 else 'was'} imported from a checkpoint and "
+                   f"{'have' if len(imported) > 1 else 'has'} no dataset, so no held-out images: choose "
+                   "**Upload an image**.")
     c1, c2, c3 = st.columns(3)
     count = c1.slider("How many held-out images", 1, 8, 4, key="attr_count")
     start = c2.number_input("Starting at held-out image #", min_value=0, value=0, step=1, key="attr_start")

@@ -18,7 +18,7 @@ from resnet_explorer.training.presets import (
     describe,
 )
 from resnet_explorer.ui import jobs, state
-from resnet_explorer.ui.run_picker import no_runs, pick_many, preselect
+from resnet_explorer.ui.run_picker import is_imported, no_runs, pick_many, preselect
 from resnet_explorer.ui.widgets import figure_downloads, static_export_problem, table
 
 st.set_page_config(page_title="Compare - ResNet Explorer", layout="wide")
@@ -115,6 +115,10 @@ except (ValueError, OSError) as err:
     st.stop()
 
 st.subheader("Runs")
+imported = [p.id for p in picked if is_imported(p.row)]
+if imported:
+    st.caption(f"Imported from a checkpoint (pretrained weights, not trained here): {', '.join(imported)}. "
+               "Their training columns are blank and the training figures leave them out.")
 if checks:
     for check in checks:
         (st.success if check.held == check.of else st.warning)(check.text())

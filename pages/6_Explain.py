@@ -21,7 +21,7 @@ from resnet_explorer.limits import (
 from resnet_explorer.models import ModelSpec
 from resnet_explorer.runs import list_runs
 from resnet_explorer.ui import analysis_jobs, jobs, state
-from resnet_explorer.ui.run_picker import no_runs, pick_runs
+from resnet_explorer.ui.run_picker import is_imported, no_runs, pick_runs
 from resnet_explorer.ui.widgets import figure_downloads
 
 st.set_page_config(page_title="Explain - ResNet Explorer", layout="wide")
@@ -82,8 +82,16 @@ except ValueError as err:
     st.error(f"{err} (choose another device on the Architecture page)")
     st.stop()
 
-picked = [p.run for p in pick_runs("explain", runs, run_info,
-                                   twin_label="Side by side with (its twin is picked when there is one)")]
+chosen_rows = pick_runs("explain", runs, run_info, twin_label="Side by side with (its twin is picked when there is one)")
+if is_imported(chosen_rows[0].row):
+    st.info(f"Run {chosen_rows[0].id} was imported from a checkpoint and has no dataset to measure on: lesions, "
+            "paths and the loss landscape are not supported for imported runs yet. Attribute explains its "
+            "predictions on an uploaded image.")
+    st.stop()
+if any(is_imported(p.row) for p in chosen_rows[1:]):
+    st.caption(f"Run {chosen_rows[1].id} was imported from a checkpoint and has no dataset to measure on: left out.")
+    chosen_rows = chosen_rows[:1]
+picked = [p.run for p in chosen_rows]
 if len({info.label for info in picked}) < len(picked):
     picked = [RunInfo(i.path, i.id, f"{i.label} [{k + 1}]", i.spec) for k, i in enumerate(picked)]
 

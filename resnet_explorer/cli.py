@@ -5,6 +5,7 @@
     python -m resnet_explorer train --model resnet56 --steps 250
     python -m resnet_explorer degradation
     python -m resnet_explorer attribute RUN --methods saliency,gradcam --out DIR
+    python -m resnet_explorer import-weights resnet50.pth --model resnet50 [--classes names.txt]
 
 Exit codes: 0 done; 1 failed; 2 bad arguments or config (one line on stderr, no traceback);
 3 diverged; 130 stopped with Ctrl-C.
@@ -371,8 +372,13 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     device = resolve_device(args.device)
+    path = _resolve_run_path(args.run, args.runs)
+    if not args.image:
+        bare = load_run(path, with_model=False)  # before the weights are read: an imported net can be large
+        if bare.config is None:
+            raise CliError(f"run {bare.id} was imported from a checkpoint and has no dataset: give --image PATH")
     out = check_output_dir(args.out)  # before the work, not after it
-    run = load_run(_resolve_run_path(args.run, args.runs), device=str(device))
+    run = load_run(path, device=str(device))
     if run.model is None:
         raise CliError(f"run {run.id} has no saved model yet")
     mean, std, _ = run.normalisation  # a run that never started (no data section) stops here, with a message
@@ -475,7 +481,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     """`lesion`, `paths` and `landscape`: one lens on a run (and its twin), CSV and figures into --out."""
     from .analysis.common import AnalysisStopped
     from .devices import resolve_device
-    from .explain import LENSES, analyse, check_options, figures, save, tables
+    from .explain import LENSES, analyse, check_options, check_run, figures, save, tables
     from .export import ExportError, check_output_dir, write_atomic, write_figure
     from .report import check_formats
     from .runs import find_twin, list_runs, load_run
@@ -485,11 +491,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
     formats = check_formats(args.format.split(","))
     device = resolve_device(args.device)
     path = Path(_resolve_run_path(args.run, args.runs))
+    bare = load_run(path, with_model=False)
+    check_run(lens, bare)  # an imported run: refused before its weights are read or --out is made
     out = check_output_dir(args.out)
     paths = [path]
     if args.twin:
         rows = list_runs(path.parent)
-        twin = find_twin(rows, load_run(path, with_model=False).id)
+        twin = find_twin(rows, bare.id)
         if twin is None:
             raise CliError(f"no twin of {path.name} in {path.parent} (the same net with shortcuts added or removed, "
                            "trained with the same settings); train it or drop --twin")
@@ -557,6 +565,26 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise CliError(str(err)) from None
     for path in written:
         print(path)
+    return EXIT_OK
+
+
+def cmd_import_weights(args: argparse.Namespace) -> int:
+    """A torchvision or timm checkpoint as a new run folder of kind "imported"; prints the folder last."""
+    from .checkpoints import import_spec, import_weights
+    from .export import check_output_dir
+    from .runs import load_run
+
+    import_spec(args.model)  # a bad name is refused before any file is read or folder made
+    if not Path(args.file).is_file():
+        raise CliError(f"no checkpoint file {args.file}")
+    if args.classes is not None and not Path(args.classes).is_file():
+        raise CliError(f"no class names file {args.classes}")
+    check_output_dir(args.out)
+    path = import_weights(args.file, args.model, args.out, classes=args.classes)
+    run = load_run(path, with_model=False)
+    print(f"{run.spec.label}: {run.spec.num_classes:,} classes, {run.info['source']['layout']} layout, "
+          f"sha256 {run.info['source']['sha256'][:12]}", file=sys.stderr)
+    print(path)
     return EXIT_OK
 
 
@@ -679,6 +707,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="html,png,svg", help="comma list of html, png, svg (default all three)")
     p.add_argument("--runs", default="runs", help="the runs folder for run ids (default ./runs)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("import-weights", help="a pretrained torchvision or timm ImageNet ResNet as a run folder",
+                       description="Read a torchvision or timm ResNet checkpoint (weights_only: nothing in it is "
+                                   "executed), check it against the zoo's net, and write a run folder of kind "
+                                   "\"imported\" with ImageNet preprocessing (resize 256, crop 224, ImageNet mean "
+                                   "and std). Nothing is downloaded. Prints the run folder last.")
+    p.add_argument("file", help="the checkpoint: a state dict, or a dict with state_dict / model / state_dict_ema")
+    p.add_argument("--model", required=True,
+                   help="the zoo's name of the net: resnet18 ... resnet152, wide_resnet50_2, resnext50_32x4d, ...")
+    p.add_argument("--classes", help="text file of class names, one per line, one per output (default: the "
+                                     "ImageNet names for 1,000 outputs, else 0..n-1)")
+    p.add_argument("--out", default="runs", help="the runs folder (default ./runs)")
+    p.set_defaults(func=cmd_import_weights)
     return parser
 
 

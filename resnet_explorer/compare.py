@@ -49,11 +49,13 @@ def summary_rows(runs: list[Run]) -> list[dict[str, Any]]:
     Keys: run (label), id, model, residual, depth, params, macs (multiply-adds per image at the
     run's image size), dataset, steps, batch_size, train_loss and train_error_% (mean of the last
     20% of logged metric rows), test_error_% (the last evaluation), seconds (wall time), status.
-    Values a run does not have yet (no evaluation, still running) are None.
+    Values a run does not have yet (no evaluation, still running) are None, and so are the training
+    facts of an imported run (no config, no tables): its dataset and image size come from run.json's data.
     """
     rows = []
     for run, label in zip(runs, run_labels(runs)):
-        image_size = run.config.image_size  # every dataset is drawn or resized to it
+        config = run.config
+        image_size = config.image_size if config is not None else _data_image_size(run)  # images drawn/resized to it
         metrics, evals = run.tables.get("metrics"), run.tables.get("eval")
         last_eval = None
         if evals is not None and not evals.empty and "accuracy" in evals.columns:
@@ -64,15 +66,36 @@ def summary_rows(runs: list[Run]) -> list[dict[str, Any]]:
             "test_error_%": _error(last_eval), "seconds": _number(run.info.get("seconds")),
             "id": run.id, "residual": bool(run.spec.residual),
             "depth": run.spec.depth, "params": count_parameters(run.spec),
-            "macs": build_graph(run.spec, image_size).total_macs,
-            "dataset": run.config.dataset, "steps": run.info.get("steps"),
-            "batch_size": run.config.batch_size, "status": run.status,
+            "macs": build_graph(run.spec, image_size).total_macs if image_size else None,
+            "dataset": config.dataset if config is not None else _data_name(run),
+            "steps": run.info.get("steps") if config is not None else None,
+            "batch_size": config.batch_size if config is not None else None, "status": run.status,
         })
     return rows
 
 
+def _data_image_size(run: Run) -> int | None:
+    """The image size in run.json's data section (an imported run's), None when it has none."""
+    data = run.info.get("data")
+    size = data.get("image_size") if isinstance(data, dict) else None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
+
+
+def _data_name(run: Run) -> str | None:
+    data = run.info.get("data")
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _seed(run: Run) -> int:
+    return run.config.seed if run.config is not None else 0
+
+
 def group_key(run: Run) -> tuple:
-    """Runs that differ only in their seed share this key: the same spec, data and budget."""
+    """Runs that differ only in their seed share this key: the same spec, data and budget.
+    An imported run (no config) is a group of its own."""
+    if run.config is None:
+        return run.spec, ("imported", run.id)
     config = dataclasses.replace(run.config, seed=0, device="any")
     return run.spec, config
 
@@ -82,7 +105,7 @@ def group_runs(runs: list[Run]) -> list[list[Run]]:
     groups: dict[tuple, list[Run]] = {}
     for run in runs:
         groups.setdefault(group_key(run), []).append(run)
-    return [sorted(g, key=lambda r: r.config.seed) for g in groups.values()]
+    return [sorted(g, key=_seed) for g in groups.values()]
 
 
 def group_rows(runs: list[Run]) -> list[dict[str, Any]]:
@@ -102,7 +125,7 @@ def group_rows(runs: list[Run]) -> list[dict[str, Any]]:
         first = singles[0]
         rows.append({
             "model": first["model"], "residual": first["residual"], "depth": first["depth"],
-            "params": first["params"], "seeds": len(group), "seed_list": [r.config.seed for r in group],
+            "params": first["params"], "seeds": len(group), "seed_list": [r.config.seed for r in group if r.config is not None],
             "train_losses": [r["train_loss"] for r in singles],
             "train_loss": statistics.fmean(losses) if losses else None,
             "train_loss_sd": spread(losses) if losses else None,
@@ -138,7 +161,7 @@ def _spec_losses(groups: list[list[Run]]) -> dict[ModelSpec, dict[int, float]]:
     for group in groups:
         for run in group:
             loss = tail_mean(run.tables.get("metrics"), "loss")
-            if loss is not None:
+            if loss is not None and run.config is not None:
                 losses.setdefault(run.spec, {})[run.config.seed] = loss
     return losses
 
@@ -178,15 +201,19 @@ def comparison_figures(runs: list[Run]) -> dict[str, go.Figure]:
     as their mean with a band), "residual_norms" (latest step), "ratio_heatmap" (only for a single
     residual run), "grad_flow" (heat-maps side by side, one colour scale), "grad_flow_profile"
     (latest step), "responses" (He et al. 2015, Fig. 7). The probe figures show one run per group
-    of seeds (its lowest seed). Subtitles that state a finding compute it from these runs.
+    of seeds (its lowest seed). Subtitles that state a finding compute it from these runs. Imported
+    runs (no training tables) are left out of every figure; with only imported runs there are none ({}).
 
     Raises:
         ValueError: no runs.
     """
     if not runs:
         raise ValueError("compare needs at least one run")
-    groups = group_runs(runs)
     labels = dict(zip((r.id for r in runs), run_labels(runs)))
+    runs = [r for r in runs if r.config is not None]
+    if not runs:
+        return {}
+    groups = group_runs(runs)
     curves, curve_evals, curve_residual, curve_depth = {}, {}, {}, {}
     shown: list[tuple[str, Run]] = []  # one run per group for the probe figures
     for group in groups:

@@ -106,6 +106,13 @@ def _paths_of_run(run: Run, *, images: int, draws: int, seed: int, progress: Pro
                           batch_size=min(images, 64), progress=progress, stop=stop)
 
 
+def check_run(lens: str, run: Run) -> None:
+    """Raise a one-line ValueError when `lens` cannot measure `run`: an imported run has no dataset."""
+    if run.config is None:
+        raise ValueError(f"run {run.id} was imported from a checkpoint and has no dataset to measure on; "
+                         f"{LENSES.get(lens, lens).lower()} is not supported for imported runs yet")
+
+
 def analyse(lens: str, run: Run, options: Mapping[str, Any] | None = None, *, progress: Progress | None = None,
             stop: threading.Event | None = None) -> Result:
     """Run one lens on a run loaded with its model.
@@ -119,10 +126,11 @@ def analyse(lens: str, run: Run, options: Mapping[str, Any] | None = None, *, pr
 
     Raises:
         ValueError: an unknown lens or option, a value past its ceiling, a run without weights, or
-            a lens that does not apply (paths of a plain net), in one line.
+            a lens that does not apply (paths of a plain net, any lens of an imported run), in one line.
         AnalysisStopped: ``stop`` was set.
     """
     opts = check_options(lens, options)
+    check_run(lens, run)
     if run.model is None:
         raise ValueError(f"run {run.id} has no saved weights (model.pt) to analyse")
     if lens == "lesion":

@@ -39,6 +39,8 @@ MAX_IMAGE_PIXELS = 20_000_000  # width x height of an uploaded image or one in a
 # read from the header before decoding
 MAX_ATTRIBUTE_SAMPLES = 10_000  # images one `attribute` command explains (the grid PNG shows the first 32)
 ATTRIBUTE_BATCH = 32  # images attributed at once: memory stays bounded whatever the sample count
+MAX_CHECKPOINT_BYTES = 4_000_000_000  # an imported checkpoint file (`import-weights`), checked before reading;
+# wide_resnet101_2's weights take 0.5 GB, a training checkpoint with optimiser and EMA copies about 2 GB
 
 # ---- explain: lesions, paths, loss landscape (resnet_explorer.explain) ------------------------
 MAX_LESION_IMAGES = 10_000  # held-out images evaluated for every lesioned or reordered net

@@ -9,6 +9,12 @@
                   responses_eval.csv step, layer, std (eval mode, held-out images, end of run)
                   model.pt           state_dict (loaded with weights_only=True)
 
+A run.json with "kind": "imported" (`checkpoints.import_weights`: pretrained weights, no training) has
+no "config" and no tables; `load_run` reads it with `Run.config` None and empty tables. It has no
+dataset either: `attribute` takes it with an uploaded image only, `report` and Compare list it with
+blank training columns and leave it out of the training figures, and the lenses (lesion, paths,
+landscape) refuse it in one line.
+
 Every file is replaced by write-to-temp + rename, so a reader (or a crash) never sees half a
 file. CSVs are rewritten whole at most every `flush_seconds` and at each evaluation and the end.
 """
@@ -252,12 +258,13 @@ class Run:
 
     `info` is run.json as read, except that a run whose run.json says "running" while the process
     that wrote it is gone reads as "interrupted", with a message saying so (the file is left as it is).
+    `config` is None for an imported run (`kind` "imported"): it was never trained here.
     """
 
     path: Path
     info: dict[str, Any]
     spec: ModelSpec
-    config: TrainConfig
+    config: TrainConfig | None
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     model: ResNet | None = None
 
@@ -265,6 +272,17 @@ class Run:
     def id(self) -> str:
         value = self.info.get("id")
         return value if isinstance(value, str) and value else self.path.name
+
+    @property
+    def kind(self) -> str:
+        """"trained" (by `RunWriter`, the default) or "imported" (pretrained weights, `import_weights`)."""
+        value = self.info.get("kind")
+        return value if isinstance(value, str) and value else "trained"
+
+    @property
+    def imported(self) -> bool:
+        """Whether the run holds imported weights (`kind` "imported", no config): no dataset, no training tables."""
+        return self.kind == "imported" or self.config is None
 
     @property
     def status(self) -> str:
@@ -578,7 +596,8 @@ def load_run(path: str | Path, *, device: str = "cpu", with_model: bool = True) 
         raise ValueError(f"{path} is not a run folder (no run.json)")
     run = path.name
     info = _read_info(path)
-    for key in ("spec", "config"):
+    imported = info.get("kind") == "imported"  # pretrained weights: no config, no tables
+    for key in ("spec",) if imported and "config" not in info else ("spec", "config"):
         if key not in info:
             raise ValueError(f'run {run}: run.json has no "{key}"')
         if not isinstance(info[key], dict):
@@ -588,7 +607,7 @@ def load_run(path: str | Path, *, device: str = "cpu", with_model: bool = True) 
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as err:
         raise ValueError(f"run {run}: run.json's spec is invalid: {_first_line(err)}") from None
     try:
-        config = TrainConfig.from_dict(info["config"])
+        config = None if imported and "config" not in info else TrainConfig.from_dict(info["config"])
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as err:
         raise ValueError(f"run {run}: run.json's config is invalid: {_first_line(err)}") from None
     tables = {name: _read_table(path / f"{name}.csv", cols, run) for name, cols in TABLES.items()}
@@ -603,7 +622,7 @@ def load_run(path: str | Path, *, device: str = "cpu", with_model: bool = True) 
 def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict[str, Any]]:
     """Summaries of the runs under `root`, newest first; folders whose run.json is unreadable are skipped.
 
-    Keys: id, model, status ("interrupted" for a "running" run whose writer is gone), message, steps,
+    Keys: id, kind ("trained" or "imported"), model, status ("interrupted" for a "running" run whose writer is gone), message, steps,
     total_steps, dataset, train_loss, test_accuracy, created, created_ts, path, and spec and config
     (run.json's dicts, as `ModelSpec.to_dict` and `TrainConfig.to_dict` wrote them; None when missing
     or not an object).
@@ -626,6 +645,7 @@ def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict[str, Any]]:
         created_ts = info.get("created_ts")
         runs.append({
             "id": str(info.get("id") or child.name), "model": info.get("spec_name", "?"), "status": status,
+            "kind": info["kind"] if isinstance(info.get("kind"), str) and info["kind"] else "trained",
             "message": message if isinstance(message, str) else "",
             "steps": info.get("steps"), "total_steps": info.get("total_steps"),
             "dataset": _section(info, "data").get("name", _section(info, "config").get("dataset")),
@@ -645,14 +665,18 @@ TWIN_CONFIG_FIELDS: tuple[str, ...] = ("dataset", "image_size", "train_size", "t
                                        "batch_size")
 
 
-def twin_key(spec: ModelSpec, config: TrainConfig) -> tuple[ModelSpec, tuple]:
+def twin_key(spec: ModelSpec, config: TrainConfig | None) -> tuple[ModelSpec, tuple | None]:
     """What a run shares with its plain/residual twin: the spec without shortcuts (`ModelSpec.plain`,
-    which also drops zero-init: plain nets cannot have it) and the config's TWIN_CONFIG_FIELDS."""
-    return spec.plain(), tuple(getattr(config, name) for name in TWIN_CONFIG_FIELDS)
+    which also drops zero-init: plain nets cannot have it) and the config's TWIN_CONFIG_FIELDS
+    (None for an imported run, which has no config)."""
+    return spec.plain(), None if config is None else tuple(getattr(config, name) for name in TWIN_CONFIG_FIELDS)
 
 
-def are_twins(a: tuple[ModelSpec, TrainConfig], b: tuple[ModelSpec, TrainConfig]) -> bool:
-    """Whether two (spec, config) runs are twins: one residual, one plain, otherwise the same `twin_key`."""
+def are_twins(a: tuple[ModelSpec, TrainConfig | None], b: tuple[ModelSpec, TrainConfig | None]) -> bool:
+    """Whether two (spec, config) runs are twins: one residual, one plain, otherwise the same `twin_key`.
+    An imported run (config None) was not trained here, so it is nobody's twin."""
+    if a[1] is None or b[1] is None:
+        return False
     return a[0].residual != b[0].residual and twin_key(*a) == twin_key(*b)
 
 

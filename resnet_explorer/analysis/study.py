@@ -79,9 +79,12 @@ def dataset_inputs(run: Run, samples: int = 8, indices: Sequence[int] | None = N
 
     Raises:
         ValueError: ``samples`` outside 1..`MAX_ATTRIBUTE_SAMPLES` (checked before any data is
-            read), or an index outside the split.
+            read), an index outside the split, or an imported run (it has no dataset).
     """
     check_int("samples", samples, 1, MAX_ATTRIBUTE_SAMPLES)
+    if run.config is None:
+        raise ValueError(f"run {run.id} was imported from a checkpoint and has no dataset, so no held-out images: "
+                         "upload an image instead")
     data = load_config_data(run.config)
     n = len(data.test_images)
     note = ""

@@ -41,16 +41,28 @@ class Picked(Generic[T]):
         return self.row["id"]
 
 
+IMPORTED = "imported"  # a `list_runs` row's kind for pretrained weights (no config, no training tables)
+
+
+def is_imported(row: dict[str, Any]) -> bool:
+    """Whether a `list_runs` row is an imported run (pretrained weights: no dataset, no training tables)."""
+    return row.get("kind") == IMPORTED
+
+
 def describe(row: dict[str, Any]) -> str:
-    """"model - status - steps/total steps - id", as every picker shows a run."""
+    """"model - status - steps/total steps - id" as every picker shows a run; "model - imported - id" for an
+    imported one (it has no steps)."""
+    if is_imported(row):
+        return f"{row.get('model', '?')} - imported - {row['id']}"
     steps, total = row.get("steps"), row.get("total_steps")
     done = f"{steps}/{total}" if total else f"{steps}"
     return f"{row['model']} - {row['status']} - {done} steps - {row['id']}"
 
 
 def best_finished(runs: Sequence[dict[str, Any]]) -> str | None:
-    """The id of the finished run (status done) with the most steps, the newest of those; None if none finished."""
-    done = [r for r in runs if r.get("status") == "done"]
+    """The id of the finished run (status done) with the most steps, the newest of those; None if none finished.
+    Imported runs were not trained here, so they are never it."""
+    done = [r for r in runs if r.get("status") == "done" and not is_imported(r)]
     if not done:
         return None
     return max(done, key=lambda r: r.get("steps") or 0)["id"]  # max keeps the first (newest) of equals
