@@ -12,8 +12,10 @@ from resnet_explorer.models import ModelSpec, large_model_message
 from resnet_explorer.plots import default_expanded, plot_block_graph, plot_stage_bars, si_count
 from resnet_explorer.plots.architecture import MAX_DRAWN_UNITS
 from resnet_explorer.ui import state
+from resnet_explorer.ui.nav import through_app
 from resnet_explorer.ui.widgets import figure_downloads, filterable_table, model_picker, spec_to_query, table
 
+through_app()  # a page opened by its URL on a fresh server: through app.py's navigation
 st.set_page_config(page_title="Architecture - ResNet Explorer", layout="wide")
 VIEWS = {"stage": "Per stage", "unit": "Per unit", "twin": "Plain vs residual twin", "layers": "torchinfo layers"}
 

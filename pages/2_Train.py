@@ -7,8 +7,10 @@ from resnet_explorer.models import ModelSpec, large_model_message, list_variants
 from resnet_explorer.plots import plot_live_loss, plot_training_curves
 from resnet_explorer.training import TrainConfig
 from resnet_explorer.ui import jobs, state
+from resnet_explorer.ui.nav import through_app
 from resnet_explorer.ui.widgets import figure_downloads
 
+through_app()  # a page opened by its URL on a fresh server: through app.py's navigation
 st.set_page_config(page_title="Train - ResNet Explorer", layout="wide")
 
 st.title("Train")

@@ -16,11 +16,13 @@ from resnet_explorer.plots import (
 )
 from resnet_explorer.runs import TABLES, list_runs, load_run
 from resnet_explorer.ui import jobs
+from resnet_explorer.ui.nav import through_app
 from resnet_explorer.ui.run_picker import best_finished, is_imported, pick_runs
 from resnet_explorer.ui.widgets import figure_downloads
 
 TABLE_FILES = ("run.json", *(f"{name}.csv" for name in TABLES))
 
+through_app()  # a page opened by its URL on a fresh server: through app.py's navigation
 st.set_page_config(page_title="Inspect - ResNet Explorer", layout="wide")
 
 

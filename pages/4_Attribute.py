@@ -14,9 +14,11 @@ from resnet_explorer.devices import resolve_device
 from resnet_explorer.plots import plot_attribution_grid, plot_attribution_scores
 from resnet_explorer.runs import list_runs, load_run
 from resnet_explorer.ui import jobs, state
+from resnet_explorer.ui.nav import through_app
 from resnet_explorer.ui.run_picker import is_imported, no_runs, pick_runs
 from resnet_explorer.ui.widgets import figure_downloads, table
 
+through_app()  # a page opened by its URL on a fresh server: through app.py's navigation
 st.set_page_config(page_title="Attribute - ResNet Explorer", layout="wide")
 
 

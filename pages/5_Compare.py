@@ -18,9 +18,11 @@ from resnet_explorer.training.presets import (
     describe,
 )
 from resnet_explorer.ui import jobs, state
+from resnet_explorer.ui.nav import through_app
 from resnet_explorer.ui.run_picker import is_imported, no_runs, pick_many, preselect
 from resnet_explorer.ui.widgets import figure_downloads, static_export_problem, table
 
+through_app()  # a page opened by its URL on a fresh server: through app.py's navigation
 st.set_page_config(page_title="Compare - ResNet Explorer", layout="wide")
 
 st.title("Compare")

@@ -21,9 +21,11 @@ from resnet_explorer.limits import (
 from resnet_explorer.models import ModelSpec
 from resnet_explorer.runs import list_runs
 from resnet_explorer.ui import analysis_jobs, jobs, state
+from resnet_explorer.ui.nav import through_app
 from resnet_explorer.ui.run_picker import is_imported, no_runs, pick_runs
 from resnet_explorer.ui.widgets import figure_downloads
 
+through_app()  # a page opened by its URL on a fresh server: through app.py's navigation
 st.set_page_config(page_title="Explain - ResNet Explorer", layout="wide")
 
 LOOK_FOR = {

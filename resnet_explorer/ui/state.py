@@ -11,7 +11,8 @@ Keys (all prefixed ``rx_`` so they never collide with widget keys):
 - ``rx_analysis_job``: the Explain page's `resnet_explorer.ui.analysis_jobs.AnalysisJob` (running or ended),
   read and written only through that module's functions.
 
-`resnet_explorer.ui.jobs` keeps ``rx_job`` and ``rx_live_<name>`` and reads them only through its own
+`resnet_explorer.ui.jobs` keeps ``rx_job`` and ``rx_live_<name>`` and `resnet_explorer.ui.nav` keeps
+``rx_nav_rerun``, each read only through its own
 functions; `resnet_explorer.ui.run_picker` forms its widget keys from each page's prefix. Widget keys
 that only one page uses stay in that page.
 """

@@ -134,6 +134,15 @@ def cut_labels(page: Page, selector: str) -> list[str]:
 
 
 def test_home_and_architecture(server, page):
+    # the server's first visitor opens a page by its URL: Streamlit would route it by the pages/
+    # folder (its own sidebar, "app" for the home page) unless the page goes through app.py
+    page.goto(f"{server}/Inspect")
+    settle(page)
+    expect(page.get_by_role("heading", name="Inspect")).to_be_visible()
+    expect(page.locator("[data-testid=stSidebarNav]")).to_contain_text("Home")
+    assert "app" not in page.locator("[data-testid=stSidebarNav]").inner_text().split()
+    no_exception(page)
+
     page.goto(server)
     settle(page)
     expect(page.get_by_role("heading", name="ResNet Explorer")).to_be_visible()
