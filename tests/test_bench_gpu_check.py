@@ -1,0 +1,21 @@
+"""bench/gpu_check.py, the script kept ready for a GPU, runs end to end on the CPU."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_check_runs_on_the_cpu_and_prints_both_rates_and_their_ratio():
+    out = subprocess.run([sys.executable, "bench/gpu_check.py", "--device", "cpu", "--model", "resnet8", "--batches",
+                          "16", "--steps", "3", "--warmup", "1", "--image-size", "16"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    line = out.stdout.strip().splitlines()[-1]
+    match = re.search(r"bare loop\s+([\d,]+) img/s \| trainer, probes every 10 steps\s+([\d,]+) img/s \| ratio "
+                      r"([\d.]+)", line)
+    assert match, line
+    bare, ours, ratio = (float(g.replace(",", "")) for g in match.groups())
+    assert bare > 0 and ours > 0 and abs(ratio - ours / bare) < 0.02
