@@ -19,3 +19,11 @@ def test_gpu_check_runs_on_the_cpu_and_prints_both_rates_and_their_ratio():
     assert match, line
     bare, ours, ratio = (float(g.replace(",", "")) for g in match.groups())
     assert bare > 0 and ours > 0 and abs(ratio - ours / bare) < 0.02
+    # the same net on the same data: a timing that misses the steps shows up as an absurd ratio
+    assert 0.05 < ratio < 20, line
+
+
+def test_gpu_check_refuses_a_warmup_the_trainer_does_not_log():
+    out = subprocess.run([sys.executable, "bench/gpu_check.py", "--device", "cpu", "--warmup", "5"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "--warmup must be 1 or a multiple of 10" in out.stderr
