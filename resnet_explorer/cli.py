@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .limits import MAX_USER_IMAGES
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -35,6 +36,7 @@ STATUS_EXIT = {"done": EXIT_OK, "stopped": EXIT_INTERRUPTED, "diverged": EXIT_DI
 
 
 GRID_ROWS = 32  # images drawn in an attribution PNG grid (all of them go to the npz and the scores)
+TOP_LINES = 8  # images whose top predictions `attribute` prints (predictions.csv holds every image's)
 
 
 class CliError(Exception):
@@ -355,7 +357,16 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .analysis.attribution import IG_TOLERANCE
-    from .analysis.study import dataset_inputs, run_study, upload_inputs
+    from .analysis.study import (
+        dataset_inputs,
+        image_files,
+        images_inputs,
+        percent,
+        run_study,
+        top_line,
+        top_predictions,
+        upload_inputs,
+    )
     from .data import denormalize
     from .devices import resolve_device
     from .export import check_output_dir, rows_to_csv, write_atomic
@@ -386,7 +397,10 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     target = None
     if args.target is not None:
         target = classes.index(args.target) if args.target in classes else _class_index(args.target, len(classes))
-    if args.image:
+    if args.image and Path(args.image).expanduser().is_dir():
+        files, total = image_files(args.image, MAX_USER_IMAGES)
+        inputs = images_inputs(run, [(f.name, f) for f in files], total=total)
+    elif args.image:
         inputs = upload_inputs(run, Path(args.image), Path(args.image).name)
     else:
         inputs = dataset_inputs(run, 8 if args.samples is None else args.samples)
@@ -409,7 +423,7 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     np.savez_compressed(buffer, **arrays)
     paths = [write_atomic(out / "attributions.npz", buffer.getvalue())]
     shown = denormalize(inputs.images[:GRID_ROWS], mean, std)
-    titles = [f"{name}: pred {classes[int(p)]} {float(c):.2f}"
+    titles = [f"{name}: pred {classes[int(p)]} {percent(float(c))}"
               + (f" (true {classes[int(t)]})" if inputs.labels is not None else "")
               for name, p, c, t in zip(inputs.names[:GRID_ROWS], study.predicted, study.confidence,
                                        inputs.labels if inputs.labels is not None else study.predicted)]
@@ -419,6 +433,12 @@ def cmd_attribute(args: argparse.Namespace) -> int:
                                      title=f"{run.spec.name}: {method}" + (f" at {result.layer}" if result.layer else ""))
         paths.append(write_atomic(out / f"{method}.png", png))
     paths.append(write_atomic(out / "scores.csv", rows_to_csv(study.scores)))
+    paths.append(write_atomic(out / "predictions.csv", rows_to_csv(top_predictions(study, classes))))
+    for i, name in enumerate(inputs.names[:TOP_LINES]):
+        print(f"{name}: {top_line(study, i, classes)}", file=sys.stderr)
+    if len(inputs.names) > TOP_LINES:
+        print(f"(predictions.csv holds the top {study.top_classes.shape[1]} of all {len(inputs.names)} images)",
+              file=sys.stderr)
     if inputs.note:
         print(f"note: {inputs.note}", file=sys.stderr)
     if len(inputs.names) > GRID_ROWS:
@@ -643,7 +663,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", help="Grad-CAM layer: a stage (layer3) or a unit (layer3.8); default the last unit")
     p.add_argument("--samples", type=int, help="held-out images to explain, spread over the classes (default 8, "
                    f"at most {MAX_ATTRIBUTE_SAMPLES:,}; the PNG grids show the first {GRID_ROWS})")
-    p.add_argument("--image", help="explain this image file instead (PNG/JPEG, any mode)")
+    p.add_argument("--image", help="explain this image file, or the images in this folder, instead (PNG/JPEG, any "
+                   f"mode; a folder's first {MAX_USER_IMAGES} by name)")
     p.add_argument("--target", help="class name or number to explain (default: each image's prediction)")
     p.add_argument("--steps", type=int, default=None,
                    help=f"Integrated Gradients steps for every image (default: adaptive, {IG_START_STEPS} doubling "

@@ -356,6 +356,25 @@ class Run:
                              f"{MAX_IMAGE_SIZE}, got {_describe(size)}, so its images cannot be normalised")
         return values["mean"], values["std"], size
 
+    @property
+    def resize(self) -> int | None:
+        """The shorter side a new image is scaled to before its centre `image_size` crop (ImageNet's 256
+        for imported nets); None: no separate resize (the whole centre square, as the run's own data).
+
+        Raises:
+            ValueError: run.json's data.resize is present but not a whole number from image_size to
+                `MAX_IMAGE_SIZE`.
+        """
+        data = self.info.get("data")
+        value = data.get("resize") if isinstance(data, dict) else None
+        if value is None:
+            return None
+        size = self.normalisation[2]
+        if not _is_int(value) or not size <= value <= MAX_IMAGE_SIZE:
+            raise ValueError(f"run {self.id}: run.json's data.resize should be a whole number from {size} to "
+                             f"{MAX_IMAGE_SIZE}, got {_describe(value)}, so its images cannot be prepared")
+        return value
+
 
 _BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")  # state-dict entries that are not parameters
 _TEXT_COLUMNS = frozenset({"layer", "unit"})

@@ -18,12 +18,13 @@ from .attribution import (
     layer_choices,
     method_support,
     predict,
+    predict_top,
 )
 from .checks import mask_share, sanity_check
 from .common import AnalysisStopped
 from .images import ImageError, load_image
 
 __all__ = [
-    "METHODS", "AttributionMethod", "MethodOutput", "AttributionResult", "attribute", "predict", "layer_choices",
+    "METHODS", "AttributionMethod", "MethodOutput", "AttributionResult", "attribute", "predict", "predict_top", "layer_choices",
     "default_layer", "method_support", "mask_share", "sanity_check", "ImageError", "load_image", "AnalysisStopped",
 ]

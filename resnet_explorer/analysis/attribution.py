@@ -567,10 +567,14 @@ def _param_dtype(model: nn.Module) -> torch.dtype:
     return param.dtype if param is not None else torch.float32
 
 
-def _predict(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _predict(model: nn.Module, x: torch.Tensor, k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """(classes, probabilities): (N,) each for k=1, else (N, k), most probable first."""
     with torch.no_grad():
-        probs = model(x).softmax(dim=1)  # (N, classes)
-    p, classes = probs.max(dim=1)
+        probs = model(x).float().softmax(dim=1)  # (N, classes)
+    if k == 1:
+        p, classes = probs.max(dim=1)
+        return classes, p
+    p, classes = probs.topk(min(k, probs.shape[1]), dim=1)
     return classes, p
 
 
@@ -589,6 +593,26 @@ def predict(model: nn.Module, inputs: torch.Tensor) -> tuple[torch.Tensor, torch
     with eval_mode(model):
         classes, p = _predict(model, inputs.detach().to(device, _param_dtype(model)))
     return classes.cpu(), p.float().cpu()
+
+
+def predict_top(model: nn.Module, inputs: torch.Tensor, k: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` most probable classes of each image and their softmax probabilities (eval mode).
+
+    Args:
+        model: a ResNet on any device; its modes are restored afterwards.
+        inputs: (N, C, H, W) normalised float on any device.
+        k: how many classes, 1 or more; a net with fewer classes gives all of them.
+
+    Returns:
+        (classes (N, k') int64, probabilities (N, k') float32), k' = min(k, classes), most probable
+        first, on the CPU.
+    """
+    check_positive_int("k", k)
+    check_inputs(model, inputs)
+    device = _model_device(model)
+    with eval_mode(model):
+        classes, p = _predict(model, inputs.detach().to(device, _param_dtype(model)), max(2, k))
+    return classes[:, :k].cpu(), p[:, :k].cpu()
 
 
 def _resolve_targets(model: nn.Module, x: torch.Tensor, targets: int | torch.Tensor | None) -> torch.Tensor:

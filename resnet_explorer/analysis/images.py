@@ -51,11 +51,12 @@ def _rgb(file: io.BytesIO | Path) -> Image.Image:
         return to_rgb(img)
 
 
-def _fit_square(img: Image.Image, size: int, fit: str, fill: tuple[int, int, int]) -> np.ndarray:
-    """(size, size, 3) uint8: "crop" as torchvision's Resize(size) + CenterCrop(size), or "pad"."""
+def _fit_square(img: Image.Image, size: int, fit: str, fill: tuple[int, int, int], resize: int | None = None
+                ) -> np.ndarray:
+    """(size, size, 3) uint8: "crop" as torchvision's Resize(resize or size) + CenterCrop(size), or "pad"."""
     w, h = img.size
-    if fit == "crop":  # the centre square of side min(w, h), scaled to `size`: Resize + CenterCrop in one
-        side = min(w, h)  # resampling only that box keeps memory bounded for any aspect ratio
+    if fit == "crop":  # the centre square of side min(w, h) * size / resize, scaled to `size`: Resize + CenterCrop
+        side = min(w, h) * size / (resize or size)  # in one; resampling only that box bounds memory for any aspect
         left, top = (w - side) / 2, (h - side) / 2
         box = (left, top, left + side, top + side)
         return np.asarray(img.resize((size, size), Image.Resampling.BILINEAR, box=box), dtype=np.uint8)
@@ -73,6 +74,7 @@ def load_image(
     std: Sequence[float],
     max_pixels: int = 20_000_000,
     fit: str = "crop",
+    resize: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Read, convert, resize and normalise one image for a model trained on square images.
 
@@ -92,6 +94,10 @@ def load_image(
         max_pixels: largest width x height accepted, checked from the header before decoding.
             Pillow's own limit (`PIL.Image.MAX_IMAGE_PIXELS`) applies as well.
         fit: "crop", "pad" or "stretch" (see above).
+        resize: with "crop", first scale the shorter side to ``resize`` (at least ``image_size``),
+            then keep the centre ``image_size`` square: ImageNet's evaluation transform is
+            resize 256, crop 224 (torchvision's ``Resize(256)`` + ``CenterCrop(224)``). None:
+            ``image_size``, the whole centre square. Unused by "pad" and "stretch".
 
     Returns:
         (normalised (1, 3, image_size, image_size) float32, preview (3, image_size, image_size) uint8).
@@ -104,6 +110,10 @@ def load_image(
         raise ValueError(f"fit must be one of {', '.join(FITS)}, got {fit!r}")
     check_positive_int("image_size", image_size)
     check_positive_int("max_pixels", max_pixels)
+    if resize is not None:
+        check_positive_int("resize", resize)
+        if resize < image_size:
+            raise ValueError(f"resize ({resize}) must be at least image_size ({image_size}): the crop is taken from it")
     if len(mean) != 3 or len(std) != 3:
         raise ValueError(f"load_image makes RGB images: mean and std need 3 values, got {len(mean)} and {len(std)}")
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -127,7 +137,7 @@ def load_image(
             preview = read_image(file, image_size)  # (3, S, S) uint8; Pillow opens a path or a file object
         else:
             fill = tuple(int(round(255 * min(max(float(m), 0.0), 1.0))) for m in mean)
-            array = _fit_square(_rgb(file), image_size, fit, fill)
+            array = _fit_square(_rgb(file), image_size, fit, fill, resize)
             preview = torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
     except Exception:  # Pillow raises many types (OSError, SyntaxError, ValueError, ...) for bad files
         raise ImageError(f"{name} is not a readable image") from None

@@ -18,11 +18,14 @@ import torch
 from PIL import Image
 
 from ..data import normalize
-from ..limits import ATTRIBUTE_BATCH, MAX_ATTRIBUTE_SAMPLES, check_int
+from ..data.folder import IMAGE_EXTENSIONS
+from ..limits import ATTRIBUTE_BATCH, MAX_ATTRIBUTE_SAMPLES, MAX_USER_IMAGES, check_int
 from ..runs import Run
 from ..training.trainer import load_config_data
-from . import METHODS, AttributionResult, attribute, load_image, mask_share, predict, sanity_check
+from . import METHODS, AttributionResult, ImageError, attribute, load_image, mask_share, predict_top, sanity_check
 from .attribution import BASELINES, IG_MAX_STEPS, IG_START_STEPS, IG_TOLERANCE, black_baseline
+
+TOP_K = 5  # predictions listed beside every attribution
 
 
 @dataclass
@@ -47,6 +50,8 @@ class Study:
         inputs: the images attributed.
         predicted: (N,) int64 predicted classes.
         confidence: (N,) float32 softmax probability of each prediction.
+        top_classes, top_probs: (N, k) the `TOP_K` most probable classes and their probabilities
+            (k = min(`TOP_K`, classes)); column 0 is `predicted` and `confidence`.
         results: method name -> its `AttributionResult` over all N images, in the order run.
         scores: one row per method per image: "method", "image", "target", "predicted",
             "confidence", "true", "mask_share", "mask_area", "sanity_spearman", "delta",
@@ -59,6 +64,8 @@ class Study:
     inputs: StudyInputs
     predicted: torch.Tensor
     confidence: torch.Tensor
+    top_classes: torch.Tensor  # (N, k) the TOP_K most probable classes (fewer if the net has fewer), best first
+    top_probs: torch.Tensor  # (N, k) their softmax probabilities
     results: dict[str, AttributionResult] = field(default_factory=dict)
     scores: list[dict] = field(default_factory=list)
 
@@ -130,20 +137,103 @@ def spread_over_classes(labels: torch.Tensor, samples: int) -> list[int]:
 _FIT_WORDS = {"crop": "scaled and centre-cropped", "pad": "scaled and padded", "stretch": "stretched"}
 
 
-def upload_inputs(run: Run, source: bytes | str | Path, name: str = "upload", fit: str = "crop") -> StudyInputs:
-    """One uploaded image, converted and normalised as the run's data (raises `ImageError`).
+def _describe_fit(width: int, height: int, size: int, fit: str, resize: int | None) -> str:
+    if resize:
+        return f"{width} x {height} px, shorter side scaled to {resize} px, centre {size} x {size} px kept"
+    how = ", scaled" if width == height else f", {_FIT_WORDS[fit]}"
+    return f"{width} x {height} px{how} to {size} x {size} px"
 
-    ``fit`` ("crop", "pad" or "stretch") is `load_image`'s; `StudyInputs.note` says what was done,
-    e.g. "300 x 200 px, scaled and centre-cropped to 32 x 32 px". An upload has no label and no mask.
-    """
+
+def _one_image(run: Run, source: bytes | str | Path, fit: str) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """(normalised (1, C, S, S), preview (C, S, S) uint8, what was done) for one image of `run`."""
     mean, std, size = run.normalisation
-    image, preview = load_image(source, image_size=size, mean=mean, std=std, fit=fit)
+    resize = run.resize if fit == "crop" else None  # ImageNet's resize 256, crop 224 for an imported net
+    image, preview = load_image(source, image_size=size, mean=mean, std=std, fit=fit, resize=resize)
     file = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray)) else Path(source).expanduser()
     with Image.open(file) as img:  # the header again, for the original size (load_image has checked it)
         width, height = img.size
-    how = ", scaled" if width == height else f", {_FIT_WORDS[fit]}"
-    note = f"{width} x {height} px{how} to {size} x {size} px"
+    return image, preview, _describe_fit(width, height, size, fit, resize)
+
+
+def upload_inputs(run: Run, source: bytes | str | Path, name: str = "upload", fit: str = "crop") -> StudyInputs:
+    """One uploaded image, converted and normalised as the run's data (raises `ImageError`).
+
+    ``fit`` ("crop", "pad" or "stretch") is `load_image`'s; with "crop", a run whose data names a
+    `resize` (imported ImageNet nets: 256) is scaled to it before the centre crop. `StudyInputs.note`
+    says what was done, e.g. "300 x 200 px, scaled and centre-cropped to 32 x 32 px". An upload has
+    no label and no mask.
+    """
+    image, preview, note = _one_image(run, source, fit)
+    mean, std, _ = run.normalisation
     return StudyInputs(images=image, previews=preview.unsqueeze(0), names=[name], note=note, mean=mean, std=std)
+
+
+def image_files(folder: str | Path, limit: int = MAX_USER_IMAGES) -> tuple[list[Path], int]:
+    """The image files directly in ``folder`` (hidden files skipped), sorted by name, at most ``limit``.
+
+    Returns:
+        (the first ``limit`` files, how many there were in all).
+
+    Raises:
+        ValueError: not a folder, ``limit`` outside 1..`MAX_USER_IMAGES`, or no image files in it.
+    """
+    check_int("limit", limit, 1, MAX_USER_IMAGES)
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder")
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise ValueError(f"{folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+    return files[:limit], len(files)
+
+
+def images_inputs(run: Run, sources: Sequence[tuple[str, bytes | str | Path]], fit: str = "crop",
+                  total: int | None = None) -> StudyInputs:
+    """Several user images (uploads or files), each prepared as `upload_inputs` does, in one batch.
+
+    An image that cannot be read is left out and named in `StudyInputs.note`, so one bad photo in a
+    folder does not lose the others.
+
+    Args:
+        run: whose normalisation, image size and resize apply.
+        sources: (name, bytes or path) per image, at most `MAX_USER_IMAGES`.
+        fit: `load_image`'s fit.
+        total: how many images the user had, when ``sources`` is the first part of them (for the note).
+
+    Raises:
+        ValueError: more than `MAX_USER_IMAGES` sources (before any is read), or none readable
+            (`ImageError`, naming the first problem).
+    """
+    check_int("images", len(sources), 1, MAX_USER_IMAGES)
+    images, previews, names, notes, bad = [], [], [], [], []
+    for name, source in sources:
+        try:
+            image, preview, note = _one_image(run, source, fit)
+        except ImageError as err:
+            bad.append(str(err))
+            continue
+        images.append(image)
+        previews.append(preview)
+        names.append(name)
+        notes.append(note)
+    if not images:
+        raise ImageError(f"none of the {len(sources)} images could be read; the first: {bad[0]}")
+    mean, std, size = run.normalisation
+    parts = []
+    if len(images) == 1:
+        parts.append(notes[0])
+    else:
+        resize = run.resize if fit == "crop" else None
+        how = (f"shorter side scaled to {resize} px, centre {size} x {size} px kept" if resize
+               else f"{_FIT_WORDS[fit]} to {size} x {size} px")
+        parts.append(f"{len(images)} images, {how}")
+    if total is not None and total > len(sources):
+        parts.append(f"the first {len(sources):,} of {total:,} (sorted by name)")
+    if bad:
+        parts.append(f"{len(bad)} left out: {bad[0]}" + (f" and {len(bad) - 1} more" if len(bad) > 1 else ""))
+    return StudyInputs(images=torch.cat(images), previews=torch.stack(previews), names=names, note="; ".join(parts),
+                       mean=mean, std=std)
 
 
 def run_study(
@@ -195,11 +285,12 @@ def run_study(
     if len(images) == 0:
         raise ValueError("no images to attribute: give at least one")
     chunks = [slice(start, start + ATTRIBUTE_BATCH) for start in range(0, len(images), ATTRIBUTE_BATCH)]
-    guesses = [predict(model, images[c]) for c in chunks]
-    predicted = torch.cat([classes for classes, _ in guesses])
-    confidence = torch.cat([p for _, p in guesses])
+    guesses = [predict_top(model, images[c], TOP_K) for c in chunks]
+    top_classes = torch.cat([classes for classes, _ in guesses])
+    top_probs = torch.cat([p for _, p in guesses])
+    predicted, confidence = top_classes[:, 0], top_probs[:, 0]
     targets = predicted if target is None else torch.full_like(predicted, int(target))
-    study = Study(inputs, predicted, confidence)
+    study = Study(inputs, predicted, confidence, top_classes, top_probs)
     if baseline == "black":
         if inputs.mean is None or inputs.std is None:
             raise ValueError("a black baseline needs the images' normalisation (mean and std), which these inputs lack")
@@ -261,6 +352,29 @@ def _float_or_none(values: torch.Tensor | None, i: int) -> float | None:
         return None
     v = float(values[i])
     return None if math.isnan(v) else v
+
+
+def top_predictions(study: Study, classes: Sequence[str]) -> list[dict]:
+    """One row per image per rank: "image", "rank" (1 = the prediction), "class", "index", "probability"."""
+    rows = []
+    for i, name in enumerate(study.inputs.names):
+        for rank, (c, p) in enumerate(zip(study.top_classes[i].tolist(), study.top_probs[i].tolist()), start=1):
+            rows.append({"image": name, "rank": rank, "class": classes[c] if c < len(classes) else str(c),
+                         "index": c, "probability": p})
+    return rows
+
+
+def top_line(study: Study, i: int, classes: Sequence[str], k: int = TOP_K) -> str:
+    """Image ``i``'s top predictions in one line, e.g. "tabby 62% · tiger cat 21% · Egyptian cat 9%"."""
+    pairs = zip(study.top_classes[i, :k].tolist(), study.top_probs[i, :k].tolist())
+    return " · ".join(f"{classes[c] if c < len(classes) else c} {percent(p)}" for c, p in pairs)
+
+
+def percent(p: float) -> str:
+    """A probability for people: "62%", "4.3%", "<0.1%" (never a bare "0%" for a class that was ranked)."""
+    if p >= 0.095:
+        return f"{p:.0%}"
+    return f"{p:.1%}" if p >= 0.001 else "<0.1%"
 
 
 def summary(study: Study, run_label: str) -> list[dict]:
