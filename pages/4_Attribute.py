@@ -8,7 +8,7 @@ import torch
 from resnet_explorer.analysis import METHODS, ImageError, layer_choices, method_support
 from resnet_explorer.analysis.attribution import BASELINES, IG_MAX_STEPS, IG_START_STEPS, IG_TOLERANCE
 from resnet_explorer.analysis.images import FITS
-from resnet_explorer.analysis.study import dataset_inputs, run_study, summary, upload_inputs
+from resnet_explorer.analysis.study import dataset_inputs, images_inputs, percent, run_study, summary
 from resnet_explorer.data import denormalize
 from resnet_explorer.devices import resolve_device
 from resnet_explorer.plots import plot_attribution_grid, plot_attribution_scores
@@ -35,6 +35,8 @@ def session_run(path: str, device: str):
 
 
 FIT_LABELS = {"crop": "scaled and centre-cropped", "pad": "scaled and padded", "stretch": "stretched"}
+MAX_UPLOADS = 8  # images one Explain press attributes (each method, each run; the CLI takes a folder of 512)
+UPLOAD = "Upload images"
 
 st.title("Attribute")
 st.caption("Which pixels drive the prediction? Saliency, Integrated Gradients, SmoothGrad, Grad-CAM, Occlusion "
@@ -65,19 +67,20 @@ with st.expander("Which methods apply here"):
     table(method_support(main.model, device))
 
 with st.form("attr_form"):
-    source = st.radio("Images", ["Held-out images of the run's dataset", "Upload an image"], horizontal=True,
+    source = st.radio("Images", ["Held-out images of the run's dataset", UPLOAD], horizontal=True,
                       key="attr_source")
     imported = [p.id for p in picked if is_imported(p.row)]
     if imported:
         st.caption(f"Run{'s' if len(imported) > 1 else ''} {', '.join(imported)} "
                    f"{'were' if len(imported) > 1 else 'was'} imported from a checkpoint and "
                    f"{'have' if len(imported) > 1 else 'has'} no dataset, so no held-out images: choose "
-                   "**Upload an image**.")
+                   f"**{UPLOAD}**.")
     c1, c2, c3 = st.columns(3)
     count = c1.slider("How many held-out images", 1, 8, 4, key="attr_count")
     start = c2.number_input("Starting at held-out image #", min_value=0, value=0, step=1, key="attr_start")
-    upload = c3.file_uploader("Image (PNG, JPEG, ...)", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"],
-                              key="attr_upload")
+    uploads = c3.file_uploader(f"Images (PNG, JPEG, ...; up to {MAX_UPLOADS})",
+                               type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], accept_multiple_files=True,
+                               key="attr_upload")
     fit = st.radio("An upload that is not square is", list(FITS), horizontal=True, key="attr_fit",
                    format_func=lambda f: FIT_LABELS[f],
                    help="The model takes square images: crop keeps the centre (torchvision's Resize + CenterCrop), "
@@ -118,9 +121,10 @@ if go:
         with st.spinner("Attributing..."):
             for run in chosen:
                 if source.startswith("Upload"):
-                    if upload is None:
+                    if not uploads:
                         raise ImageError("choose an image file to upload first")
-                    inputs = upload_inputs(run, upload.getvalue(), upload.name, fit=fit)
+                    inputs = images_inputs(run, [(u.name, u.getvalue()) for u in uploads[:MAX_UPLOADS]], fit=fit,
+                                           total=len(uploads))
                 else:
                     inputs = dataset_inputs(run, indices=range(int(start), int(start) + count))
                 run_layer = layer if layer in layer_choices(run.model) else None
@@ -156,15 +160,37 @@ def row_titles(run, inputs) -> list[str]:
     return [f"{name} (true {run.classes[int(t)]})" for name, t in zip(inputs.names, inputs.labels)]
 
 
+def top_rows(run, study, i: int) -> list[dict]:
+    """Image ``i``'s top predictions under ``run``: class and probability, most probable first."""
+    return [{"class": run.classes[c] if c < len(run.classes) else str(c), "probability": p}
+            for c, p in zip(study.top_classes[i].tolist(), study.top_probs[i].tolist())]
+
+
+PROBABILITY = st.column_config.ProgressColumn("probability", format="percent", min_value=0.0, max_value=1.0)
+
 first = studies[0][1]
 uploaded = first.inputs.labels is None  # held-out images always have labels
 if uploaded:
     st.subheader("What the model saw")
-    seen = st.columns(min(len(studies), 4))
-    for col, (run, study) in zip(seen, studies):
-        col.image(study.inputs.previews[0].permute(1, 2, 0).numpy(), width=160)
-        col.caption(f"{run.label}: {study.inputs.names[0]}, {study.inputs.note}")
-    st.caption("Each net attributes exactly this image (the first column of every grid below).")
+    notes = dict.fromkeys(f"{run.label}: {study.inputs.note}" for run, study in studies)
+    st.caption(" · ".join(notes) + ". Each net attributes exactly these images (the first column of every grid "
+               f"below); beside each, the {first.top_classes.shape[1]} classes it finds most probable.")
+    for i, name in enumerate(first.inputs.names):
+        cells = st.columns([1] + [2] * min(len(studies), 3))
+        cells[0].image(first.inputs.previews[i].permute(1, 2, 0).numpy(), width=140, caption=name)
+        for cell, (run, study) in zip(cells[1:], studies):
+            if i < len(study.inputs.names) and study.inputs.names[i] == name:
+                cell.caption(run.label)
+                own = study.inputs.previews[i]
+                if own.shape != first.inputs.previews[i].shape or not torch.equal(own, first.inputs.previews[i]):
+                    cell.image(own.permute(1, 2, 0).numpy(), width=70)  # this net takes another size or fit
+                cell.dataframe(top_rows(run, study, i), hide_index=True, width="stretch",
+                               column_config={"probability": PROBABILITY})
+else:
+    with st.expander(f"Top {first.top_classes.shape[1]} predictions for every image", expanded=False):
+        table([{"run": run.label, "image": name, "true": run.classes[int(study.inputs.labels[i])],
+                **{f"#{k + 1}": f"{r['class']} {percent(r['probability'])}" for k, r in enumerate(top_rows(run, study, i))}}
+               for run, study in studies for i, name in enumerate(study.inputs.names)])
 
 # One figure per method (a tab each): rows are images; the runs' maps side by side when they saw the same images.
 same_images = all(s.inputs.previews.shape == first.inputs.previews.shape and torch.equal(s.inputs.previews,

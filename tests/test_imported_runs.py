@@ -180,20 +180,43 @@ def test_compare_lists_an_imported_run_with_blank_training_columns(runs, ids):
 def test_attribute_on_an_imported_run_takes_uploads_only(runs, ids):
     at = page("pages/4_Attribute.py").run()
     assert at.selectbox(key="attr_run").value == ids["imported"]  # the newest run
-    assert any("no held-out images" in c.value and "Upload an image" in c.value for c in at.caption)
+    assert any("no held-out images" in c.value and "Upload images" in c.value for c in at.caption)
     at.multiselect(key="attr_methods").set_value(["saliency"])
     at.toggle(key="attr_sanity").set_value(False)
     at.button[0].click()
     at.run()
     assert not at.exception
     assert at.error and "no held-out images" in at.error[0].value
-    at.radio(key="attr_source").set_value("Upload an image")
+    at.radio(key="attr_source").set_value("Upload images")
     at.get("file_uploader")[0].upload("photo.png", png(), "image/png")
     at.button[0].click()
     at.run()
     assert not at.exception and not at.error
     assert len(at.get("plotly_chart")) == 2  # the saliency grid and the scores
     assert any("224 x 224" in c.value for c in at.caption)  # what the model saw: ImageNet's crop
+
+
+def test_attribute_page_lists_the_top_five_beside_each_uploaded_photo(runs, ids):
+    at = page("pages/4_Attribute.py").run()
+    at.radio(key="attr_source").set_value("Upload images")
+    uploader = at.get("file_uploader")[0]
+    uploader.set_value([(f"photo{i}.png", png((40 + 10 * i, 30)), "image/png") for i in range(9)])
+    at.multiselect(key="attr_methods").set_value(["saliency"])
+    at.toggle(key="attr_sanity").set_value(False)
+    at.button[0].click()
+    at.run()
+    assert not at.exception and not at.error
+    caption = next(c.value for c in at.caption if "224 x 224" in c.value)
+    assert "8 images, shorter side scaled to 256 px" in caption and "the first 8 of 9" in caption
+    tops = [d.value for d in at.dataframe if list(d.value.columns) == ["class", "probability"]]
+    assert len(tops) == 8  # one table of the top 5 beside each photo the net saw
+    run = load_run(runs / ids["imported"])
+    from resnet_explorer.analysis import predict_top
+    from resnet_explorer.analysis.study import upload_inputs
+
+    classes, probs = predict_top(run.model, upload_inputs(run, png((40, 30))).images, 5)
+    assert list(tops[0]["class"]) == [run.classes[c] for c in classes[0].tolist()]
+    assert tops[0]["probability"].tolist() == pytest.approx(probs[0].tolist(), abs=1e-6)
 
 
 def test_explain_on_an_imported_run_starts_nothing(runs, ids):

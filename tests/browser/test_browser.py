@@ -252,7 +252,7 @@ def test_home_tour_compare_and_attribute(server, page):
     shot(page, "attribute")
 
     # an upload that is not square: the page shows what the model saw, centre-cropped
-    page.get_by_text("Upload an image").click()
+    page.get_by_text("Upload images").click()
     page.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(str(ROOT / "tests" / "fixtures" / "wide.png"))
     page.get_by_role("button", name="Explain").click()
     page.wait_for_selector("[data-testid=stApp][data-test-script-state=running]", timeout=10_000)
