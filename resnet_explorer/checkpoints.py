@@ -42,6 +42,7 @@ import torch
 from .data.imagenet import IMAGENET_CROP, IMAGENET_MEAN, IMAGENET_RESIZE, IMAGENET_STD, imagenet_classes
 from .limits import MAX_CHECKPOINT_BYTES
 from .models import ModelSpec, build_model
+from .published import published_file
 
 STATE_ENTRIES: tuple[str, ...] = ("state_dict", "model", "state_dict_ema")  # where a checkpoint keeps its weights
 STRIPPED_PREFIXES: tuple[str, ...] = ("module.", "_orig_mod.")
@@ -197,6 +198,14 @@ def to_zoo_state(state: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, t
     return {k: state[k] for k in expected}
 
 
+def importable_names() -> list[str]:
+    """The zoo's ImageNet-stem residual nets, the ones a torchvision or timm checkpoint can fill."""
+    from .models import list_variants
+
+    return [name for name in list_variants()
+            if (spec := ModelSpec.from_name(name)).stem == "imagenet" and spec.residual and not spec.pre_activation]
+
+
 def import_spec(model_name: str, state: dict[str, torch.Tensor] | None = None) -> ModelSpec:
     """The spec of zoo name `model_name` (an ImageNet-stem net), with the classifier's outputs of `state`.
 
@@ -248,7 +257,7 @@ def _sha256(path: Path) -> str:
 
 
 def import_weights(path: str | Path, model_name: str, root: str | Path,
-                   classes: str | Path | list[str] | None = None) -> Path:
+                   classes: str | Path | list[str] | None = None, resize: int | None = None) -> Path:
     """Import a torchvision or timm checkpoint as a new run folder of kind "imported" under `root`.
 
     The folder holds model.pt (float32, this project's keys) and run.json: kind "imported", status
@@ -263,6 +272,9 @@ def import_weights(path: str | Path, model_name: str, root: str | Path,
         root: the runs folder.
         classes: a text file of names (one per line) or a list of names, one per output; default the ImageNet
             names for 1,000 outputs, else "0".."n-1".
+        resize: the short side a photo is scaled to before the 224 px centre crop; default: what
+            torchvision's evaluation transform uses for these weights when the file is one it publishes
+            (232 for its V2 recipe, see `published.PUBLISHED`), else 256.
 
     Returns:
         the run folder.
@@ -273,6 +285,15 @@ def import_weights(path: str | Path, model_name: str, root: str | Path,
     from .runs import new_run_id, run_dir, save_state_dict, versions
 
     path = Path(path)
+    known = published_file(path.name)  # by its name, confirmed by its hash below
+    digest = _sha256(path) if path.is_file() else ""
+    if known is not None and not digest.startswith(known.hash_prefix):
+        known = None  # named like torchvision's file, but another file: nothing is claimed for it
+    if resize is None:
+        resize = known.resize if known is not None else IMAGENET_RESIZE
+    if isinstance(resize, bool) or not isinstance(resize, int) or not IMAGENET_CROP <= resize <= 4 * IMAGENET_CROP:
+        raise ValueError(f"resize must be a whole number of pixels from {IMAGENET_CROP} to {4 * IMAGENET_CROP}, "
+                         f"got {resize!r}")
     raw = read_checkpoint(path)
     spec = import_spec(model_name, raw)
     layout = checkpoint_layout(raw)
@@ -304,10 +325,11 @@ def import_weights(path: str | Path, model_name: str, root: str | Path,
         "updated": now, "status": "done", "message": f"imported from {path.name} ({layout} layout)",
         "spec_name": spec.name, "label": spec.label, "spec": spec.to_dict(), "versions": versions(),
         "steps": 0, "total_steps": 0, "device": "cpu",
-        "data": {"name": "imagenet", "source": "ImageNet-1k preprocessing: resize 256, centre crop 224",
+        "data": {"name": "imagenet", "source": f"ImageNet-1k preprocessing: resize {resize}, centre crop {IMAGENET_CROP}",
                  "classes": names, "num_train": 0, "num_test": 0, "image_size": IMAGENET_CROP,
-                 "resize": IMAGENET_RESIZE, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
-        "source": {"file": path.name, "sha256": _sha256(path), "bytes": path.stat().st_size, "layout": layout},
+                 "resize": resize, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+        "source": {"file": path.name, "sha256": digest, "bytes": path.stat().st_size, "layout": layout,
+                   "published": f"torchvision {known.tag}, ImageNet top-1 {known.top1}%" if known else None},
     }
     try:
         staging.mkdir()

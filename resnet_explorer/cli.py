@@ -6,6 +6,7 @@
     python -m resnet_explorer degradation
     python -m resnet_explorer attribute RUN --methods saliency,gradcam --out DIR
     python -m resnet_explorer import-weights resnet50.pth --model resnet50 [--classes names.txt]
+    python -m resnet_explorer import-weights --list | --model resnet50 --download [IMAGENET1K_V1]
 
 Exit codes: 0 done; 1 failed; 2 bad arguments or config (one line on stderr, no traceback);
 3 diverged; 130 stopped with Ctrl-C.
@@ -589,21 +590,49 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_import_weights(args: argparse.Namespace) -> int:
-    """A torchvision or timm checkpoint as a new run folder of kind "imported"; prints the folder last."""
-    from .checkpoints import import_spec, import_weights
+    """A torchvision or timm checkpoint as a new run folder of kind "imported"; prints the folder last.
+
+    With --list, the checkpoints in torch's hub cache instead; with --download, torchvision's published
+    file for --model (fetched into the hub cache, its SHA-256 prefix checked) unless it is there already.
+    """
+    from .checkpoints import import_spec, import_weights, importable_names
     from .export import check_output_dir
+    from .published import download, guess_model, hub_checkpoints, hub_dir, published
     from .runs import load_run
 
+    if args.list:
+        rows, total = hub_checkpoints()
+        print(f"torch's hub cache: {hub_dir()} ({total:,} checkpoint file{'s' if total != 1 else ''})", file=sys.stderr)
+        for row in rows:
+            known = row["published"]
+            guess = guess_model(row["file"], importable_names())
+            what = known.label if known else (f"probably {guess}" if guess else "not a net this tool recognises")
+            print(f"{row['path']}\t{row['megabytes']:.0f} MB\t{what}")
+        return EXIT_OK
+    if not args.model:
+        raise CliError("give --model NAME (the zoo's name of the net), or --list to see torch's hub cache")
     import_spec(args.model)  # a bad name is refused before any file is read or folder made
-    if not Path(args.file).is_file():
-        raise CliError(f"no checkpoint file {args.file}")
+    if args.download and args.file:
+        raise CliError("give a checkpoint FILE or --download, not both")
     if args.classes is not None and not Path(args.classes).is_file():
         raise CliError(f"no class names file {args.classes}")
     check_output_dir(args.out)
-    path = import_weights(args.file, args.model, args.out, classes=args.classes)
+    if args.download:
+        entry = published(args.model, None if args.download is True else args.download)
+        print(f"{entry.label}: {entry.url} -> {hub_dir()}", file=sys.stderr)
+        file = download(entry, progress=sys.stderr.isatty())
+    elif not args.file:
+        raise CliError("give the checkpoint FILE, or --download to fetch torchvision's published weights")
+    elif not Path(args.file).is_file():
+        raise CliError(f"no checkpoint file {args.file}")
+    else:
+        file = Path(args.file)
+    path = import_weights(file, args.model, args.out, classes=args.classes, resize=args.resize)
     run = load_run(path, with_model=False)
-    print(f"{run.spec.label}: {run.spec.num_classes:,} classes, {run.info['source']['layout']} layout, "
-          f"sha256 {run.info['source']['sha256'][:12]}", file=sys.stderr)
+    source = run.info["source"]
+    print(f"{run.spec.label}: {run.spec.num_classes:,} classes, {source['layout']} layout, "
+          f"sha256 {source['sha256'][:12]}" + (f", {source['published']}" if source.get("published") else "")
+          + f"; photos are scaled to {run.resize} px and centre-cropped to {run.normalisation[2]}", file=sys.stderr)
     print(path)
     return EXIT_OK
 
@@ -732,11 +761,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import-weights", help="a pretrained torchvision or timm ImageNet ResNet as a run folder",
                        description="Read a torchvision or timm ResNet checkpoint (weights_only: nothing in it is "
                                    "executed), check it against the zoo's net, and write a run folder of kind "
-                                   "\"imported\" with ImageNet preprocessing (resize 256, crop 224, ImageNet mean "
-                                   "and std). Nothing is downloaded. Prints the run folder last.")
-    p.add_argument("file", help="the checkpoint: a state dict, or a dict with state_dict / model / state_dict_ema")
-    p.add_argument("--model", required=True,
+                                   "\"imported\" with ImageNet preprocessing (resize 256, or 232 for torchvision's "
+                                   "V2 weights, then crop 224, ImageNet mean and std). Nothing is downloaded unless "
+                                   "--download is given. Prints the run folder last.")
+    p.add_argument("file", nargs="?", help="the checkpoint: a state dict, or a dict with state_dict / model / "
+                                           "state_dict_ema")
+    p.add_argument("--model",
                    help="the zoo's name of the net: resnet18 ... resnet152, wide_resnet50_2, resnext50_32x4d, ...")
+    p.add_argument("--list", action="store_true", help="list the checkpoints in torch's hub cache and stop")
+    p.add_argument("--download", nargs="?", const=True, metavar="TAG",
+                   help="fetch torchvision's published weights for --model into torch's hub cache (needs the "
+                        "internet; the SHA-256 prefix in the file name is checked): its default, or TAG such as "
+                        "IMAGENET1K_V1")
+    p.add_argument("--resize", type=int, help="short side before the 224 crop (default: torchvision's for a file "
+                                              "it publishes, else 256)")
     p.add_argument("--classes", help="text file of class names, one per line, one per output (default: the "
                                      "ImageNet names for 1,000 outputs, else 0..n-1)")
     p.add_argument("--out", default="runs", help="the runs folder (default ./runs)")

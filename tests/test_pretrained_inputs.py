@@ -106,7 +106,7 @@ def test_a_bad_resize_in_run_json_is_one_clear_line(imported, tmp_path):
     info["data"]["resize"] = 100  # below the 224 crop
     (copy / "run.json").write_text(json.dumps(info))
     with pytest.raises(ValueError, match=r"data.resize should be a whole number from 224 to \d+, got 100"):
-        load_run(copy, with_model=False).resize
+        _ = load_run(copy, with_model=False).resize
 
 
 def test_a_folder_of_photos_skips_what_cannot_be_read_and_says_so(imported, tmp_path):
