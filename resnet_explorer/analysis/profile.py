@@ -118,7 +118,12 @@ class UnitProfile:
 
     def summary(self) -> str:
         """The profile's findings in a few sentences, every claim worked out from the rows."""
-        sentences = [self.headline() + f" (eval mode, {self.images:,} image{'s' * (self.images != 1)})."]
+        head = self.headline() + f" (eval mode, {self.images:,} image{'s' * (self.images != 1)})."
+        return " ".join([head, *self.findings()])
+
+    def findings(self) -> list[str]:
+        """The sentences of `summary` after its headline."""
+        sentences = []
         ratios = self._ratios()
         if not ratios.empty:
             sentences.extend(_ratio_findings(ratios))
@@ -129,7 +134,7 @@ class UnitProfile:
                 sentences.append(f"No unit has a shortcut; each unit's ||F|| is {_num(share.min())} to "
                                  f"{_num(share.max())} times the norm of its input.")
         sentences.extend(self._lesion_findings())
-        return " ".join(sentences)
+        return sentences
 
     def _ratios(self) -> pd.DataFrame:
         return self.rows[self.rows["ratio_mean"].notna()]
@@ -147,9 +152,9 @@ class UnitProfile:
             out.append(f"Deleting one unit changes the top-1 class of a median {_pct(done['flip_rate'].median())} "
                        f"of the images; most at {worst['unit']}{where} ({_pct(worst['flip_rate'])}, mean "
                        f"probability of the intact top-1 class {_change(worst['prob_drop'])} from "
-                       f"{_num(self.top1_prob)}).")
+                       f"{self.top1_prob:.2f}).")
             keep = done[~done["changes_shape"].astype(bool)]
-            if bool(worst["changes_shape"]) and len(keep):
+            if bool(worst["changes_shape"]) and len(keep) and keep["flip_rate"].max() < worst["flip_rate"]:
                 out.append(f"Deleting any unit that keeps the shape changes at most "
                            f"{_pct(keep['flip_rate'].max())}.")
         if len(blocked):
@@ -168,11 +173,12 @@ def _count(n: int, noun: str) -> str:
 
 
 def _change(drop: float) -> str:
-    return f"down {_num(drop)}" if drop >= 0 else f"up {_num(-drop)}"
+    return f"down {drop:.2f}" if drop >= 0 else f"up {-drop:.2f}"
 
 
 def _pct(value: float) -> str:
-    return f"{100 * value:.0f}%" if value >= 0.095 or value == 0 else f"{100 * value:.1f}%"
+    pct = 100 * value
+    return f"{pct:.0f}%" if pct >= 9.5 or round(pct, 1) == round(pct) else f"{pct:.1f}%"
 
 
 def _ratio_findings(ratios: pd.DataFrame) -> list[str]:
@@ -194,7 +200,9 @@ def _ratio_findings(ratios: pd.DataFrame) -> list[str]:
         stages += 1
         first, last = group.iloc[0], group.iloc[-1]
         if last["ratio_mean"] < first["ratio_mean"]:
-            falls.append(f"{first['unit']} {_num(first['ratio_mean'])} -> {last['unit']} {_num(last['ratio_mean'])}")
+            digits = 3 if _num(first["ratio_mean"]) == _num(last["ratio_mean"]) else 2
+            falls.append(f"{first['unit']} {_num(first['ratio_mean'], digits)} -> "
+                         f"{last['unit']} {_num(last['ratio_mean'], digits)}")
     if stages:
         if falls:
             out.append(f"Within a stage the ratio falls from the first to the last identity unit in {len(falls)} of "
