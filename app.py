@@ -15,5 +15,6 @@ PAGES = [
     st.Page("pages/4_Attribute.py", title="Attribute", icon=":material/visibility:", url_path="Attribute"),
     st.Page("pages/5_Compare.py", title="Compare", icon=":material/compare:", url_path="Compare"),
     st.Page("pages/6_Explain.py", title="Explain", icon=":material/psychology:", url_path="Explain"),
+    st.Page("pages/7_Pretrained.py", title="Pretrained", icon=":material/photo_camera:", url_path="Pretrained"),
 ]
 st.navigation(PAGES).run()

@@ -91,6 +91,8 @@ st.page_link("pages/5_Compare.py", label="Compare: plain vs residual, any runs s
              icon=":material/compare:")
 st.page_link("pages/6_Explain.py", label="Explain: lesions, gradient paths and the loss landscape of a trained run",
              icon=":material/psychology:")
+st.page_link("pages/7_Pretrained.py", label="Pretrained: import a torchvision or timm ResNet, look inside it with "
+             "your photos", icon=":material/photo_camera:")
 spec = state.get_spec()
 st.caption(f"Current model: **{spec.label}** on {state.get_device()}.")
 with st.expander("Naming rule"):

@@ -80,6 +80,7 @@ with st.form("attr_form"):
     start = c2.number_input("Starting at held-out image #", min_value=0, value=0, step=1, key="attr_start")
     uploads = c3.file_uploader(f"Images (PNG, JPEG, ...; up to {MAX_UPLOADS})",
                                type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], accept_multiple_files=True,
+                               max_upload_size=50,
                                key="attr_upload")
     fit = st.radio("An upload that is not square is", list(FITS), horizontal=True, key="attr_fit",
                    format_func=lambda f: FIT_LABELS[f],

@@ -572,6 +572,64 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    """Look inside a net without training: per-unit residual ratios, response std and single-unit lesions
+    over the user's images (or a trained run's held-out images), in eval mode."""
+    from .analysis.common import AnalysisStopped
+    from .analysis.profile import profile_units
+    from .analysis.study import dataset_inputs, image_files, images_inputs
+    from .devices import resolve_device
+    from .export import ExportError, check_output_dir, write_atomic, write_figure
+    from .plots.profile import plot_unit_profile
+    from .report import check_formats
+    from .runs import load_run
+
+    formats = check_formats(args.format.split(","))
+    if args.images and args.samples is not None:
+        raise CliError("give --images or --samples, not both")
+    samples = 64 if args.samples is None else args.samples
+    if not 1 <= samples <= MAX_USER_IMAGES:
+        raise CliError(f"--samples must be 1 to {MAX_USER_IMAGES}, got {samples}")
+    device = resolve_device(args.device)
+    path = Path(_resolve_run_path(args.run, args.runs))
+    bare = load_run(path, with_model=False)
+    if not args.images and bare.config is None:
+        raise CliError(f"run {bare.id} was imported from a checkpoint and has no dataset: give --images FOLDER "
+                       "(your own photos)")
+    files, total = image_files(args.images, MAX_USER_IMAGES) if args.images else ([], 0)
+    out = check_output_dir(args.out)
+    run = load_run(path, device=str(device))
+    if run.model is None:
+        raise CliError(f"run {run.id} has no saved weights (model.pt) to look inside")
+    if args.images:
+        inputs = images_inputs(run, [(f.name, f) for f in files], total=total)
+    else:
+        inputs = dataset_inputs(run, samples)
+    if inputs.note:
+        print(f"note: {inputs.note}", file=sys.stderr)
+    stop = threading.Event()
+    restore = _stop_on_signals(stop)
+    try:
+        profile = profile_units(run.model, inputs.images, lesions=not args.no_lesions,
+                                progress=Counter(f"profile {run.label}"), stop=stop)
+    except AnalysisStopped:
+        print(f"stopped: the profile of {run.label} did not finish; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        restore()
+    stem = f"{run.spec.name}_{run.id[-4:]}_profile"
+    written = [write_atomic(out / f"{stem}.csv", profile.rows.to_csv(index=False))]
+    try:
+        written += write_figure(plot_unit_profile(profile), out / stem,
+                                [f for f in formats if f in ("html", "png", "svg", "json")])
+    except ExportError as err:
+        raise CliError(str(err)) from None
+    print(profile.summary(), file=sys.stderr)
+    for p in written:
+        print(p)
+    return EXIT_OK
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """Comparison figures, tables and an offline index.html for one or more runs."""
     from .export import ExportError, check_output_dir
@@ -757,6 +815,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="html,png,svg", help="comma list of html, png, svg (default all three)")
     p.add_argument("--runs", default="runs", help="the runs folder for run ids (default ./runs)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("profile", help="look inside a net without training: residual ratios, responses, lesions",
+                       description="Per residual unit, in eval mode over your images (a folder) or a trained run's "
+                                   "held-out images: the residual ratio ||F(x)|| / ||x||, the response std, and "
+                                   "what deleting the unit alone changes (the share of images whose top class "
+                                   "flips, the drop in its probability). Writes a CSV and the figure into --out.")
+    p.add_argument("run", help="run id or folder (an imported pretrained net or a trained run)")
+    p.add_argument("--images", metavar="FOLDER", help=f"your images (the first {MAX_USER_IMAGES} by name); needed "
+                                                       "for an imported net")
+    p.add_argument("--samples", type=int, help="held-out images of a trained run, spread over the classes "
+                                               "(default 64)")
+    p.add_argument("--no-lesions", action="store_true", help="skip the single-unit lesions (one forward pass "
+                                                             "instead of about units/2 + 1)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    p.add_argument("--out", default="profile", help="output folder (default ./profile)")
+    p.add_argument("--format", default="html,png", help="comma list of html, png, svg (default html,png)")
+    p.add_argument("--runs", default="runs", help="the runs folder for run ids (default ./runs)")
+    p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("import-weights", help="a pretrained torchvision or timm ImageNet ResNet as a run folder",
                        description="Read a torchvision or timm ResNet checkpoint (weights_only: nothing in it is "

@@ -46,7 +46,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..limits import MAX_BATCH_SIZE, check_int
+from ..limits import MAX_BATCH_SIZE, MAX_USER_IMAGES, check_int
 from ..models.resnet import ResNet
 from .common import AnalysisStopped, eval_mode
 from .lesion import deletable_units, lesioned
@@ -56,7 +56,7 @@ __all__ = [
     "profile_units",
 ]
 
-MAX_PROFILE_IMAGES = 512  # images profiled in one call; the caller loads and normalises them
+MAX_PROFILE_IMAGES = MAX_USER_IMAGES  # images profiled in one call; the caller loads and normalises them
 PROFILE_CACHE_BYTES = 256 * 2**20  # unit inputs kept per batch; the automatic batch size keeps under it
 AUTO_PROFILE_BATCH = 64  # largest automatic batch
 SAME_RATIO = 0.05  # two mean ratios this close (relative) are reported as about the same

@@ -1,0 +1,181 @@
+"""Pretrained: import a torchvision or timm ImageNet ResNet, then look inside it with your own photos."""
+
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from resnet_explorer.analysis import ImageError
+from resnet_explorer.analysis.common import AnalysisStopped
+from resnet_explorer.analysis.profile import profile_units
+from resnet_explorer.analysis.study import dataset_inputs, image_files, images_inputs
+from resnet_explorer.checkpoints import import_weights, importable_names
+from resnet_explorer.devices import resolve_device
+from resnet_explorer.limits import MAX_CHECKPOINT_BYTES
+from resnet_explorer.plots.profile import plot_unit_profile
+from resnet_explorer.published import guess_model, hub_checkpoints, hub_dir
+from resnet_explorer.runs import list_runs, load_run
+from resnet_explorer.ui import jobs, state
+from resnet_explorer.ui.nav import through_app
+from resnet_explorer.ui.run_picker import describe, is_imported
+from resnet_explorer.ui.widgets import figure_downloads, table
+
+through_app()  # a page opened by its URL on a fresh server: through app.py's navigation
+st.set_page_config(page_title="Pretrained - ResNet Explorer", layout="wide")
+
+MAX_UPLOAD_MB = 1024  # a checkpoint upload (torchvision's largest ResNet file, wide_resnet101_2 V2, is 485 MB)
+MAX_PHOTOS = 64  # photos profiled at once on this page (the CLI's `profile --images` takes 512)
+SOURCES = ("torch's hub cache", "A file on this computer", "Upload a checkpoint")
+IMPORTED = "pre_imported"  # session key: the id of the run imported last
+RESULT = "pre_profile"  # session key: (run id, UnitProfile, note)
+
+st.title("Pretrained")
+st.caption("Bring a pretrained ImageNet ResNet (a torchvision or timm checkpoint you already have) and look inside it "
+           "with your own photos, without training. Checkpoints are read with weights_only=True: nothing in them "
+           "is executed, and nothing is downloaded.")
+
+# --- 1. import -----------------------------------------------------------------------------------------------
+st.subheader("1. Import a checkpoint")
+names = importable_names()
+source = st.radio("Checkpoint from", SOURCES, horizontal=True, key="pre_source")
+chosen: str | None = None
+upload = None
+if source == SOURCES[0]:
+    rows, total = hub_checkpoints()
+    if not rows:
+        st.info(f"No checkpoints in torch's hub cache ({hub_dir()}). torchvision puts its weights there the first "
+                "time `resnet50(weights=...)` runs; `python -m resnet_explorer import-weights --model resnet50 "
+                "--download` fetches one (it needs the internet). Or pick another source above.",
+                icon=":material/info:")
+    else:
+        def hub_label(i: int) -> str:
+            row = rows[i]
+            known = row["published"]
+            guess = guess_model(row["file"], names)
+            what = known.label if known else (f"probably {guess}" if guess else "a net this tool does not recognise")
+            return f"{row['file']} · {row['megabytes']:.0f} MB · {what}"
+
+        pick = st.selectbox(f"Checkpoints in {hub_dir()}" + (f" (the first {len(rows):,} of {total:,})"
+                                                             if total > len(rows) else ""),
+                            range(len(rows)), format_func=hub_label, key="pre_hub")
+        chosen = rows[pick]["path"]
+elif source == SOURCES[1]:
+    chosen = st.text_input("Path to the checkpoint file", key="pre_path",
+                           placeholder="/home/me/models/resnet50-0676ba61.pth").strip() or None
+else:
+    upload = st.file_uploader(f"Checkpoint (.pth, .pt, .bin, .ckpt; up to {MAX_UPLOAD_MB:,} MB)",
+                              type=["pth", "pt", "bin", "ckpt", "tar"], max_upload_size=MAX_UPLOAD_MB,
+                              key="pre_upload")
+    chosen = upload.name if upload is not None else None
+
+guessed = guess_model(Path(chosen).name, names) if chosen else None
+c1, c2 = st.columns(2)
+model_name = c1.selectbox("Which net it is", names, key=f"pre_model_{guessed}",
+                          index=names.index(guessed) if guessed in names else names.index("resnet50"),
+                          help="The zoo's name; guessed from the file name where it can be. The import checks every "
+                               "key and shape against this net and names the first that do not fit.")
+classes_file = c2.file_uploader("Class names (optional: a .txt, one per line, one per output)", type=["txt"],
+                                max_upload_size=10, key="pre_classes",
+                                help="Default: the 1,000 ImageNet names for a 1,000-output classifier, else 0..n-1.")
+if st.button("Import", type="primary", icon=":material/download:", disabled=chosen is None, key="pre_import"):
+    try:
+        classes = None
+        if classes_file is not None:
+            classes = [line.strip() for line in classes_file.getvalue().decode("utf-8", "replace").splitlines()
+                       if line.strip()]
+        with st.spinner(f"Reading and checking {Path(chosen).name}..."), tempfile.TemporaryDirectory() as tmp:
+            path = Path(chosen).expanduser()
+            if upload is not None:
+                if upload.size > MAX_CHECKPOINT_BYTES:
+                    raise ValueError(f"{upload.name} is {upload.size:,} bytes, over the limit of "
+                                     f"{MAX_CHECKPOINT_BYTES:,}")
+                path = Path(tmp) / Path(upload.name).name  # keep its name: it says which published file it is
+                path.write_bytes(upload.getvalue())
+            folder = import_weights(path, model_name, jobs.runs_root(), classes=classes)
+        run = load_run(folder, with_model=False)
+        st.session_state[IMPORTED] = run.id
+        source_info = run.info.get("source", {})
+        st.success(f"Imported {run.spec.label} as run **{run.id}**: {run.spec.num_classes:,} classes, "
+                   f"{source_info.get('layout')} layout"
+                   + (f", {source_info['published']}" if source_info.get("published") else "")
+                   + f". Photos are scaled to {run.resize} px on the short side and centre-cropped to "
+                   f"{run.normalisation[2]} px.", icon=":material/check_circle:")
+        st.page_link("pages/4_Attribute.py", label="Attribute its predictions on your photos",
+                     icon=":material/visibility:")
+    except (ValueError, OSError) as err:
+        st.error(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
+
+# --- 2. profile ----------------------------------------------------------------------------------------------
+st.subheader("2. Look inside without training")
+st.markdown("Per residual unit, in eval mode over your photos: the **residual ratio** ‖F(x)‖/‖x‖ (how much the "
+            "unit's branch changes what its shortcut carries), the **response std** of its output, and what "
+            "**deleting that unit alone** does (the share of photos whose top class changes). In a trained ResNet, "
+            "the ratio tends to be small in a stage's later units (refinement) and large where the shape changes.")
+runs = [r for r in list_runs(jobs.runs_root()) if (Path(r["path"]) / "model.pt").is_file()]
+if not runs:
+    st.info("No run with weights yet: import a checkpoint above, or train one on the Train page.",
+            icon=":material/info:")
+    st.stop()
+ids = [r["id"] for r in runs]
+default = st.session_state.get(IMPORTED)
+if default not in ids:
+    default = next((r["id"] for r in runs if is_imported(r)), ids[0])
+run_id = st.selectbox("Net", ids, index=ids.index(default), key=f"pre_run_{default}",
+                      format_func=lambda i: describe(next(r for r in runs if r["id"] == i)))
+row = next(r for r in runs if r["id"] == run_id)
+imported = is_imported(row)
+with st.form("pre_form"):
+    choices = ["Your photos (upload)", "A folder on this computer"] + ([] if imported else ["Held-out images"])
+    where = st.radio("Images", choices, horizontal=True, key="pre_where")
+    f1, f2 = st.columns(2)
+    photos = f1.file_uploader(f"Photos (PNG, JPEG, ...; up to {MAX_PHOTOS})", accept_multiple_files=True,
+                              type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], max_upload_size=50,
+                              key="pre_photos")
+    folder = f2.text_input("Folder of images", key="pre_folder", placeholder="/home/me/photos")
+    f3, f4 = st.columns(2)
+    held_out = f3.number_input("Held-out images (a trained run)", 1, MAX_PHOTOS, 32, key="pre_held_out",
+                               disabled=imported)
+    lesions = f4.toggle("Single-unit lesions (about units/2 + 1 forward passes instead of one)", value=True,
+                        key="pre_lesions")
+    go = st.form_submit_button("Profile", type="primary", icon=":material/troubleshoot:")
+
+if go:
+    try:
+        device = str(resolve_device(state.get_device()))
+        run = load_run(row["path"], device=device)
+        if where.startswith("Your photos"):
+            if not photos:
+                raise ImageError("choose some photos to upload first")
+            inputs = images_inputs(run, [(p.name, p.getvalue()) for p in photos[:MAX_PHOTOS]], total=len(photos))
+        elif where.startswith("A folder"):
+            if not folder.strip():
+                raise ValueError("type the path of a folder of images first")
+            files, total = image_files(folder.strip(), MAX_PHOTOS)
+            inputs = images_inputs(run, [(f.name, f) for f in files], total=total)
+        else:
+            inputs = dataset_inputs(run, int(held_out))
+        bar = st.progress(0.0, text="Profiling...")
+
+        def progress(done: int, total: int) -> None:
+            bar.progress(done / max(total, 1), text=f"Profiling: forward pass {done} of {total}")
+
+        profile = profile_units(run.model, inputs.images, lesions=lesions, progress=progress)
+        bar.empty()
+        st.session_state[RESULT] = (run.id, profile, inputs.note)
+    except (ValueError, AnalysisStopped) as err:  # ImageError is a ValueError
+        st.session_state.pop(RESULT, None)
+        st.error(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
+
+result = st.session_state.get(RESULT)
+if not result or result[0] != run_id:
+    st.info("Choose images, then press Profile.", icon=":material/info:")
+    st.stop()
+_, profile, note = result
+if note:
+    st.caption(note)
+fig = plot_unit_profile(profile)
+st.plotly_chart(fig, key="pre_profile_fig", theme=None)
+records = profile.rows.to_dict("records")
+figure_downloads(fig, f"{profile.model}_{run_id[-4:]}_profile", "dl_pre_profile", records)
+with st.expander("Every unit's numbers"):
+    table(records)

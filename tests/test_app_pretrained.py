@@ -1,0 +1,155 @@
+"""The Pretrained page: import a checkpoint from torch's hub cache, a path or an upload, then profile the net
+on photos; bad input gets one st.error line and the session lives on."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from resnet_explorer import build_model
+from resnet_explorer.runs import list_runs
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = "pages/7_Pretrained.py"
+
+
+def photo(size=(64, 48), colour=(200, 30, 30)) -> bytes:
+    img = Image.new("RGB", size, (20, 20, 120))
+    img.paste(colour, (size[0] // 4, size[1] // 4, 3 * size[0] // 4, 3 * size[1] // 4))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(11)
+    file = tmp_path_factory.mktemp("ckpt") / "resnet18_mine.pth"
+    torch.save(build_model("resnet18", device="cpu").state_dict(), file)
+    return file
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch, checkpoint):
+    """An empty runs folder and a hub cache holding the checkpoint."""
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("RESNET_EXPLORER_RUNS", str(runs))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    (hub / checkpoint.name).write_bytes(checkpoint.read_bytes())
+    return runs
+
+
+class Page:
+    """The page opened through app.py's navigation (so its links to other pages resolve)."""
+
+    def __init__(self) -> None:
+        self.at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+
+    def run(self) -> AppTest:
+        self.at.run()
+        return self.at.switch_page(PAGE).run()
+
+
+def page() -> Page:
+    return Page()
+
+
+def import_from_hub(runs: Path) -> AppTest:
+    at = page().run()
+    assert not at.exception
+    hub = at.selectbox(key="pre_hub")
+    assert "resnet18_mine.pth" in hub.format_func(hub.value) and "probably resnet18" in hub.format_func(hub.value)
+    assert at.selectbox(key="pre_model_resnet18").value == "resnet18"  # guessed from the file name
+    at.button(key="pre_import").click().run()
+    assert not at.exception and not at.error
+    assert at.success and "Imported resnet18 as run" in at.success[0].value and "224 px" in at.success[0].value
+    return at
+
+
+def test_import_from_the_hub_cache_makes_an_imported_run(env):
+    import_from_hub(env)
+    rows = list_runs(env)
+    assert len(rows) == 1 and rows[0]["kind"] == "imported"
+    info = json.loads((Path(rows[0]["path"]) / "run.json").read_text())
+    assert info["source"]["file"] == "resnet18_mine.pth" and info["data"]["resize"] == 256
+
+
+def test_an_empty_hub_cache_says_where_it_looked_and_how_to_fill_it(env, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "elsewhere"))
+    at = page().run()
+    assert not at.exception
+    assert any("No checkpoints in torch's hub cache" in i.value and "--download" in i.value for i in at.info)
+    assert at.button(key="pre_import").disabled
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such file"),  # the path does not exist
+    (b"not a checkpoint at all", "resnet18_bad.pth"),  # a damaged file: the message names it
+])
+def test_a_bad_path_is_one_line_and_the_page_lives_on(env, tmp_path, content, message):
+    path = tmp_path / "resnet18_bad.pth"
+    if content is not None:
+        path.write_bytes(content)
+    at = page().run()
+    at.radio(key="pre_source").set_value("A file on this computer").run()
+    at.text_input(key="pre_path").input(str(path)).run()
+    at.button(key="pre_import").click().run()
+    assert not at.exception
+    assert at.error and len(at.error[0].value.splitlines()) == 1 and message in at.error[0].value.lower() + \
+        at.error[0].value
+    assert list_runs(env) == []  # nothing half-made
+
+
+def test_a_checkpoint_of_another_net_is_refused_naming_what_does_not_fit(env, checkpoint):
+    at = page().run()
+    at.radio(key="pre_source").set_value("A file on this computer").run()
+    at.text_input(key="pre_path").input(str(checkpoint)).run()
+    at.selectbox(key="pre_model_resnet18").set_value("resnet50").run()
+    at.button(key="pre_import").click().run()
+    assert not at.exception and at.error and "does not fit resnet50: missing" in at.error[0].value
+    assert list_runs(env) == []
+
+
+def test_an_uploaded_checkpoint_keeps_its_name(env, checkpoint):
+    at = page().run()
+    at.radio(key="pre_source").set_value("Upload a checkpoint").run()
+    at.get("file_uploader")[0].upload("resnet18_mine.pth", checkpoint.read_bytes(), "application/octet-stream")
+    at.run()
+    at.button(key="pre_import").click().run()
+    assert not at.exception and not at.error and at.success
+    info = json.loads((Path(list_runs(env)[0]["path"]) / "run.json").read_text())
+    assert info["source"]["file"] == "resnet18_mine.pth"
+
+
+def test_profile_an_imported_net_on_uploaded_photos(env):
+    at = import_from_hub(env)
+    where = at.radio(key="pre_where")
+    assert "Held-out images" not in where.options  # an imported net has no dataset
+    at.button(key="FormSubmitter:pre_form-Profile").click().run()  # no photos yet
+    assert not at.exception and at.error and "choose some photos" in at.error[0].value
+    at.get("file_uploader")[-1].set_value([(f"p{i}.png", photo(colour=(40 * i, 200, 30)), "image/png")
+                                           for i in range(3)])
+    at.toggle(key="pre_lesions").set_value(False)
+    at.button(key="FormSubmitter:pre_form-Profile").click().run()
+    assert not at.exception and not at.error
+    assert any("3 images, shorter side scaled to 256 px" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) == 1
+    units = at.dataframe[-1].value
+    assert list(units["unit"]) == [f"layer{s}.{i}" for s in range(1, 5) for i in range(2)]  # resnet18's 8 units
+    assert (units["ratio_mean"] > 0).all()
+
+
+def test_profile_a_folder_that_is_not_there_is_one_line(env):
+    at = import_from_hub(env)
+    at.radio(key="pre_where").set_value("A folder on this computer")
+    at.text_input(key="pre_folder").input("/no/such/folder")
+    at.button(key="FormSubmitter:pre_form-Profile").click().run()
+    assert not at.exception and at.error and "/no/such/folder is not a folder" in at.error[0].value
