@@ -191,3 +191,23 @@ def test_attribute_cli_on_a_folder_writes_predictions_and_prints_the_top_five(im
     probs = [float(r["probability"]) for r in rows[:5]]
     assert probs == sorted(probs, reverse=True) and sum(probs) <= 1 + 1e-6
     assert f"one.png: {rows[0]['class']} " in err and "2 images, shorter side scaled to 256 px" in err
+
+
+def test_profile_cli_on_a_folder_of_photos_writes_the_table_and_figure(imported, tmp_path, capsys):
+    out = tmp_path / "prof"
+    assert main(["profile", str(imported), "--out", str(out)]) == 2  # an imported net has no held-out images
+    assert "give --images FOLDER" in capsys.readouterr().err and not out.exists()
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, size in [("one.png", (320, 240)), ("two.png", (200, 300))]:
+        (folder / name).write_bytes(encode(smooth_image(*size)))
+    assert main(["profile", str(imported), "--images", str(folder), "--no-lesions", "--format", "html",
+                 "--out", str(out)]) == 0
+    written, err = capsys.readouterr()
+    files = [Path(p) for p in written.split()]
+    assert sorted(p.suffix for p in files) == [".csv", ".html"] and all(p.is_file() for p in files)
+    import pandas as pd
+
+    rows = pd.read_csv(next(p for p in files if p.suffix == ".csv"))
+    assert list(rows["unit"]) == [f"layer{s}.{i}" for s in range(1, 5) for i in range(2)]
+    assert "2 images, shorter side scaled to 256 px" in err and "resnet18" in err and "(eval mode, 2 images)" in err
