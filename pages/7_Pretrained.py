@@ -52,7 +52,7 @@ if source == SOURCES[0]:
             row = rows[i]
             known = row["published"]
             guess = guess_model(row["file"], names)
-            what = known.label if known else (f"probably {guess}" if guess else "a net this tool does not recognise")
+            what = f"named as {known.label}" if known else (f"probably {guess}" if guess else "a net this tool does not recognise")
             return f"{row['file']} · {row['megabytes']:.0f} MB · {what}"
 
         pick = st.selectbox(f"Checkpoints in {hub_dir()}" + (f" (the first {len(rows):,} of {total:,})"

@@ -664,7 +664,7 @@ def cmd_import_weights(args: argparse.Namespace) -> int:
         for row in rows:
             known = row["published"]
             guess = guess_model(row["file"], importable_names())
-            what = known.label if known else (f"probably {guess}" if guess else "not a net this tool recognises")
+            what = f"named as {known.label}" if known else (f"probably {guess}" if guess else "not a net this tool recognises")
             print(f"{row['path']}\t{row['megabytes']:.0f} MB\t{what}")
         return EXIT_OK
     if not args.model:

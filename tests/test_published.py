@@ -130,6 +130,6 @@ def test_cli_lists_the_hub_cache_and_downloads_only_when_asked(mirror, tmp_path,
     assert load_run(out.strip().splitlines()[-1], with_model=False).imported
     assert main(["import-weights", "--list"]) == 0
     out, err = capsys.readouterr()
-    assert "1 checkpoint file)" in err and good.name in out and "resnet18 IMAGENET1K_V1 (torchvision" in out
+    assert "1 checkpoint file)" in err and good.name in out and "named as resnet18 IMAGENET1K_V1 (torchvision" in out
     assert main(["import-weights", str(good), "--model", "resnet18", "--download", "--out", str(runs)]) == 2
     assert "not both" in capsys.readouterr().err
