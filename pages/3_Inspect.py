@@ -60,8 +60,8 @@ picked = pick_runs("inspect", all_runs, tables_of, default=current or finished,
 main_id = picked[0].id
 if is_imported(picked[0].row):
     st.info(f"Run {main_id} was imported from a checkpoint (pretrained weights, not trained here): it has no "
-            "training tables to inspect. The Architecture page shows its net; Attribute explains its predictions "
-            "on an uploaded image.")
+            "training tables to inspect. The **Pretrained** page looks inside it without training (residual ratios, "
+            "responses and single-unit lesions over your photos); Attribute explains its predictions on them.")
     st.stop()
 if any(is_imported(p.row) for p in picked[1:]):
     st.caption(f"Run {picked[1].id} was imported from a checkpoint and has no training tables: left out of the "

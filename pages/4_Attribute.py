@@ -10,13 +10,12 @@ from resnet_explorer.analysis.attribution import BASELINES, IG_MAX_STEPS, IG_STA
 from resnet_explorer.analysis.images import FITS
 from resnet_explorer.analysis.study import dataset_inputs, images_inputs, percent, run_study, summary
 from resnet_explorer.data import denormalize
-from resnet_explorer.devices import resolve_device
 from resnet_explorer.plots import plot_attribution_grid, plot_attribution_scores
 from resnet_explorer.runs import list_runs, load_run
 from resnet_explorer.ui import jobs, state
 from resnet_explorer.ui.nav import through_app
 from resnet_explorer.ui.run_picker import is_imported, no_runs, pick_runs
-from resnet_explorer.ui.widgets import figure_downloads, table
+from resnet_explorer.ui.widgets import figure_downloads, page_device, table
 
 through_app()  # a page opened by its URL on a fresh server: through app.py's navigation
 st.set_page_config(page_title="Attribute - ResNet Explorer", layout="wide")
@@ -45,11 +44,7 @@ st.caption("Which pixels drive the prediction? Saliency, Integrated Gradients, S
 runs = [r for r in list_runs(jobs.runs_root()) if (Path(r["path"]) / "model.pt").is_file()]
 no_runs(runs, "No trained run yet: train one on the Train page (or `python -m resnet_explorer train`).")
 
-try:
-    device = str(resolve_device(state.get_device()))
-except ValueError as err:
-    st.error(f"{err} (choose another device on the Architecture page)")
-    st.stop()
+device = page_device()
 
 
 def run_with_classes(row: dict):

@@ -7,7 +7,6 @@ from typing import Any
 import streamlit as st
 
 from resnet_explorer import explain
-from resnet_explorer.devices import resolve_device
 from resnet_explorer.limits import (
     MAX_LANDSCAPE_GRID,
     MAX_LANDSCAPE_IMAGES,
@@ -20,10 +19,10 @@ from resnet_explorer.limits import (
 )
 from resnet_explorer.models import ModelSpec
 from resnet_explorer.runs import list_runs
-from resnet_explorer.ui import analysis_jobs, jobs, state
+from resnet_explorer.ui import analysis_jobs, jobs
 from resnet_explorer.ui.nav import through_app
 from resnet_explorer.ui.run_picker import is_imported, no_runs, pick_runs
-from resnet_explorer.ui.widgets import figure_downloads
+from resnet_explorer.ui.widgets import figure_downloads, page_device
 
 through_app()  # a page opened by its URL on a fresh server: through app.py's navigation
 st.set_page_config(page_title="Explain - ResNet Explorer", layout="wide")
@@ -78,17 +77,13 @@ st.caption("Three lenses on why residual nets train, each a measurement of a tra
 
 runs = [r for r in list_runs(jobs.runs_root()) if (Path(r["path"]) / "model.pt").is_file()]
 no_runs(runs, "No trained run yet: train one on the Train page (or `python -m resnet_explorer train`).")
-try:
-    device = str(resolve_device(state.get_device()))
-except ValueError as err:
-    st.error(f"{err} (choose another device on the Architecture page)")
-    st.stop()
+device = page_device()
 
 chosen_rows = pick_runs("explain", runs, run_info, twin_label="Side by side with (its twin is picked when there is one)")
 if is_imported(chosen_rows[0].row):
     st.info(f"Run {chosen_rows[0].id} was imported from a checkpoint and has no dataset to measure on: lesions, "
-            "paths and the loss landscape are not supported for imported runs yet. Attribute explains its "
-            "predictions on an uploaded image.")
+            "paths and the loss landscape need the training data. The **Pretrained** page measures single-unit "
+            "lesions and residual ratios over your photos instead; Attribute explains its predictions on them.")
     st.stop()
 if any(is_imported(p.row) for p in chosen_rows[1:]):
     st.caption(f"Run {chosen_rows[1].id} was imported from a checkpoint and has no dataset to measure on: left out.")

@@ -10,15 +10,14 @@ from resnet_explorer.analysis.common import AnalysisStopped
 from resnet_explorer.analysis.profile import profile_units
 from resnet_explorer.analysis.study import dataset_inputs, image_files, images_inputs
 from resnet_explorer.checkpoints import import_weights, importable_names
-from resnet_explorer.devices import resolve_device
 from resnet_explorer.limits import MAX_CHECKPOINT_BYTES
 from resnet_explorer.plots.profile import plot_unit_profile
 from resnet_explorer.published import guess_model, hub_checkpoints, hub_dir
 from resnet_explorer.runs import list_runs, load_run
-from resnet_explorer.ui import jobs, state
+from resnet_explorer.ui import jobs
 from resnet_explorer.ui.nav import through_app
 from resnet_explorer.ui.run_picker import describe, is_imported
-from resnet_explorer.ui.widgets import figure_downloads, table
+from resnet_explorer.ui.widgets import figure_downloads, page_device, table
 
 through_app()  # a page opened by its URL on a fresh server: through app.py's navigation
 st.set_page_config(page_title="Pretrained - ResNet Explorer", layout="wide")
@@ -140,8 +139,8 @@ with st.form("pre_form"):
     go = st.form_submit_button("Profile", type="primary", icon=":material/troubleshoot:")
 
 if go:
+    device = page_device()
     try:
-        device = str(resolve_device(state.get_device()))
         run = load_run(row["path"], device=device)
         if where.startswith("Your photos"):
             if not photos:

@@ -8,7 +8,7 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from ..devices import DEVICE_CHOICES
+from ..devices import DEVICE_CHOICES, resolve_device
 from ..export import chromium_path, figure_to_html, figure_to_image, rows_to_csv
 from ..limits import (
     MAX_CLASSES,
@@ -317,3 +317,13 @@ def table(rows: Sequence[dict[str, Any]], height: int | str = "auto") -> None:
     counts = {c: st.column_config.NumberColumn(format="localized")
               for c in (rows[0] if rows else {}) if c.lower() in COUNT_COLUMNS}
     st.dataframe(rows, hide_index=True, width="stretch", height=height, column_config=counts)
+
+
+def page_device() -> str:
+    """The device chosen on the Architecture page, resolved ("auto" -> "cuda" / "mps" / "cpu"); a device
+    this machine lacks is an `st.error` naming it, and the page stops there."""
+    try:
+        return str(resolve_device(state.get_device()))
+    except ValueError as err:
+        st.error(f"{err} (choose another device on the Architecture page)")
+        st.stop()
