@@ -19,17 +19,17 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from resnet_explorer.ui.serve import CHROMIUM_ARGS, chromium_executable, served_app  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def run_seconds(folder: Path) -> dict[str, float]:
@@ -66,23 +66,10 @@ def cli(out: Path, seeds: str) -> float:
 def app(out: Path, seeds: list[int], runs_expected: int, shots: Path | None) -> float:
     from playwright.sync_api import sync_playwright
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, RESNET_EXPLORER_RUNS=str(out))
-    log = open(out.parent / "streamlit.log", "wb")  # noqa: SIM115
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                               "--server.headless", "true"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(180):
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.5)
+    with served_app({"RESNET_EXPLORER_RUNS": str(out)}, log=out.parent / "streamlit.log") as served:
+        server, url = served.process, served.url
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+            browser = p.chromium.launch(executable_path=chromium_executable(),
                                         args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1600})
             page.goto(f"{url}/Compare")
@@ -110,10 +97,6 @@ def app(out: Path, seeds: list[int], runs_expected: int, shots: Path | None) -> 
                 page.screenshot(path=str(shots / "app_vs_cli_compare.png"), full_page=True)
             browser.close()
         return elapsed
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-        log.close()
 
 
 def main() -> int:

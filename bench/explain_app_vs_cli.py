@@ -17,27 +17,20 @@ CLI's, so the target is <= 1.15). The machine is shared: read the ratio, not the
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from resnet_explorer.ui.serve import CHROMIUM_ARGS, chromium_executable, served_app  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 PRESET = ["--dataset", "shapes-easy", "--image-size", "16", "--no-augment", "--steps", "250", "--batch-size", "64",
           "--warmup", "0.5", "--test-size", "1000", "--probe-every", "0", "--device", "cpu"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cli(*args: str) -> str:
@@ -65,24 +58,12 @@ def main() -> None:
         cli_seconds = time.perf_counter() - started
         stamps = [p.stat().st_mtime for p in saved]
 
-        port = free_port()
-        log = open(scratch / "streamlit.log", "wb")  # noqa: SIM115 (closed below)
-        server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                                   "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                                  cwd=ROOT, env=dict(os.environ, RESNET_EXPLORER_RUNS=str(runs)),
-                                  stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(180):
-                try:
-                    if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                        break
-                except OSError:
-                    time.sleep(0.5)
+        with served_app({"RESNET_EXPLORER_RUNS": str(runs)}, log=scratch / "streamlit.log") as served:
+            url = served.url
             from playwright.sync_api import sync_playwright
 
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                browser = p.chromium.launch(executable_path=chromium_executable(),
                                             args=CHROMIUM_ARGS)
                 page = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()
                 page.goto(f"{url}/Explain")
@@ -98,10 +79,6 @@ def main() -> None:
                     time.sleep(0.2)
                 app_seconds = time.perf_counter() - started
                 browser.close()
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-            log.close()
         print(f"lesion study of {args.model} and its plain twin, {args.images} held-out images, {args.draws} draws per k")
         print(f"CLI {cli_seconds:.1f} s (process start to exit)")
         print(f"app {app_seconds:.1f} s (Run clicked to both results saved, Explain page open and live)")

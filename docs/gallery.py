@@ -10,34 +10,26 @@ Look at every image before committing it: cut-off text and overlapping labels sh
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from resnet_explorer.ui.serve import CHROMIUM_ARGS, chromium_executable, served_app  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "gallery"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 # the degradation preset's budget (250 steps of 64 on shapes-easy at 16 px): nets trained enough for
 # the Inspect, Attribute and Explain pages to show something
 TRAIN = ["--dataset", "shapes-easy", "--image-size", "16", "--no-augment", "--steps", "250", "--batch-size", "64",
          "--warmup", "0.5", "--train-size", "4096", "--test-size", "512", "--device", "cpu"]
 EXPLAIN = {"lesion": ["--twin", "--images", "256", "--draws", "2"], "paths": ["--images", "32", "--draws", "3"],
            "landscape": ["--twin", "--dims", "2", "--grid", "11", "--images", "256"]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def settle(page: Page, extra_ms: int = 1500) -> None:
@@ -50,7 +42,7 @@ def settle(page: Page, extra_ms: int = 1500) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT, help="where the PNGs go (default docs/gallery)")
-    parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    parser.add_argument("--chromium", default=chromium_executable())
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     runs = Path(tempfile.mkdtemp(prefix="gallery-runs-"))
@@ -64,49 +56,36 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "resnet_explorer", lens, str(residual), *options, "--format", "html",
                         "--out", str(scratch / lens)], cwd=ROOT, check=True, capture_output=True)
     shutil.rmtree(scratch, ignore_errors=True)
-    port = free_port()
-    log = open(runs / "streamlit.log", "wb")  # noqa: SIM115 (closed below)
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
-                              cwd=ROOT, env=dict(os.environ, RESNET_EXPLORER_RUNS=str(runs)),
-                              stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(180):
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.5)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
-            shots = [
-                ("home", "/", None),
-                ("architecture", "/Architecture?model=resnet56", None),
-                ("architecture_resnet1202", "/Architecture?model=resnet1202", None),
-                ("train", "/Train", None),
-                ("inspect", "/Inspect", None),
-                ("attribute", "/Attribute", lambda page: page.get_by_role("button", name="Explain").click()),
-                ("compare", f"/Compare?runs={','.join(sorted(p.name for p in runs.iterdir() if p.is_dir()))}", None),
-                ("explain_lesions", "/Explain", None),
-                ("explain_paths", "/Explain", lambda page: page.get_by_role("tab", name="Paths").click()),
-                ("explain_landscape", "/Explain", lambda page: page.get_by_role("tab", name="Loss landscape").click()),
-            ]
-            for name, path, action in shots:
-                page = browser.new_context(viewport={"width": 1400, "height": 2600}).new_page()
-                page.goto(url + path)
-                settle(page)
-                if action is not None:
-                    action(page)
-                    page.wait_for_timeout(1000)
+        with served_app({"RESNET_EXPLORER_RUNS": str(runs)}, log=runs / "streamlit.log") as served:
+            url = served.url
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+                shots = [
+                    ("home", "/", None),
+                    ("architecture", "/Architecture?model=resnet56", None),
+                    ("architecture_resnet1202", "/Architecture?model=resnet1202", None),
+                    ("train", "/Train", None),
+                    ("inspect", "/Inspect", None),
+                    ("attribute", "/Attribute", lambda page: page.get_by_role("button", name="Explain").click()),
+                    ("compare", f"/Compare?runs={','.join(sorted(p.name for p in runs.iterdir() if p.is_dir()))}", None),
+                    ("explain_lesions", "/Explain", None),
+                    ("explain_paths", "/Explain", lambda page: page.get_by_role("tab", name="Paths").click()),
+                    ("explain_landscape", "/Explain", lambda page: page.get_by_role("tab", name="Loss landscape").click()),
+                ]
+                for name, path, action in shots:
+                    page = browser.new_context(viewport={"width": 1400, "height": 2600}).new_page()
+                    page.goto(url + path)
                     settle(page)
-                page.screenshot(path=str(args.out / f"{name}.png"))
-                print(args.out / f"{name}.png")
-                page.context.close()
-            browser.close()
+                    if action is not None:
+                        action(page)
+                        page.wait_for_timeout(1000)
+                        settle(page)
+                    page.screenshot(path=str(args.out / f"{name}.png"))
+                    print(args.out / f"{name}.png")
+                    page.context.close()
+                browser.close()
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
         shutil.rmtree(runs, ignore_errors=True)
 
 

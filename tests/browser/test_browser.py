@@ -7,64 +7,30 @@ Screenshots go to $SCREENSHOT_DIR when set (the README's try-it-yourself step us
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from resnet_explorer.ui.serve import CHROMIUM_ARGS, chromium_executable, served_app
+
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def chromium_path() -> str:
-    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    assert path, "Chromium not found: apt-get install chromium (the browser test needs it)"
+    path = chromium_executable()
+    assert Path(path).is_file(), "Chromium not found: apt-get install chromium (the browser test needs it)"
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = free_port()
-    env = dict(os.environ, RESNET_EXPLORER_RUNS=str(tmp_path_factory.mktemp("runs")))
-    # The server's output goes to a file: a pipe nobody reads fills up and blocks the server.
-    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w+b")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        log.seek(0)
-        pytest.fail("streamlit did not start: " + log.read().decode(errors="replace")[-2000:])
-    yield url
-    proc.terminate()
+    env = {"RESNET_EXPLORER_RUNS": str(tmp_path_factory.mktemp("runs"))}
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        with served_app(env, log=tmp_path_factory.mktemp("log") / "streamlit.log") as app:
+            yield app.url
+    except RuntimeError as err:
+        pytest.fail(str(err))
 
 
 @pytest.fixture(scope="module")
