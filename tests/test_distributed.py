@@ -10,6 +10,7 @@ import glob
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from resnet_explorer.cli import main
 from resnet_explorer.runs import load_run, twin_key
 from resnet_explorer.training import TrainConfig, train
 from resnet_explorer.training.distributed import World, local_device, shard, world_from_env
@@ -109,6 +111,42 @@ def test_train_refuses_a_world_size_without_the_processes():
                          probe_every=0, world_size=2)
     with pytest.raises(ValueError, match="says 2 process"):
         train("resnet8", config)
+
+
+def _torchrun_env(monkeypatch, rank: int, port: int = 29500) -> None:
+    """The environment torchrun gives rank `rank` of 2, without torchrun (nothing is joined unless asked)."""
+    for name, value in {"WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1",
+                        "MASTER_PORT": str(port)}.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_refusals_under_torchrun_are_one_line(monkeypatch, capsys, tmp_path, rank):
+    _torchrun_env(monkeypatch, rank)
+    args = ["train", "--model", "resnet8", "--steps", "1", "--batch-size", "8", "--train-size", "64",
+            "--test-size", "16", "--image-size", "16", "--out", str(tmp_path / "runs")]
+    assert main([*args, "--device", "mps"]) == 2  # refused before any process group is joined
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {'' if rank == 0 else 'rank 1: '}mps cannot train with 2 processes (torch.distributed "
+                   "has no mps backend): use one process, or --device cpu"]
+    # the same bad argument fails alike on every rank: rank 0 says why, the others exit quietly
+    assert main([*args, "--device", "cpu", "--lr", "-1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == (["error: lr must be a positive number, got -1.0"] if rank == 0 else [])
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_group_that_cannot_be_joined_is_one_line(monkeypatch, capsys, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        _torchrun_env(monkeypatch, 0, port=taken.getsockname()[1])  # rank 0 cannot serve the group there
+        code = main(["train", "--model", "resnet8", "--steps", "1", "--batch-size", "8", "--train-size", "64",
+                     "--test-size", "16", "--image-size", "16", "--device", "cpu", "--out", str(tmp_path / "runs")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and err[0].startswith("error: could not join the 2 processes (gloo): ")
+    assert not torch.distributed.is_initialized()
+    assert not (tmp_path / "runs").exists()
 
 
 # --- torchrun launches -------------------------------------------------------------------------
