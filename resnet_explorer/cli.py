@@ -266,7 +266,10 @@ def _run_training(spec, config, root: str, yes: bool, stream=None, save_model: b
     from .export import check_output_dir
     from .models import large_model_message
     from .runs import start_run
+    from .training.distributed import world_from_env
 
+    if world is None and world_from_env().distributed:  # every process would train its own copy
+        raise CliError("only `train` runs on several processes: start this command without torchrun")
     message = large_model_message(spec)
     if message:
         _confirm_large(message, yes)

@@ -136,6 +136,13 @@ def test_refusals_under_torchrun_are_one_line(monkeypatch, capsys, tmp_path, ran
     assert not (tmp_path / "runs").exists()
 
 
+def test_other_training_commands_refuse_torchrun(monkeypatch, capsys, tmp_path):
+    _torchrun_env(monkeypatch, 0)
+    assert main(["degradation", "--depths", "8,14", "--steps", "1", "--device", "cpu", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == ("error: only `train` runs on several processes: start this command "
+                                               "without torchrun")
+
+
 def test_a_group_that_cannot_be_joined_is_one_line(monkeypatch, capsys, tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
