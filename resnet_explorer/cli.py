@@ -3,6 +3,7 @@
     python -m resnet_explorer list
     python -m resnet_explorer info resnet56 [--plain] [--export DIR --format html,png,csv]
     python -m resnet_explorer train --model resnet56 --steps 250
+    torchrun --standalone --nproc_per_node 2 -m resnet_explorer train --model resnet56 --steps 250
     python -m resnet_explorer degradation
     python -m resnet_explorer attribute RUN --methods saliency,gradcam --out DIR
     python -m resnet_explorer import-weights resnet50.pth --model resnet50 [--classes names.txt]
@@ -219,7 +220,7 @@ class Progress:
                   file=self.stream)
 
 
-def _train_config(args: argparse.Namespace):
+def _train_config(args: argparse.Namespace, world_size: int = 1):
     from .training import TrainConfig
 
     budget = {"steps": args.steps} if args.steps is not None else {"epochs": 1.0 if args.epochs is None else args.epochs}
@@ -229,14 +230,16 @@ def _train_config(args: argparse.Namespace):
         lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, decay_all=args.decay_all,
         schedule=args.schedule, warmup=args.warmup, label_smoothing=args.label_smoothing, augment=args.augment,
         seed=args.seed, device=args.device, probe_every=args.probe_every, log_every=args.log_every,
-        eval_every=args.eval_every, eval_size=args.eval_size, **budget,
+        eval_every=args.eval_every, eval_size=args.eval_size, world_size=world_size, **budget,
     )
 
 
-def _stop_on_signals(stop: threading.Event, stream=None) -> Callable[[], None]:
+def _stop_on_signals(stop: threading.Event, stream=None, second_interrupts: bool = True) -> Callable[[], None]:
     """Ctrl-C (or SIGTERM) sets `stop`: the run ends within a step or an evaluation batch and is kept.
 
-    A second Ctrl-C raises KeyboardInterrupt at once (the trainer ends the run "stopped").
+    A second Ctrl-C raises KeyboardInterrupt at once (the trainer ends the run "stopped"), unless
+    `second_interrupts` is False: a process training with others must not leave them waiting in a
+    collective, so there every signal only asks for the (collective) stop.
     Returns a function that restores the previous handlers; a no-op off the main thread.
     """
     if threading.current_thread() is not threading.main_thread():
@@ -244,32 +247,39 @@ def _stop_on_signals(stop: threading.Event, stream=None) -> Callable[[], None]:
     stream = stream or sys.stderr
 
     def on_signal(signum, frame) -> None:
-        if stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+        if stop.is_set():
+            if signum == signal.SIGINT and second_interrupts:
+                raise KeyboardInterrupt
+            return
         stop.set()
-        print("\nstopping after this step or evaluation batch (Ctrl-C again to stop at once)", file=stream,
-              flush=True)
+        then = "(Ctrl-C again to stop at once)" if second_interrupts else "(every process stops after the same step)"
+        print(f"\nstopping after this step or evaluation batch {then}", file=stream, flush=True)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     return lambda: [signal.signal(sig, handler) for sig, handler in previous.items()] and None
 
 
-def _run_training(spec, config, root: str, yes: bool, stream=None, save_model: bool = True):
+def _run_training(spec, config, root: str, yes: bool, stream=None, save_model: bool = True, world=None):
     """Train one spec into a new run folder under `root`; Ctrl-C stops it cleanly.
 
     Everything is checked before the folder exists: the runs folder's writability here, then the
     config, device, data and model in `train` (the folder is created on its "start" event).
+    With several processes (`world`, in its process group) rank 0 alone checks and writes the folder.
     """
     from .export import check_output_dir
     from .models import large_model_message
     from .runs import start_run
+    from .training.distributed import world_from_env
 
+    if world is None and world_from_env().distributed:  # every process would train its own copy
+        raise CliError("only `train` runs on several processes: start this command without torchrun")
     message = large_model_message(spec)
     if message:
         _confirm_large(message, yes)
-    check_output_dir(root)
+    if world is None or world.main:
+        check_output_dir(root)
     stop = threading.Event()
-    restore = _stop_on_signals(stop, stream)
+    restore = _stop_on_signals(stop, stream, second_interrupts=world is None or not world.distributed)
     try:
         result, writer = start_run(spec, config, root, listeners=[Progress(spec.label, stream)], stop=stop,
                                    save_model=save_model)
@@ -279,12 +289,55 @@ def _run_training(spec, config, root: str, yes: bool, stream=None, save_model: b
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.epochs is not None and args.steps is not None:
-        raise CliError("give --epochs or --steps, not both")
-    spec = _spec_from_args(args)
-    config = _train_config(args)
+    from .training.distributed import world_from_env
+
+    world = world_from_env()  # torchrun's environment; one process when it sets none
+    try:
+        if args.epochs is not None and args.steps is not None:
+            raise CliError("give --epochs or --steps, not both")
+        spec = _spec_from_args(args)
+        config = _train_config(args, world.size)
+    except (CliError, ValueError):
+        if world.main:
+            raise
+        return EXIT_USAGE  # the same arguments fail alike on every rank: rank 0 says why
+    if world.distributed:
+        return _train_distributed(args, spec, config, world)
     result, path = _run_training(spec, config, args.out, args.yes, save_model=not args.no_weights)
     if path.is_dir():
+        print(path)
+    return STATUS_EXIT[result.status]
+
+
+def _train_distributed(args: argparse.Namespace, spec, config, world) -> int:
+    """`train` in one of several processes started by torchrun: join the group, train with
+    DistributedDataParallel; rank 0 prints, writes the run folder and prints its path.
+
+    Every rank ends with the run's exit code (the status is decided collectively). Errors are one
+    line each; a rank other than 0 names itself.
+    """
+    from .models import large_model_message
+    from .training.distributed import DistributedError, process_group
+
+    try:
+        message = large_model_message(spec)
+        if message and not args.yes:  # no rank may wait on a question
+            raise CliError(f"{message} (pass --yes: with several processes nothing is asked)")
+        with process_group(config.device) as world:
+            stream = sys.stderr if world.main else io.StringIO()
+            if world.main:
+                print(f"{world.size} processes ({world.backend}) x batch {config.batch_size} = global batch "
+                      f"{world.size * config.batch_size}", file=stream, flush=True)
+            result, path = _run_training(spec, config, args.out, True, stream=stream,
+                                         save_model=not args.no_weights, world=world)
+    except DistributedError as err:
+        print(f"error: {err}" if world.main else f"error: rank {world.rank}: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except (CliError, ValueError) as err:
+        if world.main:
+            raise
+        raise CliError(f"rank {world.rank}: {err}") from None
+    if world.main and path.is_dir():
         print(path)
     return STATUS_EXIT[result.status]
 

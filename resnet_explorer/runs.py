@@ -157,6 +157,8 @@ class RunWriter:
                          "num_train": len(data.train_images), "num_test": len(data.test_images),
                          "image_size": data.image_size, "mean": list(data.mean), "std": list(data.std)},
             })
+            if start.distributed is not None:  # several processes (config.world_size): how they shared the work
+                self.info["distributed"] = start.distributed
             self._guarded(0, self._create)
         elif event.kind == "step":
             self.info["steps"] = event.step
@@ -679,9 +681,9 @@ def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict[str, Any]]:
 
 
 # What twins share besides the spec: the data (dataset, image_size, train_size, test_size), the seed
-# and the budget (steps or epochs, batch_size).
+# and the budget (steps or epochs, batch_size per process and world_size: the global batch).
 TWIN_CONFIG_FIELDS: tuple[str, ...] = ("dataset", "image_size", "train_size", "test_size", "seed", "steps", "epochs",
-                                       "batch_size")
+                                       "batch_size", "world_size")
 
 
 def twin_key(spec: ModelSpec, config: TrainConfig | None) -> tuple[ModelSpec, tuple | None]:

@@ -98,6 +98,7 @@ def test_specs_that_differ_beyond_residual_are_not_twins(other):
 @pytest.mark.parametrize("change", [
     {"seed": 1}, {"dataset": "cifar10"}, {"image_size": 24}, {"train_size": 256}, {"test_size": 64},
     {"train_size": None}, {"steps": 200}, {"steps": None, "epochs": 1.0}, {"batch_size": 32},
+    {"world_size": 2},
 ], ids=lambda c: ",".join(c))
 def test_different_data_seed_or_budget_are_not_twins(change):
     assert pair(ModelSpec.from_name("resnet56"), ModelSpec.from_name("plain56"), CONFIG,
@@ -115,7 +116,7 @@ def test_settings_outside_data_seed_and_budget_do_not_matter(change):
 
 def test_twin_fields_are_the_data_seed_and_budget():
     assert set(TWIN_CONFIG_FIELDS) == {"dataset", "image_size", "train_size", "test_size", "seed", "steps", "epochs",
-                                       "batch_size"}
+                                       "batch_size", "world_size"}
     resnet, plain = ModelSpec.from_name("resnet56"), ModelSpec.from_name("plain56")
     assert twin_key(resnet, CONFIG) == twin_key(plain, CONFIG) == (plain, tuple(
         getattr(CONFIG, f) for f in TWIN_CONFIG_FIELDS))

@@ -21,6 +21,7 @@ from ..limits import (
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "cosine", "step", "constant")
 PRECISIONS = ("auto", "fp32", "bf16")
+MAX_WORLD_SIZE = 1024  # processes training one run together (torchrun's WORLD_SIZE), at most
 _OPTIONAL = ("steps", "train_size", "test_size", "eval_size")  # None: the budget is epochs / the whole split
 
 
@@ -35,7 +36,8 @@ class TrainConfig:
         train_size, test_size: subsample the splits (None: the dataset's default).
         image_size: side of the square images in pixels (shapes draws at it, others resize).
         epochs, steps: the budget; give exactly one (epochs may be fractional).
-        batch_size: images per step.
+        batch_size: images per step and process: a step of a run on `world_size` processes trains on
+            world_size x batch_size images (torchvision's reference scripts count the batch the same way).
         optimizer: "sgd" (momentum, He et al. 2015) or "adamw".
         lr: peak learning rate (one-cycle and cosine) or the start rate (step, constant).
         momentum: SGD momentum (AdamW's beta1).
@@ -59,6 +61,8 @@ class TrainConfig:
             always ends with an evaluation on the whole held-out split, unless it was stopped.
         eval_size: images per intermediate evaluation (None: automatic; the whole split when
             `eval_every` is given).
+        world_size: processes training the run together (torchrun, `training.distributed`); 1 is an
+            ordinary run, and a run.json written before this field existed reads as 1.
     """
 
     dataset: str = "shapes"
@@ -87,6 +91,7 @@ class TrainConfig:
     log_every: int = 10
     eval_every: int = 0
     eval_size: int | None = None
+    world_size: int = 1
 
     def __post_init__(self) -> None:
         if (self.epochs is None) == (self.steps is None):
@@ -96,7 +101,8 @@ class TrainConfig:
             raise ValueError(f"epochs must be a number above 0 and at most {MAX_EPOCHS:,}, got {self.epochs!r}")
         for name, high in (("steps", MAX_STEPS), ("batch_size", MAX_BATCH_SIZE), ("log_every", MAX_STEPS),
                            ("train_size", MAX_TRAIN_IMAGES), ("test_size", MAX_TEST_IMAGES),
-                           ("eval_size", MAX_TEST_IMAGES), ("image_size", MAX_IMAGE_SIZE)):
+                           ("eval_size", MAX_TEST_IMAGES), ("image_size", MAX_IMAGE_SIZE),
+                           ("world_size", MAX_WORLD_SIZE)):
             if getattr(self, name) is not None or name not in _OPTIONAL:
                 check_int(name, getattr(self, name), 1, high)
         for name, high in (("probe_every", MAX_STEPS), ("eval_every", MAX_STEPS), ("seed", MAX_SEED)):

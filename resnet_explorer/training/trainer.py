@@ -13,6 +13,10 @@ Three promises, each tested:
 - Divergence is named: a non-finite loss, or a logged loss above `DIVERGE_FACTOR` times the
   starting loss (at least chance level, ln of the class count) for `DIVERGE_PATIENCE` logged rows
   in a row, ends the run "diverged" at that step.
+
+Under torchrun (`training.distributed`) the same loop runs on every process, wrapped in PyTorch's
+DistributedDataParallel: each rank trains on its slice of every global batch, every decision that
+ends the loop is collective, and rank 0 alone emits events (writes, prints) and runs the probes.
 """
 
 from __future__ import annotations
@@ -27,11 +31,12 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from ..data import ImageData, augment_batch, load_data, normalize
-from ..devices import resolve_device
 from ..models import ModelSpec, ResNet, build_model
 from .config import TrainConfig
+from .distributed import all_reduce_sum, any_rank, broadcast_buffers, current_world, local_device, shard
 from .probes import ProbeRecord, ProbeSet, measure_responses
 
 EventKind = Literal["start", "step", "eval", "probe", "responses_eval", "phase", "done"]
@@ -63,6 +68,7 @@ class Started:
     eval_steps: list[int]  # steps after which a held-out subset is evaluated (the end is not listed)
     eval_images: int  # images per intermediate evaluation
     result: TrainResult  # holds every row as it is recorded: read rows there rather than keep copies
+    distributed: dict[str, Any] | None = None  # several processes: world_size, backend, global_batch, probes
 
 
 @dataclass(frozen=True)
@@ -216,6 +222,20 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mean:
     Checks `stop` before every batch and returns None when it is set; calls `progress(i, n)`
     before batch i of n.
     """
+    sums = _eval_sums(model, images, labels, mean, std, batch_size, autocast, channels_last, stop, progress)
+    if sums is None:
+        return None
+    n = max(1, len(images))
+    return sums[0].item() / n, sums[1].item() / n
+
+
+@torch.no_grad()
+def _eval_sums(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mean: Sequence[float],
+               std: Sequence[float], batch_size: int, autocast: Any, channels_last: bool,
+               stop: threading.Event | None,
+               progress: Callable[[int, int], None] | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """`evaluate`'s summed cross-entropy and count of correct predictions (0-d tensors on the images'
+    device), or None when stopped."""
     was_training = model.training
     model.eval()
     total_loss = torch.zeros((), device=images.device)
@@ -237,8 +257,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mean:
             correct += (out.argmax(1) == y).sum()
     finally:
         model.train(was_training)
-    n = max(1, len(images))
-    return total_loss.item() / n, correct.item() / n
+    return total_loss, correct
 
 
 class _Run:
@@ -247,13 +266,20 @@ class _Run:
     def __init__(self, model_or_spec: ResNet | ModelSpec | str, config: TrainConfig, data: ImageData | None,
                  listeners: list[Listener], stop: threading.Event | None) -> None:
         self.config, self.listeners, self.stop = config, listeners, stop
-        self.device = device = resolve_device(config.device)
+        self.world = world = current_world()
+        if config.world_size != world.size:
+            raise ValueError(f"the config says {config.world_size} process(es) (world_size) but {world.size} "
+                             "are training: set world_size to the number of processes torchrun started")
+        self.device = device = local_device(config.device, world)
         self.data = data = load_config_data(config) if data is None else data
         self.model = model = self._model(model_or_spec, config, data, device)
         self.n_train = len(data.train_images)
-        if self.n_train < config.batch_size:
-            raise ValueError(f"batch size {config.batch_size} is larger than the training set ({self.n_train} images)")
-        self.steps_per_epoch = self.n_train // config.batch_size
+        self.global_batch = config.batch_size * world.size  # images per step over all processes
+        if self.n_train < self.global_batch:
+            per = f" ({world.size} processes x {config.batch_size})" if world.distributed else ""
+            raise ValueError(f"batch size {self.global_batch}{per} is larger than the training set "
+                             f"({self.n_train} images)")
+        self.steps_per_epoch = self.n_train // self.global_batch
         self.total = (config.steps if config.steps is not None
                       else max(1, math.ceil(config.epochs * self.steps_per_epoch)))
         self.bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
@@ -263,16 +289,26 @@ class _Run:
             self.model = model = model.to(memory_format=torch.channels_last)
         self.train_x, self.train_y = data.train_images.to(device), data.train_labels.to(device)
         self.test_x, self.test_y = data.test_images.to(device), data.test_labels.to(device)
-        self.eval_steps, self.eval_subset = eval_schedule(self.total, config.batch_size, len(self.test_x),
+        self.eval_steps, self.eval_subset = eval_schedule(self.total, self.global_batch, len(self.test_x),
                                                           config.eval_every, config.eval_size)
         self.eval_batch = max(config.batch_size, min(1024, EVAL_BATCH_FACTOR * config.batch_size))
+        # every rank builds the same model from config.seed; DDP also broadcasts rank 0's weights here
+        # and all-reduces (averages) the gradients in backward, so `.grad` after backward is the global one
+        self.forward_model: nn.Module = model
+        if world.distributed:
+            self.forward_model = DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None)
         self.optimizer = build_optimizer(model, config)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, _lr_lambda(config.schedule, self.total, config.warmup))
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         self.order = torch.Generator().manual_seed(config.seed)
-        self.aug = torch.Generator(device=device).manual_seed(config.seed + 1)
-        self.probes = ProbeSet(model) if config.probe_every else None
+        # the same data order on every rank (`shard` slices it); augmentation draws differ per rank:
+        # rank r seeds with seed + 1 + r (rank 0, like a one-process run, with seed + 1)
+        self.aug = torch.Generator(device=device).manual_seed(config.seed + 1 + world.rank)
+        # probes on rank 0 only, hooked on the inner module: their residual norms and responses describe
+        # rank 0's slice of the batch, their gradients are DDP's all-reduced ones (the global batch's)
+        self.probes = ProbeSet(model) if config.probe_every and world.main else None
         self.result = TrainResult("running", "", 0, self.total, 0.0, model, data)
         self.window: list[tuple[torch.Tensor, torch.Tensor, int]] = []
         self.start_loss: float | None = None
@@ -297,6 +333,8 @@ class _Run:
             return build_model(spec, device=device, confirm_large=True)
 
     def emit(self, kind: EventKind, step: int, payload: Payload) -> None:
+        if not self.world.main:  # rank 0 alone writes the run folder and prints
+            return
         event = Event(kind, step, step / self.steps_per_epoch, payload)
         for listener in self.listeners:
             listener(event)
@@ -304,9 +342,23 @@ class _Run:
     def stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
 
+    def stop_requested(self) -> bool:
+        """Whether any rank was asked to stop: collective, every rank calls it before every step."""
+        return any_rank(self.stopping(), self.world, self.device)
+
+    def distributed_info(self) -> dict[str, Any] | None:
+        """What run.json records about the processes (None for one process)."""
+        world = self.world
+        if not world.distributed:
+            return None
+        return {"world_size": world.size, "backend": world.backend, "batch_per_process": self.config.batch_size,
+                "global_batch": self.global_batch,
+                "probes": "rank 0: residual norms and responses on rank 0's slice of the batch; gradient flow "
+                          "after DDP's all-reduce (the global batch)"}
+
     def step(self, step: int, idx: torch.Tensor) -> None:
         """One optimizer step on the batch `idx`; probes when due."""
-        config, model = self.config, self.model
+        config = self.config
         x = normalize(self.train_x[idx], self.data.mean, self.data.std)
         if config.augment:
             x = augment_batch(x, self.aug)
@@ -316,7 +368,7 @@ class _Run:
         probing = self.probes is not None and step % config.probe_every == 0
         with (self.probes.forward() if probing else contextlib.nullcontext()):
             with self.autocast or contextlib.nullcontext():
-                out = model(x)
+                out = self.forward_model(x)
                 loss = self.criterion(out.float(), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -334,9 +386,14 @@ class _Run:
 
     def log(self, step: int, started: float) -> bool:
         """Average the window into a metrics row; False (and status "diverged") on a blow-up."""
-        losses = torch.stack([w[0] for w in self.window]).float().tolist()
-        correct = int(torch.stack([w[1] for w in self.window]).sum().item())
-        seen = sum(w[2] for w in self.window)
+        # one all-reduce of [per-step losses..., correct, seen]: every rank gets the global values, so
+        # all of them judge divergence alike; a step's loss is the mean of the ranks' equal-sized slices
+        values = torch.cat([torch.stack([w[0] for w in self.window]).float(),
+                            torch.stack([w[1] for w in self.window]).sum().float().reshape(1),
+                            torch.tensor([float(sum(w[2] for w in self.window))], device=self.device)])
+        values = all_reduce_sum(values, self.world).tolist()
+        losses = [v / self.world.size for v in values[:-2]]
+        correct, seen = int(values[-2]), int(values[-1])
         self.window = []
         bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
         if bad is not None:
@@ -371,14 +428,25 @@ class _Run:
         def progress(i: int, n: int) -> None:
             self.emit("phase", step, Phase("evaluating", i + 1, n))
 
-        scores = evaluate(self.model, self.test_x[:images], self.test_y[:images], self.data.mean, self.data.std,
-                          batch_size=self.eval_batch, autocast=self.autocast,
-                          channels_last=self.channels_last, stop=self.stop, progress=progress)
+        # several processes: each evaluates its share of the images with rank 0's model (buffers
+        # broadcast first); one all-reduce of the sums and of a stopped flag, so every rank records the
+        # same row, or none
+        broadcast_buffers(self.model, self.world)
+        part = torch.tensor_split(torch.arange(images), self.world.size)[self.world.rank]
+        first, last = (int(part[0]), int(part[-1]) + 1) if len(part) else (0, 0)
+        sums = _eval_sums(self.model, self.test_x[first:last], self.test_y[first:last], self.data.mean,
+                          self.data.std, self.eval_batch, self.autocast, self.channels_last, self.stop, progress)
+        stopped = sums is None
+        zero = torch.zeros((), device=self.device)
+        loss, correct = (zero, zero) if stopped else sums
+        totals = all_reduce_sum(torch.stack([loss.float(), correct.float(), zero + last - first, zero + stopped]),
+                                self.world).tolist()
         self.result.eval_seconds += time.perf_counter() - started
-        if scores is None:
+        if totals[3] > 0:
             return
-        row = {"step": step, "epoch": round(step / self.steps_per_epoch, 4), "loss": scores[0],
-               "accuracy": scores[1], "images": images}
+        n = max(1.0, totals[2])
+        row = {"step": step, "epoch": round(step / self.steps_per_epoch, 4), "loss": totals[0] / n,
+               "accuracy": totals[1] / n, "images": images}
         self.result.evals.append(row)
         self.emit("eval", step, row)
         self.emit("phase", step, Phase("training"))
@@ -402,7 +470,8 @@ class _Run:
             with self.autocast or contextlib.nullcontext():
                 result.responses_eval = measure_responses(self.model, x, step)
             self.emit("responses_eval", step, result.responses_eval)
-        if self.stopping() and (not result.evals or result.evals[-1]["step"] != step):
+        # the last evaluation is missing only when a stop cut it short (a collective outcome on every rank)
+        if not result.evals or result.evals[-1]["step"] != step:
             result.status, result.message = "stopped", f"stopped on request after step {step}"
 
 
@@ -421,7 +490,9 @@ def train(
             `config.seed`; a spec's classes and input channels are set from the data.
         config: the run.
         data: preloaded data (else loaded from the config by `load_config_data`).
-        listeners: called with every `Event`, on this thread.
+        listeners: called with every `Event`, on this thread; on rank 0 only when several processes
+            train together (`training.distributed`: join the process group first, and set
+            `config.world_size` to their number).
         stop: set it to stop before the next step or evaluation batch; the run ends "stopped".
             A KeyboardInterrupt raised inside the run (a second Ctrl-C) ends it "stopped" at once.
 
@@ -440,24 +511,26 @@ def train(
     run.model.train()
     try:
         run.emit("start", 0, Started(total, run.steps_per_epoch, str(run.device), run.bf16, run.channels_last,
-                                     run.model, run.data, run.model.spec, run.eval_steps, run.eval_subset, result))
+                                     run.model, run.data, run.model.spec, run.eval_steps, run.eval_subset, result,
+                                     run.distributed_info()))
         while result.status == "running":
             if step % run.steps_per_epoch == 0:
                 perm = torch.randperm(run.n_train, generator=run.order).to(run.device)
             if step >= total:
                 result.status, result.message = "done", f"trained {step} steps"
                 break
-            if run.stopping():
+            if run.stop_requested():
                 result.status, result.message = "stopped", f"stopped on request after step {step}"
                 break
-            b = step % run.steps_per_epoch
-            run.step(step, perm[b * config.batch_size:(b + 1) * config.batch_size])
+            run.step(step, shard(perm, step % run.steps_per_epoch, config.batch_size, run.world))
             step += 1
             # step 1 is logged too, so a live chart has its first point after one step, not log_every
             if (step % config.log_every == 0 or step in (1, total)) and not run.log(step, started):
                 break
             if step in evals_due:
                 run.evaluate(step, run.eval_subset)
+        # every rank left the loop after the same step: give all of them rank 0's model (what it saves)
+        broadcast_buffers(run.model, run.world)
         if result.status == "done":
             run.finish(step)
     except KeyboardInterrupt:  # a second Ctrl-C (the CLI's first one sets `stop`): end now, keep the run
