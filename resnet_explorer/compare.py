@@ -47,7 +47,7 @@ def summary_rows(runs: list[Run]) -> list[dict[str, Any]]:
     """One row per run: model, size, budget and final numbers.
 
     Keys: run (label), id, model, residual, depth, params, macs (multiply-adds per image at the
-    run's image size), dataset, steps, batch_size, train_loss and train_error_% (mean of the last
+    run's image size), dataset, steps, batch_size (the global batch: per process x processes), train_loss and train_error_% (mean of the last
     20% of logged metric rows), test_error_% (the last evaluation), seconds (wall time), status.
     Values a run does not have yet (no evaluation, still running) are None, and so are the training
     facts of an imported run (no config, no tables): its dataset and image size come from run.json's data.
@@ -69,7 +69,8 @@ def summary_rows(runs: list[Run]) -> list[dict[str, Any]]:
             "macs": build_graph(run.spec, image_size).total_macs if image_size else None,
             "dataset": config.dataset if config is not None else _data_name(run),
             "steps": run.info.get("steps") if config is not None else None,
-            "batch_size": config.batch_size if config is not None else None, "status": run.status,
+            "batch_size": config.batch_size * config.world_size if config is not None else None,  # global
+            "status": run.status,
         })
     return rows
 

@@ -31,6 +31,7 @@ MAX_IMAGE_SIZE = 512  # training image side in pixels
 MAX_BATCH_SIZE = 4096
 MAX_STEPS = 10_000_000
 MAX_EPOCHS = 10_000
+MAX_WORLD_SIZE = 1024  # processes training one run together (torchrun's WORLD_SIZE)
 MAX_SEED = 2**32 - 1  # numpy's and most tools' seed range; torch takes more, but reports say less
 JOBS_PER_DEVICE = 1  # training runs the app runs at once per device; more wait in a queue
 

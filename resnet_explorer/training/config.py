@@ -15,13 +15,13 @@ from ..limits import (
     MAX_STEPS,
     MAX_TEST_IMAGES,
     MAX_TRAIN_IMAGES,
+    MAX_WORLD_SIZE,
     check_int,
 )
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "cosine", "step", "constant")
 PRECISIONS = ("auto", "fp32", "bf16")
-MAX_WORLD_SIZE = 1024  # processes training one run together (torchrun's WORLD_SIZE), at most
 _OPTIONAL = ("steps", "train_size", "test_size", "eval_size")  # None: the budget is epochs / the whole split
 
 

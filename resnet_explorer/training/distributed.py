@@ -33,7 +33,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..devices import available_devices, resolve_device
-from .config import MAX_WORLD_SIZE
+from ..limits import MAX_WORLD_SIZE
 
 BACKENDS = {"cpu": "gloo", "cuda": "nccl"}  # torch.distributed's backend for each device type it supports
 GROUP_TIMEOUT = timedelta(minutes=30)  # how long a collective waits for a missing rank before it fails

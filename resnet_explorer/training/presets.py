@@ -61,6 +61,8 @@ def degradation_config(**changes) -> TrainConfig:
 
 def describe(config: TrainConfig) -> str:
     """One line naming a preset run's budget, for captions and the CLI."""
-    return (f"{config.steps} steps of batch {config.batch_size} on {config.dataset} at {config.image_size} px"
+    batch = (f"{config.batch_size * config.world_size} ({config.world_size} processes x {config.batch_size})"
+             if config.world_size > 1 else f"{config.batch_size}")
+    return (f"{config.steps} steps of batch {batch} on {config.dataset} at {config.image_size} px"
             f"{'' if config.augment else ', no augmentation'}, SGD with one-cycle to lr {config.lr:g} "
             f"({config.warmup:.0%} warm-up)")
