@@ -90,11 +90,14 @@ if st.button("Import", type="primary", icon=":material/download:", disabled=chos
                                      f"{MAX_CHECKPOINT_BYTES:,}")
                 path = Path(tmp) / Path(upload.name).name  # keep its name: it says which published file it is
                 path.write_bytes(upload.getvalue())
-            folder = import_weights(path, model_name, jobs.runs_root(), classes=classes)
+            root = Path(jobs.runs_root())
+            before = {p.name for p in root.iterdir()} if root.is_dir() else set()
+            folder = import_weights(path, model_name, root, classes=classes, reuse=True)
         run = load_run(folder, with_model=False)
         st.session_state[IMPORTED] = run.id
         source_info = run.info.get("source", {})
-        st.success(f"Imported {run.spec.label} as run **{run.id}**: {run.spec.num_classes:,} classes, "
+        done = "Already imported" if folder.name in before else "Imported"
+        st.success(f"{done} {run.spec.label} as run **{run.id}**: {run.spec.num_classes:,} classes, "
                    f"{source_info.get('layout')} layout"
                    + (f", {source_info['published']}" if source_info.get("published") else "")
                    + f". Photos are scaled to {run.resize} px on the short side and centre-cropped to "

@@ -256,8 +256,28 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _imported_before(root: Path, digest: str, spec: ModelSpec, names: list[str], resize: int) -> Path | None:
+    """An imported run under `root` of the same file (sha256), spec, class names and resize, if any."""
+    if not root.is_dir():
+        return None
+    for folder in sorted(root.iterdir()):
+        try:
+            info = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(info, dict):
+            continue
+        data, source = info.get("data"), info.get("source")
+        if (info.get("kind") == "imported" and isinstance(source, dict)
+                and isinstance(data, dict) and source.get("sha256") == digest and info.get("spec") == spec.to_dict()
+                and data.get("classes") == names and data.get("resize") == resize and (folder / "model.pt").is_file()):
+            return folder
+    return None
+
+
 def import_weights(path: str | Path, model_name: str, root: str | Path,
-                   classes: str | Path | list[str] | None = None, resize: int | None = None) -> Path:
+                   classes: str | Path | list[str] | None = None, resize: int | None = None,
+                   reuse: bool = False) -> Path:
     """Import a torchvision or timm checkpoint as a new run folder of kind "imported" under `root`.
 
     The folder holds model.pt (float32, this project's keys) and run.json: kind "imported", status
@@ -275,6 +295,8 @@ def import_weights(path: str | Path, model_name: str, root: str | Path,
         resize: the short side a photo is scaled to before the 224 px centre crop; default: what
             torchvision's evaluation transform uses for these weights when the file is one it publishes
             (232 for its V2 recipe, see `published.PUBLISHED`), else 256.
+        reuse: when `root` already holds an imported run of the same file (same sha256), net, class
+            names and resize, return that folder instead of writing another copy.
 
     Returns:
         the run folder.
@@ -307,6 +329,10 @@ def import_weights(path: str | Path, model_name: str, root: str | Path,
             raise ValueError(f"{len(names):,} class names given, but the model has {n:,} outputs")
     else:
         names = read_classes(classes, n)
+    if reuse:
+        same = _imported_before(Path(root), digest, spec, names, resize)
+        if same is not None:
+            return same
     model = build_model(spec, device="cpu", confirm_large=True)
     try:
         model.load_state_dict(state, strict=True)

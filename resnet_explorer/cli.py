@@ -738,8 +738,12 @@ def cmd_import_weights(args: argparse.Namespace) -> int:
         raise CliError(f"no checkpoint file {args.file}")
     else:
         file = Path(args.file)
-    path = import_weights(file, args.model, args.out, classes=args.classes, resize=args.resize)
+    before = {p.name for p in Path(args.out).iterdir()} if Path(args.out).is_dir() else set()
+    path = import_weights(file, args.model, args.out, classes=args.classes, resize=args.resize, reuse=True)
     run = load_run(path, with_model=False)
+    if path.name in before:
+        print(f"note: {file} was imported before, as this run (same file, net, classes and resize): reused",
+              file=sys.stderr)
     source = run.info["source"]
     print(f"{run.spec.label}: {run.spec.num_classes:,} classes, {source['layout']} layout, "
           f"sha256 {source['sha256'][:12]}" + (f", {source['published']}" if source.get("published") else "")

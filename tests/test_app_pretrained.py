@@ -153,3 +153,32 @@ def test_profile_a_folder_that_is_not_there_is_one_line(env):
     at.text_input(key="pre_folder").input("/no/such/folder")
     at.button(key="FormSubmitter:pre_form-Profile").click().run()
     assert not at.exception and at.error and "/no/such/folder is not a folder" in at.error[0].value
+
+
+def test_importing_the_same_file_twice_reuses_the_run(env):
+    at = import_from_hub(env)
+    at.button(key="pre_import").click().run()
+    assert not at.exception and at.success and at.success[0].value.startswith("Already imported resnet18 as run")
+    assert len(list_runs(env)) == 1
+
+
+def test_profile_a_trained_run_on_its_held_out_images(env):
+    from resnet_explorer.data import load_data
+    from resnet_explorer.models import ModelSpec
+    from resnet_explorer.runs import RunWriter
+    from resnet_explorer.training import TrainConfig, train
+
+    spec = ModelSpec.from_name("resnet8", num_classes=10)
+    config = TrainConfig(steps=3, batch_size=16, train_size=64, test_size=32, image_size=16, probe_every=0,
+                         log_every=1, device="cpu")
+    train(spec, config, data=load_data("shapes", seed=0, train_size=64, test_size=32, image_size=16),
+          listeners=[RunWriter(env, spec, config)])
+    at = page().run()
+    assert at.selectbox(key=next(s.key for s in at.selectbox if s.key.startswith("pre_run_"))).value
+    at.radio(key="pre_where").set_value("Held-out images")
+    at.number_input(key="pre_held_out").set_value(8)
+    at.button(key="FormSubmitter:pre_form-Profile").click().run()
+    assert not at.exception and not at.error
+    units = at.dataframe[-1].value
+    assert list(units["unit"]) == ["layer1.0", "layer2.0", "layer3.0"]  # resnet8: one unit per stage
+    assert units["flip_rate"].notna().all()  # lesions on by default

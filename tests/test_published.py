@@ -133,3 +133,16 @@ def test_cli_lists_the_hub_cache_and_downloads_only_when_asked(mirror, tmp_path,
     assert "1 checkpoint file)" in err and good.name in out and "named as resnet18 IMAGENET1K_V1 (torchvision" in out
     assert main(["import-weights", str(good), "--model", "resnet18", "--download", "--out", str(runs)]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_cli_import_of_the_same_file_again_reuses_its_run(tmp_path, capsys):
+    file, _ = seeded_file(tmp_path)
+    runs = tmp_path / "runs"
+    assert main(["import-weights", str(file), "--model", "resnet18", "--out", str(runs)]) == 0
+    first = capsys.readouterr().out.strip().splitlines()[-1]
+    assert main(["import-weights", str(file), "--model", "resnet18", "--out", str(runs)]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip().splitlines()[-1] == first and "imported before, as this run" in err
+    assert main(["import-weights", str(file), "--model", "resnet18", "--resize", "288", "--out", str(runs)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] != first  # another resize: another run
+    assert len(list(runs.iterdir())) == 2
