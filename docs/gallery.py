@@ -39,6 +39,16 @@ def settle(page: Page, extra_ms: int = 1500) -> None:
         page.wait_for_timeout(extra_ms)
 
 
+def profile_resnet20(page: Page) -> None:
+    """The Pretrained page's profile of the trained resnet20 on 64 of its held-out images."""
+    page.get_by_role("combobox", name="Net", exact=True).click()
+    page.get_by_role("option", name="resnet20").first.click()
+    settle(page)
+    page.get_by_role("radiogroup", name="Images").get_by_text("Held-out images").click()
+    page.get_by_role("spinbutton", name="Held-out images (a trained run)").fill("64")
+    page.get_by_role("button", name="Profile").click()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT, help="where the PNGs go (default docs/gallery)")
@@ -72,6 +82,7 @@ def main() -> None:
                     ("explain_lesions", "/Explain", None),
                     ("explain_paths", "/Explain", lambda page: page.get_by_role("tab", name="Paths").click()),
                     ("explain_landscape", "/Explain", lambda page: page.get_by_role("tab", name="Loss landscape").click()),
+                    ("pretrained_profile", "/Pretrained", profile_resnet20),
                 ]
                 for name, path, action in shots:
                     page = browser.new_context(viewport={"width": 1400, "height": 2600}).new_page()
