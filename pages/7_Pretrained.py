@@ -1,6 +1,7 @@
 """Pretrained: import a torchvision or timm ImageNet ResNet, then look inside it with your own photos."""
 
 import tempfile
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -158,12 +159,20 @@ if go:
         else:
             inputs = dataset_inputs(run, int(held_out))
         bar = st.progress(0.0, text="Profiling...")
+        # The profile runs in this script run: any click reruns the page, and Streamlit ends this run at the
+        # next progress update (profile_units restores the model in `finally`), so Stop needs no handler.
+        stop_slot = st.empty()
+        stop_slot.button("Stop profiling", icon=":material/stop:", key="pre_stop")
+        started = time.monotonic()
 
         def progress(done: int, total: int) -> None:
-            bar.progress(done / max(total, 1), text=f"Profiling: forward pass {done} of {total}")
+            left = (time.monotonic() - started) / done * (total - done) if done else 0.0
+            bar.progress(done / max(total, 1), text=f"Profiling: forward pass {done} of {total}"
+                         + (f", about {left:.0f} s left" if done and left >= 1 else ""))
 
         profile = profile_units(run.model, inputs.images, lesions=lesions, progress=progress)
         bar.empty()
+        stop_slot.empty()
         st.session_state[RESULT] = (run.id, profile, inputs.note)
     except (ValueError, AnalysisStopped) as err:  # ImageError is a ValueError
         st.session_state.pop(RESULT, None)
