@@ -13,7 +13,7 @@ from resnet_explorer.analysis.study import dataset_inputs, image_files, images_i
 from resnet_explorer.checkpoints import import_weights, importable_names
 from resnet_explorer.limits import MAX_CHECKPOINT_BYTES
 from resnet_explorer.plots.profile import plot_unit_profile
-from resnet_explorer.published import guess_model, hub_checkpoints, hub_dir
+from resnet_explorer.published import cached_checkpoints, guess_model
 from resnet_explorer.runs import list_runs, load_run
 from resnet_explorer.ui import jobs
 from resnet_explorer.ui.nav import through_app
@@ -25,7 +25,7 @@ st.set_page_config(page_title="Pretrained - ResNet Explorer", layout="wide")
 
 MAX_UPLOAD_MB = 1024  # a checkpoint upload (torchvision's largest ResNet file, wide_resnet101_2 V2, is 485 MB)
 MAX_PHOTOS = 64  # photos profiled at once on this page (the CLI's `profile --images` takes 512)
-SOURCES = ("torch's hub cache", "A file on this computer", "Upload a checkpoint")
+SOURCES = ("Checkpoints cached here", "A file on this computer", "Upload a checkpoint")
 IMPORTED = "pre_imported"  # session key: the id of the run imported last
 RESULT = "pre_profile"  # session key: (run id, UnitProfile, note)
 
@@ -39,36 +39,38 @@ st.subheader("1. Import a checkpoint")
 names = importable_names()
 source = st.radio("Checkpoint from", SOURCES, horizontal=True, key="pre_source")
 chosen: str | None = None
+chosen_name: str | None = None  # what the net is guessed from, when the path's file name does not say
 upload = None
 if source == SOURCES[0]:
-    rows, total = hub_checkpoints()
+    rows, total, folders = cached_checkpoints()
     if not rows:
-        st.info(f"No checkpoints in torch's hub cache ({hub_dir()}). torchvision puts its weights there the first "
-                "time `resnet50(weights=...)` runs; `python -m resnet_explorer import-weights --model resnet50 "
-                "--download` fetches one (it needs the internet). Or pick another source above.",
-                icon=":material/info:")
+        st.info(f"No checkpoints in torch's hub cache ({folders[0]}) or the Hugging Face cache ({folders[1]}). "
+                "torchvision's `resnet50(weights=...)` leaves its weights in the first, timm's `create_model(..., "
+                "pretrained=True)` in the second; `python -m resnet_explorer import-weights --model resnet50 --download` fetches one (it "
+                "needs the internet). Or pick another source above.", icon=":material/info:")
     else:
         def hub_label(i: int) -> str:
             row = rows[i]
             known = row["published"]
             guess = guess_model(row["file"], names)
             what = f"named as {known.label}" if known else (f"probably {guess}" if guess else "a net this tool does not recognise")
-            return f"{row['file']} · {row['megabytes']:.0f} MB · {what}"
+            return f"{row['file']} · {row['megabytes']:.0f} MB · {row['cache']} · {what}"
 
-        pick = st.selectbox(f"Checkpoints in {hub_dir()}" + (f" (the first {len(rows):,} of {total:,})"
-                                                             if total > len(rows) else ""),
+        pick = st.selectbox(f"Checkpoints cached in {folders[0]} and {folders[1]}"
+                            + (f" (the first {len(rows):,} of {total:,})" if total > len(rows) else ""),
                             range(len(rows)), format_func=hub_label, key="pre_hub")
         chosen = rows[pick]["path"]
+        chosen_name = rows[pick]["file"]  # "timm/resnet50.a1_in1k" for a Hugging Face file named model.safetensors
 elif source == SOURCES[1]:
     chosen = st.text_input("Path to the checkpoint file", key="pre_path",
                            placeholder="/home/me/models/resnet50-0676ba61.pth").strip() or None
 else:
-    upload = st.file_uploader(f"Checkpoint (.pth, .pt, .bin, .ckpt; up to {MAX_UPLOAD_MB:,} MB)",
-                              type=["pth", "pt", "bin", "ckpt", "tar"], max_upload_size=MAX_UPLOAD_MB,
+    upload = st.file_uploader(f"Checkpoint (.pth, .pt, .bin, .ckpt, .safetensors; up to {MAX_UPLOAD_MB:,} MB)",
+                              type=["pth", "pt", "bin", "ckpt", "tar", "safetensors"], max_upload_size=MAX_UPLOAD_MB,
                               key="pre_upload")
     chosen = upload.name if upload is not None else None
 
-guessed = guess_model(Path(chosen).name, names) if chosen else None
+guessed = guess_model(chosen_name or Path(chosen).name, names) if chosen else None
 c1, c2 = st.columns(2)
 model_name = c1.selectbox("Which net it is", names, key=f"pre_model_{guessed}",
                           index=names.index(guessed) if guessed in names else names.index("resnet50"),

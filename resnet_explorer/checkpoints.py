@@ -66,7 +66,8 @@ def _first(items: list[str]) -> str:
 
 
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """The state dict in a checkpoint file, loaded with `weights_only=True` (nothing in it is executed).
+    """The state dict in a checkpoint file, loaded with `weights_only=True` (nothing in it is executed),
+    or a .safetensors file (timm's Hugging Face weights; tensors only, read with the safetensors library).
 
     Accepts a bare state dict or a dict holding one under "state_dict", "model" or "state_dict_ema";
     zip-format files are memory-mapped (their tensors' data is read when used), PyTorch's legacy format
@@ -89,6 +90,8 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
                          "checkpoint may take: not reading it")
     if size == 0:
         raise ValueError(f"{name} is empty, not a checkpoint")
+    if _is_safetensors(path, size):
+        return _read_safetensors(path, name)
     try:
         zipped = zipfile.is_zipfile(path)
         with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the refusal below says what matters
@@ -112,6 +115,28 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         detail = type(err).__name__ if "weights_only" in text else _first_line(err)
         raise ValueError(f"{name} is not a PyTorch checkpoint or is damaged: {detail}") from None
     return _state_of(loaded, name)
+
+
+def _is_safetensors(path: Path, size: int) -> bool:
+    """A .safetensors file (timm's weights on the Hugging Face hub): the name says so, or its first 8 bytes
+    are a little-endian header length that fits the file, followed by the JSON header's "{"."""
+    if path.name.lower().endswith(".safetensors"):
+        return True
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= size - 8
+
+
+def _read_safetensors(path: Path, name: str) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file: a JSON header and raw tensor bytes, nothing executable to refuse."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{name} is not a readable safetensors file (or is damaged): {_first_line(err)}") from None
+    return _state_of(state, name)
 
 
 def _state_of(loaded: object, name: str) -> dict[str, torch.Tensor]:

@@ -708,20 +708,21 @@ def cmd_import_weights(args: argparse.Namespace) -> int:
     """
     from .checkpoints import import_spec, import_weights, importable_names
     from .export import check_output_dir
-    from .published import download, guess_model, hub_checkpoints, hub_dir, published
+    from .published import cached_checkpoints, download, guess_model, hub_dir, published
     from .runs import load_run
 
     if args.list:
-        rows, total = hub_checkpoints()
-        print(f"torch's hub cache: {hub_dir()} ({total:,} checkpoint file{'s' if total != 1 else ''})", file=sys.stderr)
+        rows, total, folders = cached_checkpoints()
+        print(f"torch's hub cache {folders[0]} and the Hugging Face cache {folders[1]}: {total:,} checkpoint "
+              f"file{'s' if total != 1 else ''}", file=sys.stderr)
         for row in rows:
             known = row["published"]
             guess = guess_model(row["file"], importable_names())
             what = f"named as {known.label}" if known else (f"probably {guess}" if guess else "not a net this tool recognises")
-            print(f"{row['path']}\t{row['megabytes']:.0f} MB\t{what}")
+            print(f"{row['path']}\t{row['megabytes']:.0f} MB\t{row['cache']}: {row['file']}, {what}")
         return EXIT_OK
     if not args.model:
-        raise CliError("give --model NAME (the zoo's name of the net), or --list to see torch's hub cache")
+        raise CliError("give --model NAME (the zoo's name of the net), or --list to see the checkpoints cached here")
     import_spec(args.model)  # a bad name is refused before any file is read or folder made
     if args.download and args.file:
         raise CliError("give a checkpoint FILE or --download, not both")
@@ -901,7 +902,7 @@ def build_parser() -> argparse.ArgumentParser:
                                            "state_dict_ema")
     p.add_argument("--model",
                    help="the zoo's name of the net: resnet18 ... resnet152, wide_resnet50_2, resnext50_32x4d, ...")
-    p.add_argument("--list", action="store_true", help="list the checkpoints in torch's hub cache and stop")
+    p.add_argument("--list", action="store_true", help="list the checkpoints in torch's hub cache and the Hugging Face cache (timm) and stop")
     p.add_argument("--download", nargs="?", const=True, metavar="TAG",
                    help="fetch torchvision's published weights for --model into torch's hub cache (needs the "
                         "internet; the SHA-256 prefix in the file name is checked): its default, or TAG such as "

@@ -9,6 +9,9 @@ for resnext101_64x4d), and the ImageNet-1k top-1 accuracy torchvision reports. T
 after the last "-" of each file name are the start of the file's SHA-256, which torch's
 `download_url_to_file(hash_prefix=...)` checks, as torchvision does.
 
+timm's newer weights come from the Hugging Face hub as .safetensors and are cached under
+`hf_hub_dir()` (`~/.cache/huggingface/hub` by default); `cached_checkpoints` lists both caches.
+
 torch's hub cache is `torch.hub.get_dir()/checkpoints`: `$TORCH_HOME/hub/checkpoints`, by default
 `~/.cache/torch/hub/checkpoints` (or under `$XDG_CACHE_HOME`). torchvision and timm's torch-hub
 downloads land there, so a user who ever loaded `resnet50(weights=...)` already has the file.
@@ -16,12 +19,13 @@ downloads land there, so a user who ever loaded `resnet50(weights=...)` already 
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 BASE_URL = "https://download.pytorch.org/models/"
-CHECKPOINT_SUFFIXES: tuple[str, ...] = (".pth", ".pt", ".pth.tar", ".ckpt", ".bin")
+CHECKPOINT_SUFFIXES: tuple[str, ...] = (".pth", ".pt", ".pth.tar", ".ckpt", ".bin", ".safetensors")
 MAX_HUB_FILES = 1_000  # files listed from the hub cache (sorted by name)
 
 
@@ -129,6 +133,45 @@ def hub_checkpoints(folder: str | Path | None = None, limit: int = MAX_HUB_FILES
     rows = [{"file": p.name, "path": str(p), "megabytes": p.stat().st_size / 1e6, "published": published_file(p.name)}
             for p in files[:limit]]
     return rows, len(files)
+
+
+def hf_hub_dir() -> Path:
+    """The Hugging Face hub cache, where timm's `create_model(..., pretrained=True)` leaves its weights:
+    $HF_HUB_CACHE, else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or str(Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def hf_checkpoints(folder: str | Path | None = None, limit: int = MAX_HUB_FILES) -> tuple[list[dict], int]:
+    """The checkpoint files of the models in the Hugging Face hub cache (models--ORG--NAME/snapshots/*/),
+    sorted by model, at most ``limit``; rows as `hub_checkpoints`', with "file" the model's name
+    ("timm/resnet50.a1_in1k") and "published" None."""
+    folder = Path(folder) if folder is not None else hf_hub_dir()
+    if not folder.is_dir():
+        return [], 0
+    found = []
+    for model in sorted(folder.glob("models--*")):
+        name = "/".join(model.name.split("--")[1:])
+        for file in sorted(model.glob("snapshots/*/*")):
+            if file.is_file() and file.name.lower().endswith(CHECKPOINT_SUFFIXES):
+                found.append((name, file))
+    rows = [{"file": name, "path": str(file), "megabytes": file.stat().st_size / 1e6, "published": None}
+            for name, file in found[:limit]]
+    return rows, len(found)
+
+
+def cached_checkpoints(limit: int = MAX_HUB_FILES) -> tuple[list[dict], int, list[Path]]:
+    """Both caches together (torch's first), at most ``limit`` rows; each row's "cache" says which.
+
+    Returns:
+        (rows, how many files there were in all, the folders looked in).
+    """
+    torch_rows, torch_total = hub_checkpoints(limit=limit)
+    hf_rows, hf_total = hf_checkpoints(limit=limit)
+    rows = [{**r, "cache": "torch hub"} for r in torch_rows] + [{**r, "cache": "Hugging Face"} for r in hf_rows]
+    return rows[:limit], torch_total + hf_total, [hub_dir(), hf_hub_dir()]
 
 
 def download(entry: Published, folder: str | Path | None = None, progress: bool = True) -> Path:

@@ -41,6 +41,7 @@ def env(tmp_path, monkeypatch, checkpoint):
     runs = tmp_path / "runs"
     monkeypatch.setenv("RESNET_EXPLORER_RUNS", str(runs))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     hub = tmp_path / "torch" / "hub" / "checkpoints"
     hub.mkdir(parents=True)
     (hub / checkpoint.name).write_bytes(checkpoint.read_bytes())
@@ -182,3 +183,23 @@ def test_profile_a_trained_run_on_its_held_out_images(env):
     units = at.dataframe[-1].value
     assert list(units["unit"]) == ["layer1.0", "layer2.0", "layer3.0"]  # resnet8: one unit per stage
     assert units["flip_rate"].notna().all()  # lesions on by default
+
+
+def test_a_timm_safetensors_file_in_the_hugging_face_cache_imports(env, tmp_path, checkpoint):
+    from safetensors.torch import save_file
+
+    snapshot = tmp_path / "hf" / "models--timm--resnet18.a1_in1k" / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    state = {k: v.contiguous() for k, v in torch.load(checkpoint, weights_only=True).items()}
+    save_file(state, str(snapshot / "model.safetensors"))
+    at = page().run()
+    hub = at.selectbox(key="pre_hub")
+    labels = list(hub.options)  # as shown
+    timm = next(i for i, label in enumerate(labels) if label.startswith("timm/resnet18.a1_in1k"))
+    assert "Hugging Face" in labels[timm] and "probably resnet18" in labels[timm]
+    hub.set_value(timm).run()
+    assert at.selectbox(key="pre_model_resnet18").value == "resnet18"  # guessed from the model's name
+    at.button(key="pre_import").click().run()
+    assert not at.exception and not at.error and at.success
+    info = json.loads((Path(list_runs(env)[0]["path"]) / "run.json").read_text())
+    assert info["source"]["file"] == "model.safetensors" and info["source"]["layout"] == "torchvision"

@@ -197,3 +197,25 @@ def test_cli_imports_a_fine_tuned_head_with_its_class_names(net, batch, tmp_path
 
 def test_runs_without_a_kind_are_trained():
     assert Run(path=__import__("pathlib").Path("x"), info={}, spec=ModelSpec(), config=None).kind == "trained"
+
+
+def test_timm_safetensors_file_imports_with_identical_logits(net, batch, tmp_path):
+    """timm's Hugging Face weights: a bare state dict in the safetensors format (no pickle at all)."""
+    from safetensors.torch import save_file
+
+    state = {k: v.contiguous() for k, v in net.state_dict().items()}
+    save_file(state, str(tmp_path / "model.safetensors"))
+    path = ck.import_weights(tmp_path / "model.safetensors", "resnet18", tmp_path / "runs")
+    run = load_run(path)
+    assert torch.equal(logits(run.model, batch), logits(net, batch))
+    renamed = tmp_path / "weights.bin"  # no telling suffix: recognised by its header
+    renamed.write_bytes((tmp_path / "model.safetensors").read_bytes())
+    assert ck.read_checkpoint(renamed).keys() == state.keys()
+
+
+def test_a_damaged_safetensors_file_is_one_line(tmp_path):
+    file = tmp_path / "model.safetensors"
+    file.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    with pytest.raises(ValueError, match=r"^model.safetensors is not a readable safetensors file") as err:
+        ck.read_checkpoint(file)
+    assert "\n" not in str(err.value)

@@ -77,6 +77,7 @@ def mirror(tmp_path, monkeypatch):
     server.mkdir()
     monkeypatch.setattr(pub, "BASE_URL", server.as_uri() + "/")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     return server
 
 
@@ -120,7 +121,7 @@ def test_cli_lists_the_hub_cache_and_downloads_only_when_asked(mirror, tmp_path,
     monkeypatch.setattr(pub, "_BY_FILE", {good.name: entry})
     runs = tmp_path / "runs"
     assert main(["import-weights", "--list"]) == 0
-    assert "0 checkpoint files" in capsys.readouterr().err
+    assert ": 0 checkpoint files" in capsys.readouterr().err
     assert main(["import-weights", "--model", "resnet18", "--out", str(runs)]) == 2  # no file, no --download
     assert "give the checkpoint FILE, or --download" in capsys.readouterr().err
     assert not pub.hub_dir().exists()  # nothing fetched unless asked
@@ -130,7 +131,7 @@ def test_cli_lists_the_hub_cache_and_downloads_only_when_asked(mirror, tmp_path,
     assert load_run(out.strip().splitlines()[-1], with_model=False).imported
     assert main(["import-weights", "--list"]) == 0
     out, err = capsys.readouterr()
-    assert "1 checkpoint file)" in err and good.name in out and "named as resnet18 IMAGENET1K_V1 (torchvision" in out
+    assert ": 1 checkpoint file" in err and good.name in out and "named as resnet18 IMAGENET1K_V1 (torchvision" in out
     assert main(["import-weights", str(good), "--model", "resnet18", "--download", "--out", str(runs)]) == 2
     assert "not both" in capsys.readouterr().err
 
@@ -146,3 +147,19 @@ def test_cli_import_of_the_same_file_again_reuses_its_run(tmp_path, capsys):
     assert main(["import-weights", str(file), "--model", "resnet18", "--resize", "288", "--out", str(runs)]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] != first  # another resize: another run
     assert len(list(runs.iterdir())) == 2
+
+
+def test_the_hugging_face_cache_is_listed_by_model_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    assert pub.hf_hub_dir() == tmp_path / "hf" / "hub"
+    snapshot = tmp_path / "hf" / "hub" / "models--timm--resnet50.a1_in1k" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "model.safetensors").write_bytes(b"x" * 10)
+    (snapshot / "config.json").write_text("{}")
+    rows, total, folders = pub.cached_checkpoints()
+    assert total == 1 and folders == [pub.hub_dir(), pub.hf_hub_dir()]
+    assert rows[0]["file"] == "timm/resnet50.a1_in1k" and rows[0]["cache"] == "Hugging Face"
+    assert rows[0]["path"].endswith("model.safetensors")
+    assert pub.guess_model(rows[0]["file"], importable_names()) == "resnet50"
