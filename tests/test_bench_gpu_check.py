@@ -18,9 +18,11 @@ def test_gpu_check_runs_on_the_cpu_and_prints_both_rates_and_their_ratio():
                       r"([\d.]+)", line)
     assert match, line
     bare, ours, ratio = (float(g.replace(",", "")) for g in match.groups())
-    assert bare > 0 and ours > 0 and abs(ratio - ours / bare) < 0.02
-    # the same net on the same data: a timing that misses the steps shows up as an absurd ratio
-    assert 0.05 < ratio < 20, line
+    # the printed rates are rounded to whole images/s, the ratio to 0.01: they agree to a few per cent
+    assert bare > 0 and ours > 0 and abs(ratio / (ours / bare) - 1) < 0.05, line
+    # the same net on the same data: a timing that misses the steps (the bug this test caught: 48e9 img/s)
+    # shows up as an absurd ratio; a loaded machine moves it by a factor of 10 at most
+    assert 0.01 < ratio < 100, line
 
 
 def test_gpu_check_refuses_a_warmup_the_trainer_does_not_log():
