@@ -13,7 +13,7 @@ from resnet_explorer.analysis.study import dataset_inputs, image_files, images_i
 from resnet_explorer.checkpoints import import_weights, importable_names
 from resnet_explorer.limits import MAX_CHECKPOINT_BYTES
 from resnet_explorer.plots.profile import plot_unit_profile
-from resnet_explorer.published import cached_checkpoints, guess_model
+from resnet_explorer.published import cached_checkpoints, guess_model, what_it_is
 from resnet_explorer.runs import list_runs, load_run
 from resnet_explorer.ui import jobs
 from resnet_explorer.ui.nav import through_app
@@ -51,10 +51,7 @@ if source == SOURCES[0]:
     else:
         def hub_label(i: int) -> str:
             row = rows[i]
-            known = row["published"]
-            guess = guess_model(row["file"], names)
-            what = f"named as {known.label}" if known else (f"probably {guess}" if guess else "a net this tool does not recognise")
-            return f"{row['file']} · {row['megabytes']:.0f} MB · {row['cache']} · {what}"
+            return f"{row['file']} · {row['megabytes']:.0f} MB · {row['cache']} · {what_it_is(row, names)}"
 
         pick = st.selectbox(f"Checkpoints cached in {folders[0]} and {folders[1]}"
                             + (f" (the first {len(rows):,} of {total:,})" if total > len(rows) else ""),

@@ -708,18 +708,16 @@ def cmd_import_weights(args: argparse.Namespace) -> int:
     """
     from .checkpoints import import_spec, import_weights, importable_names
     from .export import check_output_dir
-    from .published import cached_checkpoints, download, guess_model, hub_dir, published
+    from .published import cached_checkpoints, download, hub_dir, published, what_it_is
     from .runs import load_run
 
     if args.list:
         rows, total, folders = cached_checkpoints()
         print(f"torch's hub cache {folders[0]} and the Hugging Face cache {folders[1]}: {total:,} checkpoint "
               f"file{'s' if total != 1 else ''}", file=sys.stderr)
+        names = importable_names()
         for row in rows:
-            known = row["published"]
-            guess = guess_model(row["file"], importable_names())
-            what = f"named as {known.label}" if known else (f"probably {guess}" if guess else "not a net this tool recognises")
-            print(f"{row['path']}\t{row['megabytes']:.0f} MB\t{row['cache']}: {row['file']}, {what}")
+            print(f"{row['path']}\t{row['megabytes']:.0f} MB\t{row['cache']}: {row['file']}, {what_it_is(row, names)}")
         return EXIT_OK
     if not args.model:
         raise CliError("give --model NAME (the zoo's name of the net), or --list to see the checkpoints cached here")

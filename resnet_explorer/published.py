@@ -111,6 +111,16 @@ def guess_model(name: str, models: list[str] | tuple[str, ...]) -> str | None:
     return max(fits, key=len) if fits else None
 
 
+def what_it_is(row: dict, models: list[str] | tuple[str, ...]) -> str:
+    """A cached checkpoint in words, from its name: torchvision's published file it is named as, else the
+    zoo net its name suggests (the hash is checked on import, not here)."""
+    known = row["published"]
+    if known is not None:
+        return f"named as {known.label}"
+    guess = guess_model(row["file"], models)
+    return f"probably {guess}" if guess else "not a net this tool recognises"
+
+
 def hub_dir() -> Path:
     """torch's hub cache of checkpoints: `torch.hub.get_dir()/checkpoints` (it need not exist)."""
     import torch.hub
