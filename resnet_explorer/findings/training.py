@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .layer_names import depth_key
+from ..layer_names import depth_key
+from .evidence import SEED_MARGIN, spread
 
 TAIL_FRACTION = 0.2  # final training loss/error: mean over the last 20% of logged rows
-MARGIN = 3.0  # a robust verdict: the mean gap is at least this many seed-to-seed spreads
+MARGIN = SEED_MARGIN  # a robust verdict: the mean gap is at least this many seed-to-seed spreads
 
 
 def tail_mean(df: pd.DataFrame | None, column: str, fraction: float = TAIL_FRACTION) -> float | None:
@@ -29,11 +30,6 @@ def tail_mean(df: pd.DataFrame | None, column: str, fraction: float = TAIL_FRACT
     tail = values.iloc[-max(1, int(len(values) * fraction)):]
     value = float(tail.mean(skipna=False))
     return value if math.isfinite(value) else None
-
-
-def spread(values: list[float]) -> float:
-    """Seed-to-seed spread: the sample standard deviation (0 for a single value)."""
-    return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def mean_sd(values: list[float], digits: int = 3) -> str:

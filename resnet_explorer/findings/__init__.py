@@ -1,0 +1,39 @@
+"""What the runs shown actually say: the one place a page, the CLI or a report takes a claim from.
+
+Every sentence a figure or page states as a finding is computed here from the data it describes,
+under the rules of `evidence`: a run at chance supports no claim about its internals, and a
+difference below its threshold or the seed spread is "about the same". Where the data do not show
+what a paper reports, the text says so and gives the paper's claim as the paper's.
+
+- `evidence`: the two rules (`Progress`, `Difference`) and their thresholds;
+- `training`: verdicts over seeds (degradation) and the probe captions (residual ratios, gradient
+  flow, layer responses).
+"""
+
+from .evidence import (
+    CHANCE_ACCURACY_MARGIN,
+    CHANCE_LOSS_MARGIN,
+    SEED_MARGIN,
+    Difference,
+    Progress,
+    at_chance_note,
+    spread,
+)
+from .training import (
+    MARGIN,
+    TAIL_FRACTION,
+    Check,
+    compare_losses,
+    degradation_checks,
+    gradient_finding,
+    mean_sd,
+    ratio_finding,
+    responses_finding,
+    tail_mean,
+)
+
+__all__ = [
+    "CHANCE_ACCURACY_MARGIN", "CHANCE_LOSS_MARGIN", "MARGIN", "SEED_MARGIN", "TAIL_FRACTION", "Check", "Difference",
+    "Progress", "at_chance_note", "compare_losses", "degradation_checks", "gradient_finding", "mean_sd",
+    "ratio_finding", "responses_finding", "spread", "tail_mean",
+]
