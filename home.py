@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from resnet_explorer.compare import degradation_finding, group_runs
+from resnet_explorer.compare import degradation_finding, group_runs, run_progress
 from resnet_explorer.findings import gradient_finding, ratio_finding
 from resnet_explorer.models.spec import NAMING_RULE
 from resnet_explorer.plots import plot_grad_flow_heatmap, plot_residual_norms, plot_training_curves
@@ -52,20 +52,37 @@ if checks:
                 "twin does not. In these runs:")
     for check in checks:
         st.markdown(f"- **{'Holds' if check.held == check.of else 'Not on every seed'}:** {check.text()}")
-    deep_plain = max((run for run in first.values() if not run.spec.residual), key=lambda run: run.spec.depth)
-    twin = next((run for run in first.values() if run.spec == deep_plain.spec.with_residual()), None)
-    pair = {f"{run.spec.name} (seed {run.config.seed})": run for run in (twin, deep_plain) if run is not None}
+    # the probe figures: the deepest twin pair on its lowest seed; the gradient comparison needs twins that
+    # both left chance (a net at chance supports no claim about its internals)
+    lowest = list(first.values())
+    left = {run.id: not p.at_chance for run, p in zip(lowest, run_progress(lowest).values())}
+    twins = [(run, next((o for o in lowest if o.spec == run.spec.plain() and o is not run), None))
+             for run in sorted(lowest, key=lambda r: -r.spec.depth) if run.spec.residual]
+    twins = [(r, p) for r, p in twins if p is not None]
+
+    def labelled(*runs) -> dict:
+        return {f"{run.spec.name} (seed {run.config.seed})": run for run in runs}
+
+    pair = labelled(*twins[0]) if twins else {}
     fig = plot_residual_norms({label: run.tables["residual_norms"] for label, run in pair.items()},
                               residual={label: run.spec.residual for label, run in pair.items()},
                               depth={label: run.spec.depth for label, run in pair.items()})
     st.plotly_chart(fig, key="tour_norms", theme=None)
     res_label = next((label for label, run in pair.items() if run.spec.residual), None)
-    ratio_text = ratio_finding(res_label, pair[res_label].tables["residual_norms"]) if res_label else None
+    ratio_text = ratio_finding(res_label, pair[res_label].tables["residual_norms"],
+                               run_progress([pair[res_label]], [res_label])[res_label]) if res_label else None
     st.markdown("**2. Small changes?** " + (ratio_text or "No residual-norm probes in these runs."))
-    fig = plot_grad_flow_heatmap({label: run.tables["grad_flow"] for label, run in pair.items()})
+    trained = [(r, p) for r, p in twins if left[r.id] and left[p.id]]
+    grads = labelled(*trained[0]) if trained else pair
+    fig = plot_grad_flow_heatmap({label: run.tables["grad_flow"] for label, run in grads.items()})
     st.plotly_chart(fig, key="tour_grads", theme=None)
-    grad_text = gradient_finding({label: run.tables["grad_flow"] for label, run in pair.items()},
-                                 {label: bool(run.spec.residual) for label, run in pair.items()})
+    grad_text = gradient_finding({label: run.tables["grad_flow"] for label, run in grads.items()},
+                                 {label: bool(run.spec.residual) for label, run in grads.items()},
+                                 run_progress(list(grads.values()), list(grads)))
+    if trained and twins and trained[0] != twins[0]:
+        grad_text = (f"Shown for the deepest twins that both left chance, {' and '.join(grads)}: "
+                     f"{twins[0][1].spec.name} never left chance, so its gradients say nothing about trained nets. "
+                     + (grad_text or ""))
     st.markdown("**3. Do gradients reach the input?** " + (grad_text or "No gradient probes in these runs."))
     minutes = "about 1.5 minutes on a 2-core CPU"
     if st.button(f"Reproduce it live (one seed, {minutes})", icon=":material/replay:", key="tour_reproduce"):

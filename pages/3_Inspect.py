@@ -4,7 +4,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from resnet_explorer.findings import gradient_finding, ratio_finding, responses_finding
+from resnet_explorer.compare import RESPONSES_EVAL
+from resnet_explorer.findings import gradient_finding, progress_of, ratio_finding, responses_finding
 from resnet_explorer.plots import (
     available_steps,
     plot_grad_flow_heatmap,
@@ -30,7 +31,7 @@ st.set_page_config(page_title="Inspect - ResNet Explorer", layout="wide")
 def cached_tables(path: str, files: tuple):
     """A run's tables, re-read whenever any of its files changes (a live run, or one edited or damaged)."""
     run = load_run(path, with_model=False)
-    return run.label, run.spec.residual, run.status, run.tables, run.spec.depth
+    return run.label, run.spec.residual, run.status, run.tables, run.spec.depth, run.spec.num_classes
 
 
 st.title("Inspect")
@@ -74,15 +75,22 @@ loaded = [p.run for p in picked]
 labels = [label for label, *_ in loaded]
 if len(set(labels)) < len(labels):
     labels = [f"{label} [{i + 1}]" for i, label in enumerate(labels)]
-tables = {label: t for label, (_, _, _, t, _) in zip(labels, loaded)}
-residual = {label: bool(r) for label, (_, r, _, _, _) in zip(labels, loaded)}
-depth = {label: d for label, (_, _, _, _, d) in zip(labels, loaded)}
+tables = {label: t for label, (_, _, _, t, _, _) in zip(labels, loaded)}
+residual = {label: bool(r) for label, (_, r, _, _, _, _) in zip(labels, loaded)}
+depth = {label: d for label, (_, _, _, _, d, _) in zip(labels, loaded)}
+progress = {label: progress_of(label, c, t.get("metrics"), t.get("eval"))
+            for label, (_, _, _, t, _, c) in zip(labels, loaded)}
 status = picked[0].row["status"]  # from list_runs, re-checked each rerun: cached tables keep an old status
 if status == "running":
     st.info("This run is still training: the figures show what has been written so far (refresh to update).")
 elif status == "interrupted":
     message = picked[0].row["message"]
     st.warning(f"{message[:1].upper()}{message[1:]}. The figures show what it wrote before it stopped.")
+
+
+for p in progress.values():  # a net that never left chance supports no claim about its internals
+    if p.at_chance:
+        st.warning(p.text())
 
 
 def series(name: str) -> dict:
@@ -110,7 +118,7 @@ figure_downloads(fig, f"{main_id}_residual_norms", "dl_inspect_norms",
 residual_label = next((label for label in labels if residual[label]), None)
 if residual_label is not None:  # a plain net has no shortcut, so no ratio
     norms_at = tables[residual_label]["residual_norms"]
-    finding = ratio_finding(residual_label, norms_at[norms_at["step"] <= step])
+    finding = ratio_finding(residual_label, norms_at[norms_at["step"] <= step], progress[residual_label])
     if finding:
         st.markdown(finding)
     fig = plot_residual_heatmap(tables[residual_label]["residual_norms"], "ratio",
@@ -129,7 +137,7 @@ st.plotly_chart(fig, key="inspect_grad_heat", theme=None)
 figure_downloads(fig, f"{main_id}_grad_flow", "dl_inspect_grad_heat", tables[labels[0]]["grad_flow"].to_dict("records"))
 fig = plot_grad_flow_profile(grads, step, value, residual=residual, depth=depth)
 st.plotly_chart(fig, key="inspect_grad_profile", theme=None)
-finding = gradient_finding({k: v[v["step"] <= step] for k, v in grads.items() if not v.empty}, residual)
+finding = gradient_finding({k: v[v["step"] <= step] for k, v in grads.items() if not v.empty}, residual, progress)
 if finding:
     st.markdown(finding)
 figure_downloads(fig, f"{main_id}_grad_profile", "dl_inspect_grad_profile")
@@ -145,7 +153,8 @@ mode = st.radio("Measured", ["training", "eval"], horizontal=True, key="inspect_
                      "as at test time. Runs made before this option, or stopped early, have only the first.")
 table_name = "responses_eval" if mode == "eval" and has_eval else "responses"
 responses = {k: (v if table_name == "responses_eval" else v[v["step"] <= step]) for k, v in series(table_name).items()}
-finding = responses_finding(responses, residual, depth)
+finding = responses_finding(responses, residual, depth, progress,
+                            RESPONSES_EVAL if table_name == "responses_eval" else f"in training mode at step {step:,}")
 fig = plot_responses(responses, None if table_name == "responses_eval" else step, residual=residual, depth=depth,
                      finding=finding)
 st.plotly_chart(fig, key="inspect_responses", theme=None)

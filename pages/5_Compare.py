@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from resnet_explorer.compare import comparison_figures, degradation_finding, group_rows, summary_rows
+from resnet_explorer.compare import comparison_figures, comparison_findings, group_rows, summary_rows
 from resnet_explorer.export import ExportError
 from resnet_explorer.plots import plot_live_loss
 from resnet_explorer.report import report_zip
@@ -110,7 +110,7 @@ try:
     loaded = [p.run for p in picked]
     rows = summary_rows(loaded)
     groups = group_rows(loaded)
-    checks = degradation_finding(loaded)
+    said = comparison_findings(loaded)
     figures = comparison_figures(loaded)
 except (ValueError, OSError) as err:
     st.error(str(err))
@@ -121,9 +121,8 @@ imported = [p.id for p in picked if is_imported(p.row)]
 if imported:
     st.caption(f"Imported from a checkpoint (pretrained weights, not trained here): {', '.join(imported)}. "
                "Their training columns are blank and the training figures leave them out.")
-if checks:
-    for check in checks:
-        (st.success if check.held == check.of else st.warning)(check.text())
+for finding in said:  # the same sentences as the report's and the training-curves figure's
+    (st.success if finding.holds else st.warning)(finding.text)
 if any(g["seeds"] > 1 for g in groups):
     st.caption("Per model, over seeds: mean ± sd (sample standard deviation). Train loss/error: mean of the last 20% "
                "of logged steps; test error: the final evaluation on the whole held-out split.")

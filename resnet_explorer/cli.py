@@ -223,7 +223,10 @@ class Progress:
 def _train_config(args: argparse.Namespace, world_size: int = 1):
     from .training import TrainConfig
 
-    budget = {"steps": args.steps} if args.steps is not None else {"epochs": 1.0 if args.epochs is None else args.epochs}
+    if args.steps is not None:
+        budget = {"steps": args.steps}
+    else:  # epochs when asked for, else the defaults' steps
+        budget = {"epochs": args.epochs} if args.epochs is not None else {"steps": args.default_steps}
     return TrainConfig(
         dataset=args.dataset, data_root=args.data_root, download=args.download, train_size=args.train_size,
         test_size=args.test_size, image_size=args.image_size, batch_size=args.batch_size, optimizer=args.optimizer,
@@ -354,7 +357,7 @@ def _ints(text: str, option: str) -> list[int]:
 
 def cmd_degradation(args: argparse.Namespace) -> int:
     """He et al. 2015 Fig. 6 in miniature: plain and residual twins at two depths, equal budgets, per seed."""
-    from .compare import degradation_finding, group_rows
+    from .compare import comparison_findings, group_rows
     from .runs import load_run
     from .training.presets import degradation_specs, describe
 
@@ -384,8 +387,8 @@ def cmd_degradation(args: argparse.Namespace) -> int:
           "steps" + (", mean ± sd over seeds" if len(seeds) > 1 else ""))
     print(_table(rows))
     print()
-    for check in degradation_finding(runs):  # plain nets, depths and twins read from the runs' specs
-        print(f"{'yes' if check.held == check.of else 'NO '}  {check.text()}")
+    for finding in comparison_findings(runs):  # plain nets, depths and twins read from the runs' specs
+        print(f"{'yes' if finding.holds else 'NO '}  {finding.text}")
     return EXIT_OK
 
 
@@ -779,13 +782,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .analysis import METHODS
     from .analysis.attribution import BASELINES, IG_MAX_STEPS, IG_START_STEPS, IG_TOLERANCE
     from .limits import MAX_ATTRIBUTE_SAMPLES
-    from .training import TrainConfig
-    from .training.presets import DEGRADATION_DEPTHS, DEGRADATION_SEEDS, degradation_config
+    from .training.presets import DEGRADATION_DEPTHS, DEGRADATION_SEEDS, degradation_config, quick_config
 
     p = sub.add_parser("train", help="train a model briefly with probes; prints the run folder last")
     p.add_argument("--model", dest="model", help="a variant name, e.g. resnet56, plain20 (see `list`)")
     _model_args(p)
-    _train_args(p, TrainConfig(epochs=1.0))
+    _train_args(p, quick_config())
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("degradation", help="He et al. 2015 Fig. 6 in miniature: plain vs residual at two depths",
@@ -939,8 +941,9 @@ def _train_args(p: argparse.ArgumentParser, d) -> None:
     p.add_argument("--train-size", type=int, default=d.train_size, help="use this many training images")
     p.add_argument("--test-size", type=int, default=d.test_size, help="use this many held-out images")
     p.add_argument("--image-size", type=int, default=d.image_size, help="image side in pixels (default %(default)s)")
-    p.add_argument("--epochs", type=float, help="budget in epochs (default 1)")
-    p.add_argument("--steps", type=int, default=d.steps, help="budget in optimizer steps (default %(default)s)")
+    p.add_argument("--epochs", type=float, help="budget in epochs, instead of steps")
+    p.add_argument("--steps", type=int, help=f"budget in optimizer steps (default {d.steps})")
+    p.set_defaults(default_steps=d.steps)
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="default %(default)s")
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default=d.optimizer)
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (default %(default)s)")

@@ -11,12 +11,24 @@ import dataclasses
 import math
 import statistics
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 
-from .findings import Check, degradation_checks, mean_sd, responses_finding, spread, tail_mean
+from .findings import (
+    Check,
+    at_chance_note,
+    Progress,
+    compare_losses,
+    degradation_checks,
+    mean_sd,
+    progress_of,
+    responses_finding,
+    spread,
+    tail_mean,
+)
 from .graph import build_graph
 from .models import ModelSpec, count_parameters
 from .plots import (
@@ -27,7 +39,7 @@ from .plots import (
     plot_responses,
     plot_training_curves,
 )
-from .runs import Run
+from .runs import Run, are_twins
 
 
 def _number(value: Any) -> float | None:
@@ -192,7 +204,82 @@ def degradation_finding(runs: list[Run]) -> list[Check]:
     losses = _spec_losses(groups)
     named = {f"plain{shallow.depth}": losses.get(shallow, {}), f"plain{deep.depth}": losses.get(deep, {}),
              f"resnet{deep.depth}": losses.get(twin, {})}  # the names the paper's claims are written with
-    return degradation_checks(named, shallow.depth, deep.depth)
+    return degradation_checks(named, shallow.depth, deep.depth, classes=deep.num_classes)
+
+
+def _seedless(run: Run) -> tuple[ModelSpec, Any]:
+    return run.spec, run.config.replace(seed=0, device="any") if run.config is not None else None
+
+
+def twin_checks(runs: list[Run]) -> list[Check]:
+    """"<residual> trains better than <plain>" for every plain/residual twin pair of the same depth among
+    the runs (specs that differ only in their shortcuts, the same data and budget), counted over the seeds
+    both have. These are not the degradation problem, which compares a deeper plain net with a shallower one.
+    """
+    groups = group_runs([r for r in runs if r.config is not None])
+    losses = _spec_losses(groups)
+    checks = []
+    for res in (g for g in groups if g[0].spec.residual):
+        plain = next((g for g in groups if not g[0].spec.residual and are_twins(_seedless(res[0]), _seedless(g[0]))),
+                     None)
+        if plain is None:
+            continue
+        r, p = res[0].spec, plain[0].spec
+        checks.append(compare_losses(p.name, r.name, {p.name: losses.get(p, {}), r.name: losses.get(r, {})},
+                                     claim=f"{r.name} trains better than {p.name}", classes=r.num_classes))
+    return checks
+
+
+def run_progress(runs: list[Run], labels: list[str] | None = None) -> dict[str, Progress]:
+    """Each trained run's distance from chance, keyed by `labels` (default: the display labels, `run_labels`)."""
+    labels = run_labels(runs) if labels is None else labels
+    return {label: progress_of(label, run.spec.num_classes, run.tables.get("metrics"), run.tables.get("eval"))
+            for run, label in zip(runs, labels) if run.config is not None}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A sentence about the runs shown, and whether it states a result ("holds") or says why none is
+    stated ("note"): pages show the first as a success and the second as a caution."""
+
+    text: str
+    holds: bool = False
+
+
+def comparison_findings(runs: list[Run]) -> list[Finding]:
+    """What the runs shown support, in the words every page and the report use: the runs still at chance,
+    He et al. 2015's degradation claims (plain nets at two depths and the deeper one's twin), and each
+    same-depth twin pair's verdict, said not to be the degradation problem."""
+    stuck = at_chance_note(list(run_progress(runs).values()))
+    findings = [Finding(stuck)] if stuck else []
+    degradation = degradation_finding(runs)
+    for check in degradation:
+        findings.append(Finding(_sentence(check.text()) + ".", check.verdict == "holds"))
+    said = [{c.worse, c.better} for c in degradation]
+    for check in twin_checks(runs):
+        if {check.worse, check.better} in said:
+            continue
+        findings.append(Finding(f"{_sentence(check.text())}. Both have the same depth: this compares shortcuts, "
+                                "not depth, so it is not the degradation problem.", check.verdict == "holds"))
+    return findings
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+RESPONSES_EVAL = "in eval mode on held-out images (the paper's measurement)"
+RESPONSES_TRAINING = "in training mode on the last probed batch (these runs have no eval-mode responses)"
+
+
+def response_tables(runs: dict[str, Run]) -> tuple[dict[str, pd.DataFrame | None], str]:
+    """The layer responses every page compares, and how they were measured: eval mode on held-out images at
+    the end of the run (He et al. 2015's Fig. 7) when every run has them, else training mode at the
+    latest probe for all (one measurement for all runs, never a mix)."""
+    evals = {label: run.tables.get("responses_eval") for label, run in runs.items()}
+    if evals and all(df is not None and not df.empty for df in evals.values()):
+        return evals, RESPONSES_EVAL
+    return {label: run.tables.get("responses") for label, run in runs.items()}, RESPONSES_TRAINING
 
 
 def comparison_figures(runs: list[Run]) -> dict[str, go.Figure]:
@@ -236,8 +323,10 @@ def comparison_figures(runs: list[Run]) -> dict[str, go.Figure]:
     def tables(name: str) -> dict[str, pd.DataFrame]:
         return {label: run.tables.get(name) for label, run in shown}
 
-    checks = degradation_finding(runs)
-    finding = ("Here: " + "; ".join(c.text() for c in checks) + ".") if checks else None
+    progress = {label: progress_of(label, run.spec.num_classes, run.tables.get("metrics"), run.tables.get("eval"))
+                for label, run in shown}
+    said = comparison_findings(runs)
+    finding = ("Here: " + " ".join(f.text for f in said)) if said else None
     figures = {
         "training_curves": plot_training_curves(curves, curve_evals, residual=curve_residual, depth=curve_depth,
                                                 finding=finding),
@@ -250,6 +339,7 @@ def comparison_figures(runs: list[Run]) -> dict[str, go.Figure]:
     figures["grad_flow"] = plot_grad_flow_heatmap(tables("grad_flow"), "grad_norm")
     figures["grad_flow_profile"] = plot_grad_flow_profile(tables("grad_flow"), None, "grad_norm", residual=residual,
                                                           depth=depth)
-    figures["responses"] = plot_responses(tables("responses"), residual=residual, depth=depth,
-                                          finding=responses_finding(tables("responses"), residual, depth))
+    responses, measured = response_tables(dict(shown))
+    figures["responses"] = plot_responses(responses, None, residual=residual, depth=depth,
+                                          finding=responses_finding(responses, residual, depth, progress, measured))
     return figures

@@ -26,7 +26,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from . import __version__
-from .compare import comparison_figures, run_labels, summary_rows
+from .compare import comparison_figures, comparison_findings, run_labels, summary_rows
 from .explain import LENSES, lens_folder, saved_lenses
 from .explain import figures as lens_figures
 from .explain import load as load_lens
@@ -63,6 +63,8 @@ figure { margin: 2rem 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figure iframe { width: 100%; border: 1px solid #eee; }
 figcaption { font-weight: 600; margin-bottom: 0.4rem; }
+li.holds { color: #1b5e20; }
+li.note { color: #8a5a00; }
 .links { font-size: 0.9rem; color: #666; }
 """
 
@@ -163,7 +165,16 @@ def _figure_block(name: str, fig: go.Figure, formats: list[str]) -> str:
     return f'<figure id="{name}">\n<figcaption>{title}</figcaption>\n{view}\n<div class="links">{files}</div>\n</figure>'
 
 
-def _index_html(title: str, rows: list[dict[str, Any]], figures: dict[str, go.Figure], formats: list[str]) -> str:
+def _findings_html(findings: list) -> str:
+    """The comparison's findings as a list, the same sentences as the Compare page's."""
+    if not findings:
+        return "<p>No finding: these runs hold no plain/residual twins or depths to compare.</p>"
+    items = "\n".join(f'<li class="{"holds" if f.holds else "note"}">{html.escape(f.text)}</li>' for f in findings)
+    return f"<ul>\n{items}\n</ul>"
+
+
+def _index_html(title: str, rows: list[dict[str, Any]], figures: dict[str, go.Figure], formats: list[str],
+                findings: list = ()) -> str:
     date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     blocks = "\n".join(_figure_block(name, fig, formats) for name, fig in figures.items())
     return f"""<!DOCTYPE html>
@@ -181,6 +192,8 @@ Train loss and error: mean of the last 20% of logged steps; test error: the last
 Tables: <a href="summary.csv">summary.csv</a>, <a href="summary.json">summary.json</a>.</p>
 <h2>Runs</h2>
 {_runs_table(rows)}
+<h2>What these runs show</h2>
+{_findings_html(list(findings))}
 <h2>Figures</h2>
 {blocks}
 </body>
@@ -253,7 +266,8 @@ def write_report_files(run_paths: Sequence[str | Path], out: str | Path,
     written.append(write_atomic(out / "summary.json", json.dumps(rows, indent=1)))
     labels = run_labels(runs)
     title = "ResNet Explorer report: " + (labels[0] if len(labels) == 1 else " vs ".join(labels))
-    written.append(write_atomic(out / "index.html", _index_html(title, rows, figures, formats)))
+    findings = comparison_findings(runs)
+    written.append(write_atomic(out / "index.html", _index_html(title, rows, figures, formats, findings)))
     return written
 
 

@@ -41,9 +41,17 @@ def app(page: str) -> AppTest:
 
 
 def test_train_page_runs_and_shows_curves(runs):
+    from resnet_explorer.training.presets import QUICK
+
     at = app("pages/2_Train.py")
     assert not at.exception
     assert at.info  # no run yet
+    # the form opens on the recipe `train` defaults to too (the one measured to leave chance)
+    shown = {"dataset": at.selectbox(key="train_dataset").value, "steps": at.number_input(key="train_budget").value,
+             "batch_size": at.number_input(key="train_batch").value,
+             "image_size": at.number_input(key="train_image_size").value,
+             "augment": at.checkbox(key="train_augment").value}
+    assert shown == {k: QUICK[k] for k in shown}
     at.number_input(key="train_budget").set_value(4)
     at.number_input(key="train_batch").set_value(16)
     at.number_input(key="train_size").set_value(64)
@@ -63,6 +71,12 @@ def test_train_page_runs_and_shows_curves(runs):
     assert len(at.get("plotly_chart")) == 1
     stored = list_runs(runs)
     assert len(stored) == 1 and stored[0]["status"] == "done" and stored[0]["model"] == "resnet20"
+    config = stored[0]["config"]
+    kept = ("dataset", "image_size", "augment", "warmup")  # the fields this test did not change
+    assert {k: config[k] for k in kept} == {k: QUICK[k] for k in kept}
+    # the final numbers, and the verdict on chance: 4 steps leave resnet20 at chance, and the page says so
+    assert {m.label for m in at.metric} >= {"Final train loss", "Train error", "Held-out error"}
+    assert any("has not left chance" in w.value for w in at.warning)
 
 
 def wait_done(at: AppTest, timeout: float = 120) -> None:
@@ -137,6 +151,10 @@ def test_inspect_overlays_the_twin(runs):
     assert len(charts) >= 6
     other = [s for s in at.selectbox if s.key.startswith("inspect_other_")][0]
     assert other.value is not None  # the twin was picked
+    # 4 steps: both nets are at chance, so the page names them and claims nothing about their internals
+    assert sum("has not left chance" in w.value for w in at.warning) == 2
+    text = " ".join(m.value for m in at.markdown)
+    assert "refine their input" not in text and "relatively larger gradients" not in text
     at.radio(key="inspect_grad_value").set_value("update_ratio").run()
     assert not at.exception
 
@@ -168,9 +186,9 @@ def test_inspect_warns_of_an_interrupted_run(runs):
     info_path.write_text(json.dumps(info))
     at = app("pages/3_Inspect.py")
     assert not at.exception and not at.error and at.get("plotly_chart")
-    assert [w.value for w in at.warning] == [
+    assert at.warning[0].value == (
         "Interrupted after step 3 of 4: its process (pid 4242 on elsewhere.invalid) has not updated it for 2.0 h; "
-        "the saved model is from step 4. The figures show what it wrote before it stopped."]
+        "the saved model is from step 4. The figures show what it wrote before it stopped.")
 
 
 def _picker_page(many: bool, with_twin: bool, default: str | None) -> None:

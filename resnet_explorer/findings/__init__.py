@@ -20,20 +20,28 @@ from .evidence import (
     spread,
 )
 from .training import (
+    GRADIENT_FACTOR,
+    LOSS_FLOOR,
+    LOSS_THRESHOLD,
     MARGIN,
+    REFINE_FACTOR,
+    RESPONSE_THRESHOLD,
     TAIL_FRACTION,
     Check,
     compare_losses,
     degradation_checks,
     gradient_finding,
+    loss_gap_counts,
     mean_sd,
+    progress_of,
     ratio_finding,
     responses_finding,
     tail_mean,
 )
 
 __all__ = [
-    "CHANCE_ACCURACY_MARGIN", "CHANCE_LOSS_MARGIN", "MARGIN", "SEED_MARGIN", "TAIL_FRACTION", "Check", "Difference",
-    "Progress", "at_chance_note", "compare_losses", "degradation_checks", "gradient_finding", "mean_sd",
-    "ratio_finding", "responses_finding", "spread", "tail_mean",
+    "CHANCE_ACCURACY_MARGIN", "CHANCE_LOSS_MARGIN", "GRADIENT_FACTOR", "LOSS_FLOOR", "LOSS_THRESHOLD", "MARGIN",
+    "REFINE_FACTOR", "RESPONSE_THRESHOLD", "SEED_MARGIN", "TAIL_FRACTION", "Check", "Difference", "Progress",
+    "at_chance_note", "compare_losses", "degradation_checks", "gradient_finding", "loss_gap_counts", "mean_sd",
+    "progress_of", "ratio_finding", "responses_finding", "spread", "tail_mean",
 ]

@@ -84,14 +84,16 @@ class Progress:
         not learnt what generalises, whatever its training loss)."""
         return self.known and (self.loss_at_chance or self.accuracy_at_chance)
 
-    def evidence(self) -> str:
+    def evidence(self, chance: bool = True) -> str:
         """The numbers behind the verdict, each beside chance's: "final training loss 2.26 (chance: ln 10 =
-        2.30), held-out accuracy 14% (chance 10%)"."""
+        2.30), held-out accuracy 14% (chance 10%)"; without `chance`, the measurements alone."""
         parts = []
         if _finite(self.loss):
-            parts.append(f"final training loss {self.loss:.2f} (chance: ln {self.classes} = {self.chance_loss:.2f})")
+            parts.append(f"final training loss {self.loss:.2f}"
+                         + (f" (chance: ln {self.classes} = {self.chance_loss:.2f})" if chance else ""))
         if _finite(self.accuracy):
-            parts.append(f"{self.accuracy_kind} accuracy {pct(self.accuracy)} (chance {pct(self.chance_accuracy)})")
+            parts.append(f"{self.accuracy_kind} accuracy {pct(self.accuracy)}"
+                         + (f" (chance {pct(self.chance_accuracy)})" if chance else ""))
         return ", ".join(parts)
 
     def text(self) -> str:
@@ -107,9 +109,18 @@ class Progress:
 def at_chance_note(progress: list[Progress]) -> str | None:
     """A sentence naming the runs still at chance (None when every run with numbers has left it)."""
     stuck = [p for p in progress if p.at_chance]
-    if not stuck:
-        return None
-    return " ".join(p.text() for p in stuck)
+    if len(stuck) < 2:
+        return stuck[0].text() if stuck else None
+    names = ", ".join(p.label for p in stuck[:-1]) + f" and {stuck[-1].label}"
+    chance = {(p.classes, p.chance_loss, p.chance_accuracy) for p in stuck}
+    if len(chance) == 1:
+        classes, loss, accuracy = chance.pop()
+        details = (f"chance is a loss of ln {classes} = {loss:.2f} and an accuracy of {pct(accuracy)}; "
+                   + "; ".join(f"{p.label}: {p.evidence(chance=False)}" for p in stuck))
+    else:
+        details = "; ".join(f"{p.label}: {p.evidence()}" for p in stuck)
+    return (f"{names} have not left chance ({details}). They have learnt nothing yet, so their residual norms, "
+            "gradients and responses say nothing about trained nets.")
 
 
 @dataclass(frozen=True)
