@@ -158,4 +158,6 @@ finding = responses_finding(responses, residual, depth, progress,
 fig = plot_responses(responses, None if table_name == "responses_eval" else step, residual=residual, depth=depth,
                      finding=finding)
 st.plotly_chart(fig, key="inspect_responses", theme=None)
+if finding:
+    st.markdown(finding)
 figure_downloads(fig, f"{main_id}_responses", "dl_inspect_responses", tables[labels[0]][table_name].to_dict("records"))

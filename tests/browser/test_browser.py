@@ -7,6 +7,7 @@ Screenshots go to $SCREENSHOT_DIR when set (the README's try-it-yourself step us
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,13 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    env = {"RESNET_EXPLORER_RUNS": str(tmp_path_factory.mktemp("runs"))}
+def runs_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, runs_dir):
+    env = {"RESNET_EXPLORER_RUNS": str(runs_dir)}
     try:
         with served_app(env, log=tmp_path_factory.mktemp("log") / "streamlit.log") as app:
             yield app.url
@@ -166,28 +172,87 @@ def test_home_and_architecture(server, page):
     shot(page, "architecture_resnet1202_layer1")
 
 
-def test_train_then_inspect(server, page):
+def train_on_the_page(page: Page, runs_dir: Path, count: int) -> None:
+    """Press Start training with what the form shows and wait until `count` runs are done."""
+    from resnet_explorer.runs import list_runs
+
+    page.get_by_role("button", name="Start training").click()
+    deadline = time.time() + 240
+    while sum(r["status"] == "done" for r in list_runs(runs_dir)) < count:
+        assert time.time() < deadline, [r["status"] for r in list_runs(runs_dir)]
+        page.wait_for_timeout(500)
+    page.wait_for_selector("[data-testid=stMetric]", timeout=60_000)  # the final numbers
+    settle(page)
+    no_exception(page)
+
+
+def page_text(page: Page) -> str:
+    """The page's text as one line, with the typographic quotes markdown renders turned back into plain ones."""
+    text = " ".join(page.locator("[data-testid=stMain]").all_inner_texts()).replace("\n", " ")
+    return text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
+
+
+def test_train_default_and_its_twin_claims_only_what_the_runs_show(server, page, runs_dir):
+    """The Train page's defaults as a new user meets them: resnet20, then its plain twin one toggle away.
+    Both must leave chance, and no page may call their gap the degradation problem, or claim for the
+    residual net an advantage that the findings (computed here from the run folders) do not."""
+    from resnet_explorer.compare import RESPONSES_EVAL, comparison_findings, response_tables, run_progress
+    from resnet_explorer.findings import gradient_finding, responses_finding
+    from resnet_explorer.runs import list_runs, load_run
+
     page.goto(f"{server}/Train")
     settle(page)
     no_exception(page)
-    page.get_by_role("spinbutton", name="Steps", exact=True).fill("12")
-    page.get_by_role("spinbutton", name="Batch size").fill("32")
-    page.get_by_role("spinbutton", name="Training images (0: all)").fill("512")
-    page.get_by_role("spinbutton", name="Probe every k steps (0: off)").fill("2")
-    page.get_by_role("button", name="Start training").click()
-    page.wait_for_selector("[data-testid=stAlertContentSuccess]", timeout=120_000)
-    settle(page)
-    no_exception(page)
-    page.wait_for_selector(".js-plotly-plot", timeout=30_000)
-    expect(page.locator("[data-testid=stAlertContentSuccess]")).to_contain_text("Inspect")
+    train_on_the_page(page, runs_dir, 1)  # the defaults, untouched
+    expect(page.locator("[data-testid=stCaptionContainer]").filter(has_text="has left chance").first).to_be_visible()
     shot(page, "train_done")
+    page.get_by_text("Train its plain twin instead", exact=True).click()
+    settle(page)
+    train_on_the_page(page, runs_dir, 2)
+    text = page_text(page)
+    assert "has left chance" in text and "has not left chance" not in text
 
-    page.get_by_role("link", name="Inspect this run").click()
+    runs = [load_run(r["path"], with_model=False) for r in reversed(list_runs(runs_dir))]
+    assert [r.spec.name for r in runs] == ["resnet20", "plain20"]
+    progress = run_progress(runs)
+    assert not any(p.at_chance for p in progress.values()), progress  # the defaults leave chance
+
+    page.get_by_role("link", name="Inspect this run").click()  # plain20, with resnet20 overlaid as its twin
     settle(page)
     page.wait_for_selector(".js-plotly-plot", timeout=60_000)
     no_exception(page)
     assert page.locator(".js-plotly-plot").count() >= 5
     shot(page, "inspect")
+    text = page_text(page)
+    assert "degradation" not in text.lower()
+    assert "has not left chance" not in text
+    labels = {run.label: run for run in runs}
+    residual = {label: run.spec.residual for label, run in labels.items()}
+    grads = gradient_finding({label: run.tables["grad_flow"] for label, run in labels.items()}, residual,
+                             run_progress(list(labels.values()), list(labels)))
+    assert grads in text  # the sentence the findings give, and only a claim when they make one
+    if "carry the gradient back" not in grads:
+        assert "carry the gradient back" not in text
+    tables, measured = response_tables(labels)
+    assert measured == RESPONSES_EVAL
+    responses = responses_finding(tables, residual, {label: 20 for label in labels},
+                                  run_progress(list(labels.values()), list(labels)), measured)
+    assert responses in text
+    if "smaller, as He et al. 2015 report" not in responses:
+        assert "smaller, as He et al. 2015 report" not in text
+
+    page.goto(f"{server}/Compare?runs={','.join(run.id for run in runs)}")
+    settle(page)
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    no_exception(page)
+    shot(page, "compare_twins")
+    alerts = " ".join(page.locator("[data-testid=stAlert]").all_inner_texts()).replace("\n", " ")
+    alerts = alerts.replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')
+    findings = comparison_findings(runs)
+    assert findings and all(f.text in alerts for f in findings)
+    assert "not the degradation problem" in alerts
+    assert "trains worse than" not in alerts and "degradation problem." not in alerts.replace(
+        "not the degradation problem.", "")
 
 
 def test_home_tour_compare_and_attribute(server, page):
