@@ -24,7 +24,8 @@ def example_runs(folder: str) -> list:
 st.title("ResNet Explorer")
 st.markdown(
     """
-Why do residual networks train when plain ones of the same depth do not? A residual unit computes
+Why does a deep plain net train worse than a shallower one, while the same deep net with shortcuts
+trains well (He et al. 2015)? A residual unit computes
 **y = F(x) + x**: its layers learn only the change F(x), and the shortcut carries x, and its
 gradient, straight through. Build any ResNet next to its **plain twin** (the same layers without
 shortcuts), train both on this machine, and look inside.

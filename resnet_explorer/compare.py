@@ -19,8 +19,8 @@ import plotly.graph_objects as go
 
 from .findings import (
     Check,
-    at_chance_note,
     Progress,
+    at_chance_note,
     compare_losses,
     degradation_checks,
     mean_sd,
@@ -244,28 +244,35 @@ class Finding:
 
     text: str
     holds: bool = False
+    short: str = ""  # for a figure's subtitle, where the whole text would not fit ("" : the text)
+
+    @property
+    def brief(self) -> str:
+        return self.short or self.text
 
 
 def comparison_findings(runs: list[Run]) -> list[Finding]:
     """What the runs shown support, in the words every page and the report use: the runs still at chance,
     He et al. 2015's degradation claims (plain nets at two depths and the deeper one's twin), and each
     same-depth twin pair's verdict, said not to be the degradation problem."""
-    stuck = at_chance_note(list(run_progress(runs).values()))
-    findings = [Finding(stuck)] if stuck else []
+    progress = list(run_progress(runs).values())
+    stuck = at_chance_note(progress)
+    findings = []
+    if stuck:
+        names = [p.label for p in progress if p.at_chance]
+        findings.append(Finding(stuck, short=f"Not yet left chance, so no claim about {'its' if len(names) == 1 else 'their'} "
+                                             f"internals: {', '.join(names)}."))
     degradation = degradation_finding(runs)
     for check in degradation:
-        findings.append(Finding(_sentence(check.text()) + ".", check.verdict == "holds"))
+        findings.append(Finding(check.text() + ".", check.verdict == "holds"))
     said = [{c.worse, c.better} for c in degradation]
     for check in twin_checks(runs):
         if {check.worse, check.better} in said:
             continue
-        findings.append(Finding(f"{_sentence(check.text())}. Both have the same depth: this compares shortcuts, "
+        findings.append(Finding(f"{check.text()}. Both have the same depth: this compares shortcuts, "
                                 "not depth, so it is not the degradation problem.", check.verdict == "holds"))
     return findings
 
-
-def _sentence(text: str) -> str:
-    return text[:1].upper() + text[1:]
 
 
 RESPONSES_EVAL = "in eval mode on held-out images (the paper's measurement)"
@@ -326,7 +333,7 @@ def comparison_figures(runs: list[Run]) -> dict[str, go.Figure]:
     progress = {label: progress_of(label, run.spec.num_classes, run.tables.get("metrics"), run.tables.get("eval"))
                 for label, run in shown}
     said = comparison_findings(runs)
-    finding = ("Here: " + " ".join(f.text for f in said)) if said else None
+    finding = ("Here: " + " ".join(f.brief for f in said)) if said else None
     figures = {
         "training_curves": plot_training_curves(curves, curve_evals, residual=curve_residual, depth=curve_depth,
                                                 finding=finding),

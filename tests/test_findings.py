@@ -126,7 +126,7 @@ def test_check_verdicts(worse, better, verdict):
     else:
         assert "plain56 trains worse than plain20 in" not in text
     if verdict == "at chance":
-        assert "no verdict" in text and "left chance" in text
+        assert "No verdict" in text and "left chance" in text
     if verdict == "about the same":
         assert "about the same" in text and f"{LOSS_FLOOR:g}" in text
 

@@ -1,5 +1,6 @@
 import contextlib
 import csv
+import html
 import io
 import json
 import os
@@ -168,6 +169,13 @@ def test_index_links_every_figure_and_is_offline(full_report, runs):
     assert '<img src="figures/responses.png"' in index and "<iframe" not in index
     for path in runs.values():
         assert f"runs/{path.name}/run.json" in links
+    # the findings, the Compare page's sentences: four steps leave both nets at chance, and it says so
+    from resnet_explorer.compare import comparison_findings
+
+    findings = comparison_findings([load_run(p, with_model=False) for p in (runs["resnet20"], runs["plain20"])])
+    assert "<h2>What these runs show</h2>" in index and len(findings) == 2
+    assert all(html.escape(f.text) in index for f in findings)
+    assert "have not left chance" in index and "No verdict" in index
 
 
 @needs_chromium

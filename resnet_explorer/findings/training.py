@@ -149,7 +149,7 @@ class Check:
         if verdict == "at chance":
             chance = Progress(self.better, self.classes).chance_loss
             other = self.better if first == self.worse else self.worse
-            return (f"no verdict on \"{claim}\": neither {first} nor {other} left chance in {self.of} {seeds} "
+            return (f"No verdict on \"{claim}\": neither {first} nor {other} left chance in {self.of} {seeds} "
                     f"({self._numbers(first)}; chance is ln {self.classes} = {chance:.2f}), so these runs say "
                     "nothing about it; train longer, or on easier data")
         if verdict == "holds":
@@ -159,7 +159,7 @@ class Check:
                     f"({self._numbers(self.worse)}; a gap counts from {LOSS_THRESHOLD:.0%} of the larger "
                     f"loss and {LOSS_FLOOR:g})")
         if verdict == "reversed":
-            return (f"the opposite of \"{claim}\": {self.better} ends worse than {self.worse} in "
+            return (f"The opposite of \"{claim}\": {self.better} ends worse than {self.worse} in "
                     f"{self.reversed_} of {self.of} {seeds} ({self._numbers(self.worse)})")
         return (f"\"{claim}\" only in {self.held} of {self.of} {seeds}, so it is not shown "
                 f"({self._numbers(first)}; it needs every seed and a gap of {MARGIN:g} seed-to-seed spreads)")
