@@ -302,7 +302,7 @@ class PathShape:
             return (f"{head}): it rises from {_num(g[0], 3)} at k = {int(ks[0])} to a maximum of {_num(g[hi], 3)} at "
                     f"k = {int(ks[hi])}, then falls to {_num(g[-1], 3)} at k = {int(ks[-1])}")
         if self.kind in ("falls", "rises"):
-            return f"{head}, not monotone by a fixed factor): it {self.kind[:-1]}s overall, {ends}"
+            return f"{head}): it {self.kind} overall, {ends}"
         return (f"{head}): smallest {_num(g[lo], 3)} at k = {int(ks[lo])}, largest {_num(g[hi], 3)} at "
                 f"k = {int(ks[hi])}")
 
