@@ -312,3 +312,10 @@ def test_twin_help(graphs):
     assert "41,984 parameters fewer: the 3 projection shortcuts of preact_resnet164" in \
         arch.twin_help(graphs["preact_resnet164"], graphs["preact_plain164"])
     assert "The same parameter count" in arch.twin_help(graphs["plain56"], graphs["resnet56"])
+
+
+def test_twins_with_different_counts_are_not_the_same(graphs):
+    plain8 = build_graph(ModelSpec.from_name("plain8"))
+    a, b = with_stages(graphs["resnet8"], [1, 1, 1], [1, 1, 1]), with_stages(plain8, [1, 1, 1], [1, 1, 5])
+    text = arch.twin_difference(a, b)
+    assert "stack the same" not in text and "4 more parameters than **resnet8**" in text

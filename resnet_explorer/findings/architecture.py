@@ -146,8 +146,9 @@ def twin_difference(a: BlockGraph, b: BlockGraph) -> str:
                      "input (option A) and hold no weights)")
         return text + "."
     if not proj:
-        return (f"**{m}** has {dp:,} more parameters than **{o}** ({more.total_params:,} vs "
-                f"{other.total_params:,}) but no projection shortcut.")
+        big, small = (more, other) if dp > 0 else (other, more)
+        return (f"**{big.spec.name}** has {abs(dp):,} more parameters than **{small.spec.name}** "
+                f"({big.total_params:,} vs {small.total_params:,}), and neither has a projection shortcut.")
     n = len(proj)
     bn = any(u.shortcut_params > u.in_shape[0] * u.out_shape[0] for u in proj)
     shortcut_params = sum(u.shortcut_params for u in proj)
