@@ -36,7 +36,7 @@ from .evidence import Difference, Progress
 
 __all__ = [
     "BEND_POINTS", "BEND_SHARE", "FLIP_IMAGES", "FLIP_POINTS", "GEOMETRIC_R2", "MONOTONE_SLACK", "RATIO_FACTOR",
-    "RISE_FACTOR", "SHAPE_FACTOR", "TREND_FACTOR", "PathShape", "bend_difference", "halfway_sentence",
+    "RISE_FACTOR", "SHAPE_FACTOR", "TREND_FACTOR", "PathShape", "bend_difference", "bend_direction", "halfway_sentence",
     "landscape_clause", "landscape_comparison", "path_shape", "profile_lesion_findings", "profile_ratio_findings",
     "single_lesion_sentence",
 ]
