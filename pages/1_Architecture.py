@@ -7,6 +7,7 @@ import streamlit as st
 
 from resnet_explorer.devices import resolve_device
 from resnet_explorer.export import rows_to_csv
+from resnet_explorer.findings.architecture import stage_bars_caption, twin_difference, twin_help
 from resnet_explorer.graph import build_graph, layer_rows
 from resnet_explorer.models import ModelSpec, large_model_message
 from resnet_explorer.plots import default_expanded, plot_block_graph, plot_stage_bars, si_count
@@ -67,13 +68,16 @@ st.subheader(spec.label)
 m = st.columns(5)
 m[0].metric("Depth (weighted layers)", spec.depth)
 m[1].metric("Residual units" if spec.residual else "Units", spec.num_units,
-            help=None if spec.residual else "Blocks of the plain net: the same convolutions, no shortcuts")
+            help=None if spec.residual else "Blocks of the plain net: each passes only F(x) on (no shortcut)")
 m[2].metric("Parameters", f"{graph.total_params:,}")
 m[3].metric(f"MACs at {input_size}x{input_size}", si_count(graph.total_macs))
-m[4].metric(f"{twin_spec.name} parameters", f"{twin.total_params:,}",
+# A short label: st.metric cuts a label to its column's width ("preact_plain164 param…" at 1400 px); the twin's
+# name is in the help and in the caption below.
+m[4].metric("Twin's parameters", f"{twin.total_params:,}",
             delta=f"{twin.total_params - graph.total_params:+,}" if twin.total_params != graph.total_params else None,
-            delta_color="off",
-            help="The twin has the same layers; only projection shortcuts add parameters.")
+            delta_color="off", help=twin_help(graph, twin))
+st.caption(f"Twin: **{twin_spec.name}**, the same units {'with' if twin_spec.residual else 'without'} shortcuts "
+           "(the *Plain vs residual twin* view says how their convolutions differ).")
 
 pick, cap = st.columns([3, 1])
 expand = pick.multiselect(
@@ -99,16 +103,17 @@ view = st.segmented_control("View", list(VIEWS), default="stage", required=True,
                             key="arch_view", label_visibility="collapsed")
 if view == "stage":
     table(graph.stage_rows())
-    bars = plot_stage_bars(graph.stage_rows(), twin.stage_rows(), (spec.name, twin_spec.name))
+    bars = plot_stage_bars(graph.stage_rows(), twin.stage_rows(), (spec.name, twin_spec.name),
+                           caption=stage_bars_caption(graph))
     st.plotly_chart(bars, key="arch_stage_bars", theme=None)
     figure_downloads(bars, f"{spec.name}_stages", "dl_stages", graph.stage_rows())
 elif view == "unit":
     filterable_table(graph.unit_rows(), "arch_unit_filter", "node")
 elif view == "twin":
     st.markdown(
-        f"**{spec.name}** and **{twin_spec.name}** stack the same convolutions. The residual net adds each "
-        "unit's input x to its output F(x); the plain net passes only F(x) on. He et al. 2015 (Fig. 6) "
-        "found deeper plain nets train *worse*, which shortcuts fix: compare them on the Train page."
+        twin_difference(graph, twin) + " The residual net adds each unit's input x to its output F(x); the plain "
+        "net passes only F(x) on. He et al. 2015 (Fig. 6) found that deeper plain nets trained *worse* and that "
+        "shortcuts fixed it: compare the two on the Train page to see whether yours do."
     )
     rows = []
     for g in (graph, twin):

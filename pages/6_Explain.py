@@ -99,9 +99,13 @@ def number(col, label: str, key: str, low, high, value, step, help_text: str | N
 
 
 def options_form(lens: str) -> dict[str, Any] | None:
-    """The lens's options in a form; the options when Run was pressed, else None."""
+    """The lens's options in a form; the options when Run was pressed, else None.
+
+    Only Run starts a job: with Streamlit's default, Enter in a number field submitted the form, so a job
+    could start from a value typed but not yet shown as committed. Every field keeps its value in session
+    state under its key, so the values shown are the values a job starts with."""
     d = explain.DEFAULTS[lens]
-    with st.form(f"explain_{lens}_form"):
+    with st.form(f"explain_{lens}_form", enter_to_submit=False):
         if lens == "landscape":
             c1, c2, c3, c4, c5 = st.columns(5)
             dims = c1.selectbox("Directions", [1, 2], index=[1, 2].index(d["dims"]), key="explain_landscape_dims",
@@ -237,8 +241,9 @@ def show_results(lens: str, measuring: bool) -> None:
         return
     residual = {info.label: bool(info.spec.residual) for info in picked}
     depth = {info.label: info.spec.depth for info in picked}
+    classes = {info.label: info.spec.num_classes for info in picked}
     try:
-        figs = explain.figures(lens, results, residual=residual, depth=depth)
+        figs = explain.figures(lens, results, residual=residual, depth=depth, classes=classes)
     except (ValueError, KeyError, TypeError) as err:  # saved tables that do not fit together
         st.error(f"The saved {explain.LENSES[lens].lower()} results cannot be drawn: {err}. Run it again.")
         return

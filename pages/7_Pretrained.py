@@ -13,7 +13,7 @@ from resnet_explorer.analysis.study import dataset_inputs, image_files, images_i
 from resnet_explorer.checkpoints import import_weights, importable_names
 from resnet_explorer.limits import MAX_CHECKPOINT_BYTES
 from resnet_explorer.plots.profile import plot_unit_profile
-from resnet_explorer.published import cached_checkpoints, guess_model, what_it_is
+from resnet_explorer.published import cached_checkpoints, guess_model, published, what_it_is
 from resnet_explorer.runs import list_runs, load_run
 from resnet_explorer.ui import jobs
 from resnet_explorer.ui.nav import through_app
@@ -34,20 +34,34 @@ st.caption("Bring a pretrained ImageNet ResNet (a torchvision or timm checkpoint
            "with your own photos, without training. Checkpoints are read with weights_only=True: nothing in them "
            "is executed, and nothing is downloaded.")
 
+def fetch_text(model: str, folders: list[Path]) -> str:
+    """Where to get torchvision's checkpoint of `model` and where to put it, for a machine without internet."""
+    try:
+        entry = published(model)
+        lead = f"torchvision's {entry.label}"
+    except ValueError:  # a net torchvision publishes no weights for: name resnet50's as the example
+        entry = published("resnet50")
+        lead = f"torchvision publishes no weights for {model}; its {entry.label}, for example"
+    return (f"No checkpoints in torch's hub cache ({folders[0]}) or the Hugging Face cache ({folders[1]}). To get "
+            f"{lead}: on a machine with internet, download {entry.url} (the file `{entry.file}`), copy it into "
+            f"`{folders[0]}` on this machine (torch.hub.get_dir()/checkpoints; create the folder if it is missing) "
+            f"and reload this page. With internet here, `python -m resnet_explorer import-weights --model {entry.model} "
+            "--download` does both. timm's `create_model(..., pretrained=True)` leaves its weights in the second "
+            "folder. Or pick another source above.")
+
+
 # --- 1. import -----------------------------------------------------------------------------------------------
 st.subheader("1. Import a checkpoint")
 names = importable_names()
 source = st.radio("Checkpoint from", SOURCES, horizontal=True, key="pre_source")
 chosen: str | None = None
+empty_cache = None  # the hub caches are empty: where to say which file to fetch
 chosen_name: str | None = None  # what the net is guessed from, when the path's file name does not say
 upload = None
 if source == SOURCES[0]:
     rows, total, folders = cached_checkpoints()
     if not rows:
-        st.info(f"No checkpoints in torch's hub cache ({folders[0]}) or the Hugging Face cache ({folders[1]}). "
-                "torchvision's `resnet50(weights=...)` leaves its weights in the first, timm's `create_model(..., "
-                "pretrained=True)` in the second; `python -m resnet_explorer import-weights --model resnet50 --download` fetches one (it "
-                "needs the internet). Or pick another source above.", icon=":material/info:")
+        empty_cache = st.empty()  # filled below, once "Which net it is" says which file to fetch
     else:
         def hub_label(i: int) -> str:
             row = rows[i]
@@ -73,6 +87,8 @@ model_name = c1.selectbox("Which net it is", names, key=f"pre_model_{guessed}",
                           index=names.index(guessed) if guessed in names else names.index("resnet50"),
                           help="The zoo's name; guessed from the file name where it can be. The import checks every "
                                "key and shape against this net and names the first that do not fit.")
+if empty_cache is not None:
+    empty_cache.info(fetch_text(model_name, folders), icon=":material/info:")
 classes_file = c2.file_uploader("Class names (optional: a .txt, one per line, one per output)", type=["txt"],
                                 max_upload_size=10, key="pre_classes",
                                 help="Default: the 1,000 ImageNet names for a 1,000-output classifier, else 0..n-1.")
@@ -112,8 +128,11 @@ st.subheader("2. Look inside without training")
 st.markdown("Per residual unit, in eval mode over your photos: the **residual ratio** ‖F(x)‖/‖x‖ (how much the "
             "unit's branch changes what its shortcut carries), the **response std** of its output, and what "
             "**deleting that unit alone** does (the share of photos whose top class changes). In the resnet20 and "
-            "resnet56 trained for the README (3 seeds, 1 and 2 threads), the ratio fell along every stage: later "
-            "units refine what earlier ones built. The figure's title says what your net shows.")
+            "resnet56 trained for the README (3 seeds, 1 and 2 threads), the ratio fell from the first to the last "
+            "identity unit of every stage, which Veit et al. (2016) and Greff et al. (2017) read as later units "
+            "refining what earlier ones built; their shape-changing units' ratios were only 0.02-0.07 above the "
+            "identity units', too small a gap to call. The figure's title says what your net shows, each "
+            "comparison only past its stated factor.")
 runs = [r for r in list_runs(jobs.runs_root()) if (Path(r["path"]) / "model.pt").is_file()]
 if not runs:
     st.info("No run with weights yet: import a checkpoint above, or train one on the Train page.",

@@ -616,8 +616,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         restore()
     residual = {run.label: run.spec.residual for run in runs}
     try:
-        for stem, fig in figures(lens, results, residual=residual,
-                                 depth={run.label: run.spec.depth for run in runs}).items():
+        for stem, fig in figures(lens, results, residual=residual, depth={run.label: run.spec.depth for run in runs},
+                                 classes={run.label: run.spec.num_classes for run in runs}).items():
             written += write_figure(fig, out / stem, [f for f in formats if f in ("html", "png", "svg", "json")])
     except ExportError as err:
         raise CliError(str(err)) from None

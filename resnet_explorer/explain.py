@@ -156,7 +156,7 @@ def tables(lens: str, result: Result) -> dict[str, pd.DataFrame]:
 
 
 def figures(lens: str, results: Mapping[str, Result], *, residual: Mapping[str, bool],
-            depth: Mapping[str, int] | None = None) -> dict[str, go.Figure]:
+            depth: Mapping[str, int] | None = None, classes: Mapping[str, int] | None = None) -> dict[str, go.Figure]:
     """The lens's figures of one or more runs' results (run label -> result), by file stem.
 
     Args:
@@ -164,6 +164,7 @@ def figures(lens: str, results: Mapping[str, Result], *, residual: Mapping[str, 
         results: run label -> its result; a net and its twin are drawn together.
         residual: run label -> whether the run's net has shortcuts (plain nets are dashed).
         depth: run label -> its depth (twins share a colour); read from the results where they carry it.
+        classes: run label -> its classes, so a landscape at chance gets no comparison (lesion results carry theirs).
     """
     if not results:
         return {}
@@ -179,11 +180,11 @@ def figures(lens: str, results: Mapping[str, Result], *, residual: Mapping[str, 
     if lens == "paths":
         shown = {label: r for label, r in results.items() if residual.get(label, True)}
         return {"paths": plot_path_gradients(shown, residual=residual, depth=depth)} if shown else {}
-    out = {"landscape_1d": plot_landscape_1d(results, residual=residual, depth=depth)}
+    out = {"landscape_1d": plot_landscape_1d(results, residual=residual, depth=depth, classes=classes)}
     two_d = {label: r for label, r in results.items() if r.dims == 2}
     if two_d:
-        out["landscape_contours"] = plot_landscape_contours(two_d, residual=residual)
-        out["landscape_surfaces"] = plot_landscape_surfaces(two_d, residual=residual)
+        out["landscape_contours"] = plot_landscape_contours(two_d, residual=residual, classes=classes)
+        out["landscape_surfaces"] = plot_landscape_surfaces(two_d, residual=residual, classes=classes)
     return out
 
 

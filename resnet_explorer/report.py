@@ -211,6 +211,7 @@ def explain_figures(runs: Sequence[Run]) -> dict[str, go.Figure]:
     labels = run_labels(list(runs))
     residual = {label: run.spec.residual for label, run in zip(labels, runs)}
     depth = {label: run.spec.depth for label, run in zip(labels, runs)}
+    classes = {label: run.spec.num_classes for label, run in zip(labels, runs)}
     for lens in LENSES:
         results = {}
         for label, run in zip(labels, runs):
@@ -218,7 +219,7 @@ def explain_figures(runs: Sequence[Run]) -> dict[str, go.Figure]:
             if saved is not None:
                 results[label] = saved[0]
         if results:
-            out.update(lens_figures(lens, results, residual=residual, depth=depth))
+            out.update(lens_figures(lens, results, residual=residual, depth=depth, classes=classes))
     return out
 
 

@@ -240,3 +240,40 @@ def test_illegal_depth_stops_the_page(at):
     assert not at.get("plotly_chart") and not at.metric  # the previous model is not shown as if current
     at.number_input(key="arch_depth").set_value(56).run()
     assert not at.error and metric(at, "Parameters") == "853,018"
+
+
+def stage_bars_title(app) -> str:
+    import json
+
+    specs = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+    return next(s["layout"]["title"]["text"] for s in specs if s["layout"]["title"]["text"].startswith("Parameters"))
+
+
+def test_captions_follow_the_net_shown(at):
+    at.switch_page(ARCH).run()
+    at.selectbox(key="arch_variant").set_value("resnet50").run()
+    assert not at.exception and not at.error
+    title = stage_bars_title(at).replace("<br>", " ")
+    assert "not spread evenly" in title and "16/25/36/20%" in title and "follow the unit counts 3/4/6/3" in title
+    assert "Most parameters (59%) sit in layer4, the last and widest stage" in title
+    at.segmented_control(key="arch_view").set_value("twin").run()
+    twin = " ".join(m.value for m in at.markdown)
+    assert "plus 4 1x1 projection convolutions" in twin and "2,776,576 parameters" in twin
+    assert "stack the same convolutions" not in twin
+    at.selectbox(key="arch_variant").set_value("resnet56").run()
+    twin = " ".join(m.value for m in at.markdown)
+    assert "**resnet56** and **plain56** stack the same convolutions: 853,018 parameters each" in twin
+    at.segmented_control(key="arch_view").set_value("stage").run()
+    assert "spread about evenly over the 3 stages" in stage_bars_title(at).replace("<br>", " ")
+
+
+def test_metric_labels_fit_their_column(at):
+    """st.metric cuts a label to its column's width: at 1400 px five columns hold about 24 characters."""
+    at.switch_page(ARCH).run()
+    at.selectbox(key="arch_variant").set_value("preact_resnet164").run()
+    assert not at.exception and not at.error
+    labels = [m.label for m in at.metric]
+    assert len(labels) == 5 and all(len(label) <= 24 for label in labels), labels
+    twin = next(m for m in at.metric if m.label == "Twin's parameters")
+    assert twin.value == "1,661,274" and "preact_plain164" in twin.help and "41,984 parameters fewer" in twin.help
+    assert any("Twin: **preact_plain164**" in c.value for c in at.caption)

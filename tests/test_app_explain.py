@@ -140,6 +140,49 @@ def test_landscape_contours_and_surfaces_side_by_side(runs):
     assert any("3 x 3 points" in c.value for c in at.caption)
 
 
+def test_a_landscape_at_chance_gets_no_comparison(runs):
+    from resnet_explorer.analysis.landscape import summarize
+    from resnet_explorer.findings.evidence import Progress
+
+    at = page()
+    snap = run_lens(at, "landscape", grid=3, images=16)
+    assert snap["status"] == "done", snap
+    title = json.loads(chart_specs(at)[0])["layout"]["title"]["text"]
+    stuck = []
+    for name in ("plain8", "resnet8"):
+        stats = summarize(explain.load(runs[name]["path"], "landscape")[0])
+        if Progress(name, 10, loss=stats["centre_loss"], accuracy=stats["centre_accuracy"]).at_chance:
+            stuck.append(name)
+    assert stuck, "4 training steps should leave at least one of the tiny nets at chance"
+    assert "No comparison" in title and "at chance at the trained weights" in title
+    assert "less convex" not in title and "rises more" not in title
+
+
+def forms(node) -> list:
+    """Every st.form block under `node` (AppTest keeps them as blocks of type "form")."""
+    found = [node] if getattr(node, "type", None) == "form" else []
+    for child in getattr(node, "children", {}).values():
+        found += forms(child)
+    return found
+
+
+def test_only_run_starts_a_lens_with_the_values_shown(runs):
+    at = page()
+    lens_forms = forms(at.main)
+    assert len(lens_forms) == 3 and not any(f.proto.form.enter_to_submit for f in lens_forms)  # Enter does not submit
+    at.run()  # a rerun (another widget, a page refresh): nothing starts
+    assert "rx_analysis_job" not in at.session_state
+    at.number_input(key="explain_landscape_grid").set_value(5)
+    at.number_input(key="explain_landscape_images").set_value(16)
+    at.button(key="explain_landscape_run").click()
+    at.run()
+    assert wait_job(at)["status"] == "done"
+    shown = {name: at.number_input(key=f"explain_landscape_{name}").value for name in ("grid", "images", "seed")}
+    assert shown == {"grid": 5, "images": 16, "seed": 0}  # the form still shows what was run
+    saved = explain.load(runs["plain8"]["path"], "landscape")[1]
+    assert {k: saved[k] for k in shown} == shown  # the job ran with exactly the values the form showed
+
+
 def test_stop_ends_a_running_analysis(runs):
     at = page()
     at.selectbox(key="explain_landscape_dims").set_value(2)

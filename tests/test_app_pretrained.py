@@ -89,6 +89,13 @@ def test_an_empty_hub_cache_says_where_it_looked_and_how_to_fill_it(env, tmp_pat
     assert not at.exception
     assert any("No checkpoints in torch's hub cache" in i.value and "--download" in i.value for i in at.info)
     assert at.button(key="pre_import").disabled
+    folder = str(tmp_path / "elsewhere" / "hub" / "checkpoints")  # torch.hub.get_dir()/checkpoints
+    hint = next(i.value for i in at.info if "No checkpoints" in i.value)
+    assert "download https://download.pytorch.org/models/resnet50-11ad3fa6.pth" in hint  # the default net's file
+    assert "`resnet50-11ad3fa6.pth`" in hint and f"copy it into `{folder}`" in hint
+    at.selectbox(key="pre_model_None").set_value("resnet18").run()  # the file follows the net picked
+    hint = next(i.value for i in at.info if "No checkpoints" in i.value)
+    assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in hint and "resnet50-" not in hint
 
 
 @pytest.mark.parametrize("content, message", [

@@ -261,3 +261,6 @@ def test_figures_share_the_colour_range_and_style_twins():
     with pytest.raises(ValueError, match="1-D"):
         plot_landscape_contours({"a": results["resnet8"].along_alpha()}, residual=True)
     assert plot_landscape_surfaces({}, residual=True).layout.annotations[0].text == "no data yet"
+    for scene in (surfaces.layout.scene, surfaces.layout.scene2):  # the cube and its tick labels fit the scene's box:
+        eye = scene.camera.eye  # farther out than plotly's default eye (1.25, 1.25, 1.25), which cut "100" to ".00"
+        assert math.dist((eye.x, eye.y, eye.z), (0, 0, 0)) > 1.15 * math.dist((1.25,) * 3, (0, 0, 0))

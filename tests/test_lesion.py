@@ -398,19 +398,22 @@ def test_k_figures_band_and_title():
     plain = fake("k_lesions", False, [0.85, 0.9, 0.9, 0.9])
     fig = plot_k_lesions({"r": res, "p": plain})
     text = title(fig)
-    assert "r: intact 10.0%; the mean error reaches half-way to chance (50.0%) at k = 4 of 4" in text
-    assert "p: intact 10.0%; the mean error reaches half-way to chance (50.0%) at k = 1 of 4" in text
+    halfway = "the mean error first passes 50.0%, half-way from the intact net's 10.0% to chance's 90.0%"
+    assert f"r: {halfway}, at k = 4 of 4 (measured 60.0%)" in text  # the threshold, then the measurement
+    assert f"p: {halfway}, at k = 1 of 4 (measured 85.0%)" in text
     means = {t.name: t for t in fig.data}
     assert list(means["r: mean"].x) == [0, 1, 2, 3, 4] and means["r: mean"].y[0] == 0.1
     band = means["r: min-max over draws"]
     assert band.fill == "toself" and max(band.y) == pytest.approx(0.62)
     assert means["p: mean"].line.dash == "dash" and means["r: mean"].line.dash == "solid"
     swaps = plot_reorderings({"r": fake("reorder", True, [0.11, 0.13])})
-    assert "stays below half-way" in title(swaps) and "Swapping" in title(swaps)
+    assert "stays below 50.0%, half-way from" in title(swaps) and "(largest measured 13.0%, at k = 2)" in title(swaps)
+    assert "Swapping" in title(swaps)
     assert swaps.layout.xaxis.dtick == 1
     near = fake("k_lesions", False, [0.9, 0.9])
     near.baseline_error = 0.88
-    assert "within 5 points of chance" in title(plot_k_lesions({"p": near}))
+    assert "the intact net is at chance (held-out accuracy 12%" in title(plot_k_lesions({"p": near}))
+    assert "passes" not in title(plot_k_lesions({"p": near}))
     with pytest.raises(ValueError, match="reorder"):
         plot_reorderings({"r": res})
     assert "no data" in plot_k_lesions({}).layout.annotations[0].text

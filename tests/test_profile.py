@@ -296,7 +296,7 @@ def test_summary_states_what_the_data_shows():
     text = falling.summary()
     assert "smallest at layer1.2 (0.1), largest at layer2.0 (0.9), a unit that changes the shape" in text
     assert "average 0.7 (2 units), larger than the 0.23 of the 4 identity-shortcut units" in text
-    assert "falls from the first to the last identity unit in 2 of 2 stages" in text
+    assert "falls from the first to the last identity unit, by more than a factor 1.25, in 2 of 2 stages" in text
     assert "most at layer2.2 (5%, mean probability of the intact top-1 class down 0.02 from 0.50)" in text
     rising = synthetic([0.2, 0.3, 0.6, 0.1, 0.4, 0.8], UNITS, STRIDES)
     text = rising.summary()

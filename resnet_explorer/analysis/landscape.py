@@ -319,6 +319,8 @@ def summarize(result: LandscapeResult) -> dict[str, float]:
         "nonconvex": share (0..1) of second differences along grid lines, taken at interior points
         (along alpha, and along beta for 2-D), that are negative: 0 for a bowl, about 0.5 for noise.
         A cheap stand-in for the paper's Hessian eigenvalue ratio. NaN losses count as neither.
+        "bends": how many of those second differences are negative; "curvatures": how many were
+        counted (finite), so a caption can say how many points a difference of shares is.
     """
     _, _, z = result.surface("loss")  # (betas, alphas)
     centre = result.rows[(result.rows["alpha"] == 0.0) & (result.rows["beta"] == 0.0)]
@@ -342,4 +344,6 @@ def summarize(result: LandscapeResult) -> dict[str, float]:
         "centre_accuracy": float(centre["accuracy"].iloc[0]) if len(centre) else math.nan,
         "min_accuracy": float(np.nanmin(acc)) if len(acc) else math.nan,
         "nonconvex": float((d2 < -tol).mean()) if d2.size else math.nan,
+        "bends": int((d2 < -tol).sum()),
+        "curvatures": int(d2.size),
     }

@@ -6,10 +6,12 @@ through k branches. `path_length_shares(n)` is how those paths spread over k (bi
 them near n/2; the paper's Fig. 6a). `path_gradients` is the paper's measurement (Sec. 5,
 Fig. 6b, c): one forward pass of a batch, then many backward passes that let the gradient through
 the residual branch of k randomly drawn units and only through the shortcut of the other n - k,
-so each pass measures the gradient of one path of length k at the input of the first unit. The
-magnitude falls about exponentially with k; times the share of paths of each length it gives the
-total gradient per length, which in the paper's 54-unit net comes almost all from paths of
-length 5 to 17: a deep ResNet trains as an ensemble of much shallower nets.
+so each pass measures the gradient of one path of length k at the input of the first unit. In the
+paper the magnitude falls about exponentially with k (a measured curve need not: the figure's
+caption states a per-unit factor only where a log-linear fit holds, `findings.lenses.PathShape`);
+times the share of paths of each length it gives the total gradient per length, which in the
+paper's 54-unit net comes almost all from paths of length 5 to 17: the paper reads a deep ResNet as
+an ensemble of much shallower nets.
 
 How this implementation reads the paper, and where it departs:
 

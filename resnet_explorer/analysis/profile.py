@@ -46,6 +46,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..findings.lenses import profile_lesion_findings, profile_ratio_findings
 from ..limits import MAX_BATCH_SIZE, MAX_USER_IMAGES, check_int
 from ..models.resnet import ResNet
 from .common import AnalysisStopped, eval_mode
@@ -59,7 +60,6 @@ __all__ = [
 MAX_PROFILE_IMAGES = MAX_USER_IMAGES  # images profiled in one call; the caller loads and normalises them
 PROFILE_CACHE_BYTES = 256 * 2**20  # unit inputs kept per batch; the automatic batch size keeps under it
 AUTO_PROFILE_BATCH = 64  # largest automatic batch
-SAME_RATIO = 0.05  # two mean ratios this close (relative) are reported as about the same
 
 Progress = Callable[[int, int], None]
 
@@ -126,7 +126,7 @@ class UnitProfile:
         sentences = []
         ratios = self._ratios()
         if not ratios.empty:
-            sentences.extend(_ratio_findings(ratios))
+            sentences.extend(profile_ratio_findings(ratios))
         elif len(self.rows):
             f, x = self.rows["f_norm"], self.rows["in_norm"]
             share = (f / x.where(x > 0)).dropna()
@@ -142,75 +142,11 @@ class UnitProfile:
     def _lesion_findings(self) -> list[str]:
         if not self.lesions:
             return []
-        rows = self.rows
-        done = rows[rows["deletable"].astype(bool) & rows["flip_rate"].notna()]
-        blocked = rows[~rows["deletable"].astype(bool)]
-        out = []
-        if len(done):
-            worst = done.loc[done["flip_rate"].idxmax()]
-            where = ", a downsampling unit" if bool(worst["downsampling"]) else ""
-            out.append(f"Deleting one unit changes the top-1 class of a median {_pct(done['flip_rate'].median())} "
-                       f"of the images; most at {worst['unit']}{where} ({_pct(worst['flip_rate'])}, mean "
-                       f"probability of the intact top-1 class {_change(worst['prob_drop'])} from "
-                       f"{self.top1_prob:.2f}).")
-            keep = done[~done["changes_shape"].astype(bool)]
-            if bool(worst["changes_shape"]) and len(keep) and keep["flip_rate"].max() < worst["flip_rate"]:
-                out.append(f"Deleting any unit that keeps the shape changes at most "
-                           f"{_pct(keep['flip_rate'].max())}.")
-        if len(blocked):
-            names = ", ".join(blocked["unit"][:6]) + (" ..." if len(blocked) > 6 else "")
-            out.append(f"{len(blocked)} unit{'s' * (len(blocked) != 1)} cannot be deleted (shape change, no "
-                       f"shortcut): {names}.")
-        return out
+        return profile_lesion_findings(self.rows, self.top1_prob, self.images)
 
 
 def _num(value: float, digits: int = 2) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' * (n != 1)}"
-
-
-def _change(drop: float) -> str:
-    return f"down {drop:.2f}" if drop >= 0 else f"up {-drop:.2f}"
-
-
-def _pct(value: float) -> str:
-    pct = 100 * value
-    return f"{pct:.0f}%" if pct >= 9.5 or round(pct, 1) == round(pct) else f"{pct:.1f}%"
-
-
-def _ratio_findings(ratios: pd.DataFrame) -> list[str]:
-    """Sentences comparing shape-changing with identity units and the trend within each stage."""
-    out = []
-    changing = ratios[ratios["changes_shape"].astype(bool)]
-    same = ratios[~ratios["changes_shape"].astype(bool)]
-    if len(changing) and len(same):
-        a, b = changing["ratio_mean"].mean(), same["ratio_mean"].mean()
-        close = abs(a - b) <= SAME_RATIO * max(abs(a), abs(b))
-        relation = "about the same as" if close else "larger than" if a > b else "smaller than"
-        digits = 3 if _num(a) == _num(b) else 2
-        out.append(f"Units that change the shape average {_num(a, digits)} ({_count(len(changing), 'unit')}), "
-                   f"{relation} the {_num(b, digits)} of the {_count(len(same), 'identity-shortcut unit')}.")
-    falls, stages = [], 0
-    for _, group in same.groupby("stage"):
-        if len(group) < 2:
-            continue
-        stages += 1
-        first, last = group.iloc[0], group.iloc[-1]
-        if last["ratio_mean"] < first["ratio_mean"]:
-            digits = 3 if _num(first["ratio_mean"]) == _num(last["ratio_mean"]) else 2
-            falls.append(f"{first['unit']} {_num(first['ratio_mean'], digits)} -> "
-                         f"{last['unit']} {_num(last['ratio_mean'], digits)}")
-    if stages:
-        if falls:
-            out.append(f"Within a stage the ratio falls from the first to the last identity unit in {len(falls)} of "
-                       f"{stages} stage{'s' * (stages != 1)} ({'; '.join(falls[:4])}).")
-        else:
-            out.append(f"Within no stage does the ratio fall from the first to the last identity unit "
-                       f"({stages} stage{'s' * (stages != 1)} with two or more).")
-    return out
 
 
 # --- measuring --------------------------------------------------------------------------------

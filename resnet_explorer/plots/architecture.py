@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import plotly.graph_objects as go
 
 from ..graph import BlockGraph, Node
-from .style import OTHER_COLOUR, SKIP_STYLE, STAGE_COLOURS
+from .style import OTHER_COLOUR, SKIP_STYLE, STAGE_COLOURS, wrap_subtitle
 
 __all__ = ["AUTO_EXPAND_UNITS", "MAX_DRAWN_UNITS", "default_expanded", "si_count", "plot_block_graph",
            "plot_stage_bars"]
@@ -204,16 +204,23 @@ def plot_block_graph(graph: BlockGraph, expanded: Iterable[int] | None = None, h
     return fig
 
 
-def plot_stage_bars(rows_a: list[dict], rows_b: list[dict] | None = None, names: tuple[str, str] = ("", "")) -> go.Figure:
-    """Parameters per stage, optionally beside a second net's (e.g. the plain twin)."""
+def plot_stage_bars(rows_a: list[dict], rows_b: list[dict] | None = None, names: tuple[str, str] = ("", ""),
+                    caption: str | None = None) -> go.Figure:
+    """Parameters per stage, optionally beside a second net's (e.g. the plain twin).
+
+    Args:
+        caption: the subtitle, worded from the net's graph (`findings.architecture.stage_bars_caption`);
+            None leaves the figure without one.
+    """
     fig = go.Figure()
     for rows, name in ((rows_a, names[0]), (rows_b, names[1])):
         if rows:
             fig.add_trace(go.Bar(x=[r["stage"] for r in rows], y=[r["params"] for r in rows], name=name,
                                  hovertemplate="%{x}: %{y:,} params<extra>" + name + "</extra>"))
-    fig.update_layout(
-        title="Parameters per stage<br><sup>Most parameters sit in the last, widest stage; "
-              "compute (MACs) is spread evenly because resolution halves as width doubles.</sup>",
-        yaxis_title="parameters", barmode="group", height=320, margin=dict(t=70, b=40),
-    )
+    title = "Parameters per stage"
+    if caption:
+        title += f"<br><sup>{wrap_subtitle(caption, 110)}</sup>"
+    lines = 1 + (wrap_subtitle(caption, 110).count("<br>") + 1 if caption else 0)
+    fig.update_layout(title=title, yaxis_title="parameters", barmode="group", height=300 + 20 * lines,
+                      margin=dict(t=40 + 20 * lines, b=40))
     return fig

@@ -14,7 +14,6 @@ flatten exactly the part that differs. Losses are clamped at `LOSS_FLOOR` before
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -22,6 +21,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..analysis.landscape import LandscapeResult, summarize
+from ..findings.lenses import landscape_clause, landscape_comparison
 from .style import (
     HEATMAP_SCALE,
     ROW_HEIGHT,
@@ -41,42 +41,34 @@ __all__ = ["LOSS_FLOOR", "plot_landscape_1d", "plot_landscape_contours", "plot_l
 LOSS_FLOOR = 1e-6  # losses below this are coloured as this (log10 of 0 has no colour)
 CONTOUR_LEVELS = 20  # contour lines over the shared log-loss range
 PANEL_PX = 470  # px per 2-D panel side
+# The 3-D scenes' camera, farther out than plotly's default (1.25, 1.25, 1.25): with that one the cube's corners
+# and its tick labels ("100" on the height axis, shown as ".00") ran past the scene's box and were cut off.
+SURFACE_EYE = dict(x=1.6, y=1.6, z=1.35)
 
 
 def _kind(residual: Residual, label: str) -> str:
     return "residual" if is_residual(residual, label) else "plain"
 
 
-def _describe(label: str, s: dict[str, float], span: float) -> str:
-    """One clause per run: the loss at the weights, at the edge, and how often the surface bends down
-    (`summarize`'s "nonconvex": the share of negative second differences along grid lines)."""
-    rise = f" (x{s['edge_rise']:.3g})" if math.isfinite(s["edge_rise"]) else ""
-    return (f"{label}: loss {s['centre_loss']:.3g} at the trained weights, {s['edge_loss']:.3g} on average at "
-            f"\u00b1{span:g}{rise}; concave in {100 * s['nonconvex']:.0f}% of second differences")
-
-
-def _compare(results: Mapping[str, LandscapeResult], residual: Residual, stats: dict[str, dict]) -> str:
-    """A sentence comparing one plain and one residual net, from the numbers; "" otherwise."""
+def _compare(results: Mapping[str, LandscapeResult], residual: Residual, stats: dict[str, dict],
+             classes: Mapping[str, int] | None) -> str:
+    """A sentence comparing one plain and one residual net, from the numbers (`findings.lenses`); "" otherwise."""
     plain = [label for label in results if not is_residual(residual, label)]
     res = [label for label in results if is_residual(residual, label)]
     if len(plain) != 1 or len(res) != 1:
         return ""
-    p, r = stats[plain[0]], stats[res[0]]
-    if not (math.isfinite(p["edge_rise"]) and math.isfinite(r["edge_rise"])):
-        return ""
-    steeper = plain[0] if p["edge_rise"] > r["edge_rise"] else res[0]
-    bends = plain[0] if p["nonconvex"] > r["nonconvex"] else res[0]
-    text = f"Here {steeper}'s loss rises more, relative to its loss at the trained weights, toward the edge"
-    if p["nonconvex"] != r["nonconvex"]:
-        text += f", and {bends}'s surface bends down at more points (less convex)"
-    return text + "."
+    labels = (plain[0], res[0])
+    classes = classes or {}
+    return landscape_comparison(labels, (stats[labels[0]], stats[labels[1]]),
+                                (classes.get(labels[0]), classes.get(labels[1])))
 
 
-def _title(what: str, results: Mapping[str, LandscapeResult], residual: Residual) -> str:
+def _title(what: str, results: Mapping[str, LandscapeResult], residual: Residual,
+           classes: Mapping[str, int] | None = None) -> str:
     stats = {label: summarize(result) for label, result in results.items()}
     first = next(iter(results.values()))
-    lines = [wrap_subtitle(_describe(label, stats[label], r.span) + ".") for label, r in results.items()]
-    compare = _compare(results, residual, stats)
+    lines = [wrap_subtitle(landscape_clause(label, stats[label], r.span) + ".") for label, r in results.items()]
+    compare = _compare(results, residual, stats, classes)
     if compare:
         lines.append(wrap_subtitle(compare))
     lines.append(f"{first.images:,} training images, seed {first.seed}, filter-normalised random directions; "
@@ -85,7 +77,7 @@ def _title(what: str, results: Mapping[str, LandscapeResult], residual: Residual
 
 
 def plot_landscape_1d(results: Mapping[str, LandscapeResult], *, residual: Residual,
-                      depth: Mapping[str, int] | None = None) -> go.Figure:
+                      depth: Mapping[str, int] | None = None, classes: Mapping[str, int] | None = None) -> go.Figure:
     """Loss (log y) and accuracy along one filter-normalised direction, all runs overlaid (Li et al. Fig. 1).
 
     A 2-D result is drawn along its beta = 0 line, which is the 1-D landscape of the same seed.
@@ -94,6 +86,7 @@ def plot_landscape_1d(results: Mapping[str, LandscapeResult], *, residual: Resid
         results: run label -> its landscape.
         residual: run label -> whether it is residual (its spec's `residual`), or one bool for all.
         depth: run label -> its spec's depth, so a net and its plain twin share a colour.
+        classes: run label -> its classes, so a net at chance at its trained weights gets no comparison.
     """
     what = "Loss along a random filter-normalised direction (Li et al. 2018, Fig. 1)"
     if not results:
@@ -114,7 +107,7 @@ def plot_landscape_1d(results: Mapping[str, LandscapeResult], *, residual: Resid
                                  showlegend=False, line=styles[label],
                                  hovertemplate="alpha %{x:.3g}<br>accuracy %{y:.1f}%<extra>" + label + "</extra>"),
                       row=2, col=1)
-    apply_layout(fig, _title(what, results, residual), rows=2, height=TITLE_MARGIN + int(1.6 * ROW_HEIGHT))
+    apply_layout(fig, _title(what, results, residual, classes), rows=2, height=TITLE_MARGIN + int(1.6 * ROW_HEIGHT))
     fig.update_yaxes(log_axis(fig, "y"), row=1, col=1)
     fig.update_yaxes(title_text="accuracy (%)", range=[0, 101], row=2, col=1)
     fig.update_yaxes(title_text="loss", row=1, col=1)
@@ -142,7 +135,8 @@ def _surfaces(results: Mapping[str, LandscapeResult]) -> tuple[dict, tuple[float
     return out, (zmin, zmax if zmax > zmin else zmin + 1e-3)
 
 
-def plot_landscape_contours(results: Mapping[str, LandscapeResult], *, residual: Residual) -> go.Figure:
+def plot_landscape_contours(results: Mapping[str, LandscapeResult], *, residual: Residual,
+                            classes: Mapping[str, int] | None = None) -> go.Figure:
     """Contour maps of log loss over the (alpha, beta) plane, one panel per run, one shared colour
     range and the same contour levels (Li et al. 2018, Fig. 5, top). Plain nets' contour lines are
     dashed; x marks the trained weights.
@@ -174,12 +168,13 @@ def plot_landscape_contours(results: Mapping[str, LandscapeResult], *, residual:
         fig.update_xaxes(title_text="alpha (direction 1)", row=1, col=i, constrain="domain")
         fig.update_yaxes(title_text="beta (direction 2)" if i == 1 else None, row=1, col=i,
                          scaleanchor=f"x{i if i > 1 else ''}", constrain="domain")
-    apply_layout(fig, _title(what, results, residual), rows=1, height=TITLE_MARGIN + PANEL_PX)
+    apply_layout(fig, _title(what, results, residual, classes), rows=1, height=TITLE_MARGIN + PANEL_PX)
     fig.update_layout(showlegend=False)
     return fig
 
 
-def plot_landscape_surfaces(results: Mapping[str, LandscapeResult], *, residual: Residual) -> go.Figure:
+def plot_landscape_surfaces(results: Mapping[str, LandscapeResult], *, residual: Residual,
+                            classes: Mapping[str, int] | None = None) -> go.Figure:
     """3-D surfaces of log loss over the (alpha, beta) plane, one scene per run, the same colour range
     and height axis in every scene (Li et al. 2018, Fig. 5, bottom).
 
@@ -192,7 +187,7 @@ def plot_landscape_surfaces(results: Mapping[str, LandscapeResult], *, residual:
     surfaces, (zmin, zmax) = _surfaces(results)
     tickvals, ticktext = log_ticks(zmin, zmax)
     titles = [f"{label} ({_kind(residual, label)})" for label in results]
-    fig = make_subplots(rows=1, cols=len(results), subplot_titles=titles, horizontal_spacing=0.02,
+    fig = make_subplots(rows=1, cols=len(results), subplot_titles=titles, horizontal_spacing=0.04,
                         specs=[[{"type": "scene"}] * len(results)])
     for i, (label, (alphas, betas, z, loss)) in enumerate(surfaces.items(), start=1):
         fig.add_trace(go.Surface(
@@ -205,8 +200,8 @@ def plot_landscape_surfaces(results: Mapping[str, LandscapeResult], *, residual:
         fig.update_scenes(dict(
             xaxis_title="alpha", yaxis_title="beta",
             zaxis=dict(title="loss (log)", range=[zmin, zmax], tickvals=tickvals, ticktext=ticktext),
-            aspectmode="cube",
+            aspectmode="cube", camera=dict(eye=SURFACE_EYE),
         ), row=1, col=i)
-    apply_layout(fig, _title(what, results, residual), rows=1, height=TITLE_MARGIN + PANEL_PX)
+    apply_layout(fig, _title(what, results, residual, classes), rows=1, height=TITLE_MARGIN + PANEL_PX)
     fig.update_layout(showlegend=False)
     return fig

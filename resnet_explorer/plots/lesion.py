@@ -13,17 +13,16 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 
 from ..analysis.lesion import LesionResult, by_k
+from ..findings.lenses import halfway_sentence, single_lesion_sentence
 from .style import Residual, apply_layout, no_data_figure, rgba, run_styles, wrap_subtitle
 
 __all__ = ["plot_k_lesions", "plot_reorderings", "plot_single_lesions"]
 
 DOWNSAMPLE_FILL = "rgba(255,160,0,0.13)"
 CHANCE_COLOUR = "#888"
-NEAR_CHANCE = 0.05  # an intact net this close to chance error gets no half-way-to-chance claim
 MAX_TICK_LABELS = 40  # unit names on the x-axis; past this, every n-th
 
 
@@ -49,24 +48,10 @@ def _chance_lines(fig: go.Figure, results: Mapping[str, LesionResult]) -> None:
 # --- single-unit lesions ----------------------------------------------------------------------
 
 def _single_summary(label: str, r: LesionResult) -> tuple[float, str]:
-    """(median error after one deletion, one sentence about the run) from its rows."""
+    """(median error after one deletion, one sentence about the run from `findings.lenses`)."""
     rows = r.rows[r.rows["deletable"].astype(bool) & r.rows["error"].notna()]
-    blocked = int((~r.rows["deletable"].astype(bool)).sum())
-    if rows.empty:
-        return math.nan, f"{label}: no unit can be deleted (intact error {_pct(r.baseline_error)})."
-    median = float(rows["error"].median())
-    worst = rows.loc[rows["error"].idxmax()]
-    where = "a downsampling unit" if bool(worst["downsampling"]) else "not a downsampling unit"
-    text = (f"{label}: intact {_pct(r.baseline_error)}; deleting one of its {len(rows)} deletable units gives a "
-            f"median of {_pct(median)}, the largest jump (+{100 * (worst['error'] - r.baseline_error):.1f} points) "
-            f"at {worst['unit']}, {where}")
-    keep = rows[~rows["downsampling"].astype(bool)]
-    if bool(worst["downsampling"]) and len(keep):
-        text += f"; deleting any unit that keeps the resolution gives {_pct(float(keep['error'].max()))} or less"
-    if blocked:
-        text += f"; {blocked} unit{'s' if blocked > 1 else ''} change{'' if blocked > 1 else 's'} the shape and " \
-                "cannot be deleted"
-    return median, text + "."
+    median = float(rows["error"].median()) if len(rows) else math.nan
+    return median, single_lesion_sentence(label, r.rows, r.baseline_error, r.num_classes, r.num_images)
 
 
 def plot_single_lesions(results: Mapping[str, LesionResult | None], *, residual: Residual | None = None,
@@ -153,18 +138,6 @@ def plot_single_lesions(results: Mapping[str, LesionResult | None], *, residual:
 
 # --- error vs k ---------------------------------------------------------------------------------
 
-def _halfway(table: pd.DataFrame, r: LesionResult) -> str:
-    """When the mean error first gets half-way from the intact net's error to chance."""
-    target = r.baseline_error + 0.5 * (r.chance_error - r.baseline_error)
-    if r.chance_error - r.baseline_error < NEAR_CHANCE:
-        return f"starts within {100 * NEAR_CHANCE:.0f} points of chance, so there is little left to lose"
-    hit = table[(table["k"] > 0) & (table["mean"] >= target)]
-    measured = int(table["k"].max())
-    if hit.empty:
-        return f"stays below half-way to chance ({_pct(target)}) up to k = {measured} of {r.max_k}"
-    return f"reaches half-way to chance ({_pct(target)}) at k = {int(hit['k'].iloc[0])} of {r.max_k}"
-
-
 def _plot_vs_k(results: Mapping[str, LesionResult | None], kind: str, title: str, x_title: str,
                residual: Residual | None, depth: Mapping[str, int] | None) -> go.Figure:
     results = {k: r for k, r in results.items() if r is not None and len(r.rows)}
@@ -191,7 +164,8 @@ def _plot_vs_k(results: Mapping[str, LesionResult | None], kind: str, title: str
             hovertemplate="k = %{x}: mean error %{y:.1%} (std %{customdata[0]:.1%}, min %{customdata[1]:.1%}, "
                           f"max %{{customdata[2]:.1%}}, %{{customdata[3]}} draws)<extra>{label}</extra>",
         ))
-        sentences.append(f"{label}: intact {_pct(r.baseline_error)}; the mean error {_halfway(table, r)}.")
+        sentences.append(halfway_sentence(label, r.baseline_error, r.num_classes, list(table["k"]),
+                                          list(table["mean"]), r.max_k))
     _chance_lines(fig, results)
     draws = sorted({int(d) for r in results.values() for d in r.rows.groupby("k").size()})
     draw_text = f"{draws[0]}" if len(draws) == 1 else f"{draws[0]}-{draws[-1]}"

@@ -11,25 +11,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..analysis.paths import PathResult, path_length_shares
+from ..findings.lenses import path_shape
 from .style import Residual, apply_layout, log_axis, no_data_figure, rgba, run_styles, wrap_subtitle
 
 __all__ = ["plot_path_gradients"]
 
 TITLE = "Gradient per path length (Veit et al. 2016, Fig. 6)"
-
-
-def _per_unit_factor(ks: np.ndarray, grads: np.ndarray) -> float | None:
-    """exp of the least-squares slope of log(gradient) over k: the factor one more unit on a path applies."""
-    keep = np.isfinite(grads) & (grads > 0)
-    if keep.sum() < 2:
-        return None
-    slope = np.polyfit(ks[keep].astype(float), np.log(grads[keep]), 1)[0]
-    return float(math.exp(slope))
 
 
 def _lengths(low: int, high: int) -> str:
@@ -50,9 +41,9 @@ def _subtitle(label: str, result: PathResult) -> str:
         held = float(path_length_shares(n)[low:high + 1].sum())
         parts.append(f"{result.fraction:.0%} of the total from {_lengths(low, high)} (peak {result.peak_k}), "
                      f"{_percent(held)} of all paths")
-    factor = _per_unit_factor(s["k"].to_numpy(), s["mean_grad"].to_numpy())
-    if factor is not None:
-        parts.append(f"one path's gradient x{factor:.2g} per unit passed")
+    shape = path_shape(s["k"].to_numpy(), s["mean_grad"].to_numpy()).text()
+    if shape:
+        parts.append(shape)
     return f"{text}: {'; '.join(parts) or 'no gradient measured'}."
 
 
@@ -62,7 +53,7 @@ def plot_path_gradients(results: PathResult | Mapping[str, PathResult], *, resid
 
     Args:
         results: a `PathResult`, or run label -> `PathResult` in drawing order; the title's numbers
-            (effective range, peak, per-unit factor) come from the first.
+            (effective range, peak, the shape of one path's gradient over k) come from the first.
         residual: run label -> its spec's `residual`, or one bool; path results exist only for residual
             nets, so this only keeps the shared line styles.
         depth: run label -> its spec's depth, so runs of one depth share a colour.
