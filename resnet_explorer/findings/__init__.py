@@ -7,7 +7,11 @@ what a paper reports, the text says so and gives the paper's claim as the paper'
 
 - `evidence`: the two rules (`Progress`, `Difference`) and their thresholds;
 - `training`: verdicts over seeds (degradation) and the probe captions (residual ratios, gradient
-  flow, layer responses).
+  flow, layer responses);
+- `lenses`: the Explain and Pretrained pages' sentences (loss landscape, lesions, paths, unit profile);
+- `architecture`: the Architecture page's computed captions (MAC and parameter shares per stage, what a
+  net and its twin differ in). Imported as submodules (`from resnet_explorer.findings import lenses`):
+  they read block graphs and lens results, which the training captions do not need.
 """
 
 from .evidence import (
