@@ -68,13 +68,14 @@ def main() -> int:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--json", help="also write every cell here")
+    parser.add_argument("--table", metavar="JSON", help="print the table of cells an earlier run wrote, train nothing")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     thread_counts = [int(t) for t in args.threads.split(",")]
     models = args.models.split(",")
-    cells: list[dict] = []
+    cells: list[dict] = json.loads(Path(args.table).read_text()) if args.table else []
     started = time.perf_counter()
-    for threads in thread_counts:
+    for threads in thread_counts if not args.table else ():
         tasks = [(m, s, threads) for s in seeds for m in models]
         with mp.get_context("spawn").Pool(max(1, 2 // threads), initializer=_init, initargs=(threads,)) as pool:
             for c in pool.imap_unordered(cell, tasks):

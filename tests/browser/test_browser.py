@@ -226,7 +226,7 @@ def test_train_default_and_its_twin_claims_only_what_the_runs_show(server, page,
     text = page_text(page)
     assert "degradation" not in text.lower()
     assert "has not left chance" not in text
-    labels = {run.label: run for run in runs}
+    labels = {run.label: run for run in reversed(runs)}  # as the page lists them: the run opened, then its twin
     residual = {label: run.spec.residual for label, run in labels.items()}
     grads = gradient_finding({label: run.tables["grad_flow"] for label, run in labels.items()}, residual,
                              run_progress(list(labels.values()), list(labels)))
