@@ -97,8 +97,9 @@ def test_lesions_of_the_run_and_its_twin(runs):
     assert not at.exception and not at.error
     specs = chart_specs(at)
     assert len(specs) >= 2  # one unit at a time, k at a time (resnet8 has no stage with two units to swap)
-    for label in (f"resnet8 ({runs['resnet8']['id'][-4:]})", f"plain8 ({runs['plain8']['id'][-4:]})"):
-        assert all(label in spec for spec in specs), label  # both nets drawn in every figure
+    for label in (runs["resnet8"]["label"], runs["plain8"]["label"]):
+        assert " · shapes" in label
+        assert all(label in json.dumps(json.loads(spec), ensure_ascii=False) for spec in specs), label  # both nets drawn in every figure
     saved = explain.load(runs["plain8"]["path"], "lesion")
     assert saved is not None and saved[1] == {**explain.DEFAULTS["lesion"], **TINY}
     assert any("held-out images" in c.value for c in at.caption)  # captions from the saved results

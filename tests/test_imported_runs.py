@@ -140,8 +140,9 @@ def test_report_and_compare_with_an_imported_run(root, ids, tmp_path, capsys):
 def test_run_rows_and_pickers_describe_an_imported_run(root, ids):
     rows = list_runs(root)
     imported = next(r for r in rows if r["id"] == ids["imported"])
-    assert describe(imported) == f"resnet18 - imported - {ids['imported']}"
-    assert "steps" in describe(next(r for r in rows if r["id"] == ids["trained"]))
+    assert describe(imported) == f"resnet18 · imagenet 224px · {ids['imported'][-4:]} (imported)"
+    trained = next(r for r in rows if r["id"] == ids["trained"])
+    assert describe(trained) == f"resnet8 · shapes 32px · {ids['trained'][-4:]} (done, 3/3 steps)"
     assert best_finished(rows) == ids["trained"]  # the imported run is newer and done, but was not trained here
     assert find_twin(rows, ids["imported"]) is None and find_twin(rows, ids["trained"]) is None
 

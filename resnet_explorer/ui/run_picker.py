@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 import streamlit as st
 
-from ..runs import find_twin
+from ..runs import find_twin, run_label, unique_labels
 
 T = TypeVar("T")
 NO_RUNS = "No runs yet: train one on the Train page (or `python -m resnet_explorer train`)."
@@ -49,14 +49,33 @@ def is_imported(row: dict[str, Any]) -> bool:
     return row.get("kind") == IMPORTED
 
 
-def describe(row: dict[str, Any]) -> str:
-    """"model - status - steps/total steps - id" as every picker shows a run; "model - imported - id" for an
-    imported one (it has no steps)."""
+def row_label(row: dict[str, Any]) -> str:
+    """A `list_runs` row's label ("resnet20 · shapes-easy 16px · ab12", `runs.run_label`)."""
+    label = row.get("label")
+    return label if isinstance(label, str) and label else run_label(row, str(row.get("id", "?")), row.get("model"))
+
+
+def row_labels(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Each row's label by id, told apart where two collide (`runs.unique_labels`: the whole id)."""
+    pairs = [(row_label(r), r.get("full_label") or row_label(r)) for r in rows]
+    return dict(zip((r["id"] for r in rows), unique_labels(pairs)))
+
+
+def describe(row: dict[str, Any], label: str | None = None) -> str:
+    """A run as every picker shows it: its label (`row_label`, or `label`), then its state:
+    "resnet20 · shapes-easy 16px · ab12 (done, 250/250 steps)"; "(imported)" for imported weights (no steps)."""
+    label = label or row_label(row)
     if is_imported(row):
-        return f"{row.get('model', '?')} - imported - {row['id']}"
+        return f"{label} (imported)"
     steps, total = row.get("steps"), row.get("total_steps")
     done = f"{steps}/{total}" if total else f"{steps}"
-    return f"{row['model']} - {row['status']} - {done} steps - {row['id']}"
+    return f"{label} ({row.get('status') or 'unknown'}, {done} steps)"
+
+
+def shown_names(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """What a picker shows for each row, by id: `describe` with labels told apart (`row_labels`)."""
+    labels = row_labels(rows)
+    return {r["id"]: describe(r, labels[r["id"]]) for r in rows}
 
 
 def best_finished(runs: Sequence[dict[str, Any]]) -> str | None:
@@ -113,17 +132,18 @@ def pick_runs(
     """
     no_runs(runs)
     by_id = {r["id"]: r for r in runs}
+    names = shown_names(list(by_id.values()))
     ids = list(by_id)
     columns = st.columns(2) if with_twin else [st.container()]
     main_id = columns[0].selectbox(label, ids, index=ids.index(default) if default in by_id else 0,
-                                   format_func=lambda i: describe(by_id[i]), key=f"{key_prefix}_run")
+                                   format_func=names.__getitem__, key=f"{key_prefix}_run")
     other_id = None
     if with_twin:
         twin_id = find_twin(list(runs), main_id)
         options = [None] + [i for i in ids if i != main_id]
         other_id = columns[1].selectbox(
             twin_label, options, index=options.index(twin_id) if twin_id in options else 0,
-            format_func=lambda i: "none" if i is None else describe(by_id[i]), key=f"{key_prefix}_other_{main_id}",
+            format_func=lambda i: "none" if i is None else names[i], key=f"{key_prefix}_other_{main_id}",
         )
     picked = load_each([by_id[main_id]], load)
     if not picked:
@@ -153,7 +173,8 @@ def pick_many(
         missing = [i for i in linked if i not in by_id]
     else:  # runs deleted since
         st.session_state[key] = [i for i in st.session_state[key] if i in by_id]
-    chosen = st.multiselect(label, list(by_id), key=key, format_func=lambda i: describe(by_id[i]))
+    names = shown_names(list(by_id.values()))
+    chosen = st.multiselect(label, list(by_id), key=key, format_func=names.__getitem__)
     if missing:
         st.warning(f"Not found, left out: run{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
                    "from the link.")
