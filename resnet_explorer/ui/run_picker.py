@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import streamlit as st
 
-from ..runs import find_twin, run_label, unique_labels
+from ..runs import find_twin, list_runs, run_label, unique_labels
 
 T = TypeVar("T")
 NO_RUNS = "No runs yet: train one on the Train page (or `python -m resnet_explorer train`)."
@@ -167,6 +168,8 @@ def pick_many(
     key = f"{key_prefix}_runs"
     by_id = {r["id"]: r for r in runs}
     missing: list[str] = []
+    if f"{key}_next" in st.session_state:  # `preselect`
+        st.session_state[key] = st.session_state.pop(f"{key}_next")
     if key not in st.session_state:  # first visit: the link's runs, else none
         linked = [i for i in (st.query_params.get(link_param) or "").split(",") if i] if link_param else []
         st.session_state[key] = [i for i in linked if i in by_id]
@@ -187,5 +190,39 @@ def pick_many(
 
 
 def preselect(key_prefix: str, run_ids: Sequence[str]) -> None:
-    """Choose these runs in `pick_many`'s picker on the next rerun (call before it is drawn, or from a fragment)."""
-    st.session_state[f"{key_prefix}_runs"] = list(run_ids)
+    """Choose these runs in `pick_many`'s picker the next time it is drawn, on this page or another.
+
+    The picker takes them just before it is drawn (a widget's value set from a page that does not draw it
+    would be lost). The app's choice is remembered, so `user_chose` can tell it from the user's own."""
+    st.session_state[f"{key_prefix}_runs_next"] = list(run_ids)  # `pick_many` sets its widget from it
+    st.session_state[f"{key_prefix}_preselected"] = list(run_ids)
+
+
+def user_chose(key_prefix: str) -> bool:
+    """Whether the user has chosen runs in `pick_many`'s picker: some are chosen, and not as `preselect` left them."""
+    chosen = st.session_state.get(f"{key_prefix}_runs_next", st.session_state.get(f"{key_prefix}_runs"))
+    return bool(chosen) and list(chosen) != st.session_state.get(f"{key_prefix}_preselected")
+
+
+def compare_after_training(job: Any, root: str | Path) -> list[str]:
+    """Preselect, for Compare, the run a Train job has just made and its twin (`find_twin`), when there is
+    one, unless the user has chosen runs there: so Compare opens on the pair just trained.
+
+    Args:
+        job: a `jobs.TrainingJob` that has ended; a run it made and that ended "done" or "stopped" counts.
+        root: the runs folder it trained into.
+
+    Returns:
+        The ids preselected (the run, then its twin); [] when nothing was (no run, or the user's choice stands).
+    """
+    snap = job.snapshot()
+    run_id = snap.get("run_id")
+    if not run_id or snap.get("status") not in ("done", "stopped") or user_chose("compare"):
+        return []
+    rows = list_runs(root)
+    if not any(r["id"] == run_id for r in rows):
+        return []
+    twin = find_twin(rows, run_id)
+    ids = [run_id] + ([twin] if twin else [])
+    preselect("compare", ids)
+    return ids
