@@ -354,6 +354,26 @@ def _float_or_none(values: torch.Tensor | None, i: int) -> float | None:
     return None if math.isnan(v) else v
 
 
+def score_table(study: Study, classes: Sequence[str], run_label: str) -> list[dict]:
+    """`study.scores` for people: one row per image per method, the run first, classes by name.
+
+    Columns: "run", "image", "method" (its label, e.g. "Integrated Gradients"), "true", "target" (the
+    class explained) and "predicted" as class names (an index past `classes` as its number; "true"
+    None for an upload), then the scores as `Study.scores` names them.
+    """
+    def name(index: int | None) -> str | None:
+        if index is None:
+            return None
+        return classes[index] if 0 <= index < len(classes) else str(index)
+
+    named = ("method", "image", "true", "target", "predicted")
+    return [{"run": run_label, "image": row["image"],
+             "method": METHODS[row["method"]].label if row["method"] in METHODS else row["method"],
+             "true": name(row["true"]), "target": name(row["target"]), "predicted": name(row["predicted"]),
+             **{k: v for k, v in row.items() if k not in named}}
+            for row in study.scores]
+
+
 def top_predictions(study: Study, classes: Sequence[str]) -> list[dict]:
     """One row per image per rank: "image", "rank" (1 = the prediction), "class", "index", "probability"."""
     rows = []
