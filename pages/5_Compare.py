@@ -65,8 +65,7 @@ if job is not None and len(job.specs) > 1:
             st.caption("The preset starts by itself when the runs ahead of it end; Stop takes it out of the line.")
         for snap in snaps:
             total = max(1, snap["total"])
-            st.progress(min(1.0, snap["step"] / total), text=f"{snap['label']}: {jobs.phase_text(snap)} "
-                        f"{snap['message'] if snap['status'] not in ('running', 'starting', 'queued') else ''}")
+            st.progress(min(1.0, snap["step"] / total), text=f"{snap['label']}: {jobs.status_line(snap)}")
         live = {s["label"]: s["metrics"] for s in snaps if s["metrics"]}
         if live and job.running:
             residual = {s["label"]: spec.residual for s, spec in zip(snaps, job.specs)}

@@ -169,8 +169,7 @@ def job_end(job: analysis_jobs.AnalysisJob) -> None:
     if snap["status"] == "failed":
         st.error(f"{explain.LENSES[job.lens]} failed: {snap['message']}")
     elif snap["status"] == "stopped":
-        st.info(f"{explain.LENSES[job.lens]} stopped on request at {snap['label']} ({snap['message'] or 'stopped'}): "
-                "nothing was saved for it.")
+        st.info(analysis_jobs.stopped_text(snap, explain.LENSES[job.lens]))
 
 
 def draws_text(count) -> str:
