@@ -185,7 +185,7 @@ def test_a_failed_analysis_is_an_error_and_the_session_goes_on(runs, monkeypatch
 
     def failing(tasks, device):
         child = FakeChild(tasks, device)
-        child.emit("started", 0, "resnet8 (abcd)")
+        child.emit("started", 0, "resnet8 · shapes 16px · abcd")
         child.emit("failed", 0, "could not write the run folder")
         child.emit("finished")
         return child
@@ -196,7 +196,7 @@ def test_a_failed_analysis_is_an_error_and_the_session_goes_on(runs, monkeypatch
     at.run()
     snap = wait_job(at, timeout=10)
     assert snap["status"] == "failed"
-    assert [e.value for e in at.error] == ["Lesions failed: resnet8 (abcd): could not write the run folder"]
+    assert [e.value for e in at.error] == ["Lesions failed: resnet8 · shapes 16px · abcd: could not write the run folder"]
     at.run()  # a later rerun still draws the page
     assert not at.exception and len(at.tabs) == 3
 
@@ -265,12 +265,12 @@ def test_analysis_waits_in_the_training_queue_and_reports_each_task():
     wait_for(lambda: children)
     child = children[0]
     assert [t["path"] for t in child.tasks] == ["/runs/a", "/runs/b"] and child.device == "cpu"
-    child.emit("started", 0, "resnet8 (aaaa)")
+    child.emit("started", 0, "resnet8 · shapes 16px · aaaa")
     child.emit("progress", 0, 3, 7)
     wait_for(lambda: job.snapshot()["done"] == 3)
     snap = job.snapshot()
-    assert (snap["status"], snap["total"], snap["label"]) == ("running", 7, "resnet8 (aaaa)")
-    assert progress_text(snap) == "resnet8 (aaaa) (1 of 2), analysing: 3 / 7"
+    assert (snap["status"], snap["total"], snap["label"]) == ("running", 7, "resnet8 · shapes 16px · aaaa")
+    assert progress_text(snap) == "resnet8 · shapes 16px · aaaa (1 of 2), analysing: 3 / 7"
     child.emit("done", 0, [])
     child.emit("started", 1, "plain8 (bbbb)")
     child.emit("failed", 1, "bad thing")
