@@ -10,6 +10,7 @@ from resnet_explorer.analysis.attribution import BASELINES, IG_MAX_STEPS, IG_STA
 from resnet_explorer.analysis.images import FITS
 from resnet_explorer.analysis.study import (
     dataset_inputs,
+    held_out_size,
     images_inputs,
     percent,
     run_study,
@@ -94,7 +95,10 @@ with st.form("attr_form"):
     else:
         c1, c2 = st.columns(2)
         count = c1.slider("How many held-out images", 1, 8, 4, key="attr_count")
-        start = c2.number_input("Starting at held-out image #", min_value=0, value=0, step=1, key="attr_start")
+        sizes = [n for n in (held_out_size(run) for run in chosen) if n]
+        start = c2.number_input("Starting at held-out image #", min_value=0, value=0, step=1, key="attr_start",
+                                help=f"The held-out split has {min(sizes):,} images, numbered 0 to {min(sizes) - 1:,}"
+                                if sizes else None)
     methods = st.multiselect("Methods", list(METHODS), default=["saliency", "integrated_gradients", "gradcam"],
                              format_func=lambda m: METHODS[m].label, key="attr_methods")
     d1, d4 = st.columns(2)

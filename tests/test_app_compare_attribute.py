@@ -125,6 +125,7 @@ def test_attribute_shows_only_the_controls_of_the_chosen_images(runs):
     held_out = {"attr_count", "attr_start"}
     keys = lambda: {w.key for w in [*at.slider, *at.number_input, *at.radio, *at.get("file_uploader")]}  # noqa: E731
     assert held_out <= keys() and not {"attr_upload", "attr_fit"} & keys()
+    assert at.number_input(key="attr_start").help == "The held-out split has 32 images, numbered 0 to 31"
     at.radio(key="attr_source").set_value("Upload images").run()
     assert not at.exception and {"attr_upload", "attr_fit"} <= keys() and not held_out & keys()
 

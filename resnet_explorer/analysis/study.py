@@ -70,6 +70,14 @@ class Study:
     scores: list[dict] = field(default_factory=list)
 
 
+def held_out_size(run: Run) -> int | None:
+    """How many held-out images the run was evaluated on, as run.json's data section records them; None when it
+    does not say (never started, imported, damaged)."""
+    data = run.info.get("data")
+    n = data.get("num_test") if isinstance(data, dict) else None
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
+
+
 def dataset_inputs(run: Run, samples: int = 8, indices: Sequence[int] | None = None) -> StudyInputs:
     """Images of the run's held-out split (the same split, regenerated or re-read from its config).
 
