@@ -19,7 +19,7 @@ from resnet_explorer.training.presets import (
 )
 from resnet_explorer.ui import jobs, state
 from resnet_explorer.ui.nav import through_app
-from resnet_explorer.ui.run_picker import is_imported, no_runs, pick_many, preselect
+from resnet_explorer.ui.run_picker import is_imported, no_runs, pick_many, preselect, warn_mixed_data
 from resnet_explorer.ui.widgets import figure_downloads, static_export_problem, table
 
 through_app()  # a page opened by its URL on a fresh server: through app.py's navigation
@@ -104,6 +104,7 @@ if not picked:
     if job is None or len(job.specs) < 2 or not job.running:  # while the preset trains, its progress says it all
         st.info("Choose runs to compare (two or more), or train the preset above.")
     st.stop()
+warn_mixed_data([p.row for p in picked])  # preset runs beside Train runs, say
 paths = tuple(p.row["path"] for p in picked)
 try:
     loaded = [p.run for p in picked]

@@ -705,7 +705,7 @@ def load_run(path: str | Path, *, device: str = "cpu", with_model: bool = True) 
 def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict[str, Any]]:
     """Summaries of the runs under `root`, newest first; folders whose run.json is unreadable are skipped.
 
-    Keys: id, kind ("trained" or "imported"), model, label and full_label (`run_label`), status ("interrupted"
+    Keys: id, kind ("trained" or "imported"), model, label and full_label (`run_label`), data_label, status ("interrupted"
     for a "running" run whose writer is gone), message, steps, total_steps, dataset, image_size, train_loss,
     test_accuracy, created, created_ts, path, and spec and config
     (run.json's dicts, as `ModelSpec.to_dict` and `TrainConfig.to_dict` wrote them; None when missing
@@ -732,6 +732,7 @@ def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict[str, Any]]:
         runs.append({
             "id": run_id, "model": info.get("spec_name", "?"), "status": status,
             "label": run_label(info, run_id), "full_label": run_label(info, run_id, full_id=True),
+            "data_label": data_label(info),
             "kind": info["kind"] if isinstance(info.get("kind"), str) and info["kind"] else "trained",
             "message": message if isinstance(message, str) else "",
             "steps": info.get("steps"), "total_steps": info.get("total_steps"),

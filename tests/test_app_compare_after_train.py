@@ -65,6 +65,7 @@ def test_compare_opens_on_the_run_just_trained_then_on_it_and_its_twin(runs):
     assert at.multiselect(key="compare_runs").value == [plain, resnet]
     assert sorted(r["model"] for r in list_runs(runs)) == ["plain20", "resnet20"]
     assert len(at.get("plotly_chart")) >= 5  # compared at once
+    assert not at.warning  # the same data: nothing to warn of
 
 
 def _page_after(runs_root: str, chosen: list[str] | None, run_id: str) -> None:
@@ -85,12 +86,12 @@ def _page_after(runs_root: str, chosen: list[str] | None, run_id: str) -> None:
     st.text("compare: " + " ".join(st.session_state.get("compare_runs_next", st.session_state.get("compare_runs")) or []))
 
 
-def _made(root: Path, *names: str) -> list[str]:
-    data = load_data("shapes", seed=0, train_size=32, test_size=16)
+def _made(root: Path, *names: str, image_size: int = 32) -> list[str]:
+    data = load_data("shapes", seed=0, train_size=32, test_size=16, image_size=image_size)
     ids = []
     for name in names:
         spec = ModelSpec.from_name(name, num_classes=10)
-        config = TrainConfig(steps=1, batch_size=16, probe_every=0, log_every=1, device="cpu")
+        config = TrainConfig(steps=1, batch_size=16, probe_every=0, log_every=1, device="cpu", image_size=image_size)
         writer = RunWriter(root, spec, config, save_model=False)
         train(spec, config, data=data, listeners=[writer])
         ids.append(writer.id)
@@ -110,3 +111,14 @@ def test_the_users_choice_on_compare_stands_and_the_apps_own_does_not(tmp_path):
 
     at = AppTest.from_function(_page_after, args=(str(tmp_path), None, "gone-0000")).run()
     assert at.text[0].value == "-"  # a run that is not (or no longer) in the folder: nothing
+
+
+def test_compare_warns_when_the_runs_were_trained_on_different_data(runs):
+    ids = _made(runs, "resnet8", image_size=16) + _made(runs, "plain8")
+    at = AppTest.from_file(str(ROOT / "pages" / "5_Compare.py"), default_timeout=120)
+    at.query_params["runs"] = ",".join(ids)
+    at.run()
+    assert not at.exception
+    assert [w.value for w in at.warning] == [
+        "These runs were trained on different data (shapes 16px: 1 run; shapes 32px: 1 run), so their losses and "
+        "errors do not compare like for like."]

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from resnet_explorer.runs import data_label, list_runs, run_label, unique_labels
-from resnet_explorer.ui.run_picker import describe, row_labels, shown_names
+from resnet_explorer.ui.run_picker import describe, mixed_data, row_labels, shown_names
 
 TRAINED = {"spec_name": "resnet20", "kind": "trained",
            "config": {"dataset": "shapes-easy", "image_size": 16},
@@ -51,6 +51,7 @@ def test_list_runs_rows_carry_the_label_and_image_size(tmp_path):
     rows = {r["id"]: r for r in list_runs(tmp_path)}
     assert rows["good-c7c0"]["label"] == "resnet20 · shapes-easy 16px · c7c0"
     assert rows["good-c7c0"]["image_size"] == 16 and rows["good-c7c0"]["dataset"] == "shapes-easy"
+    assert rows["good-c7c0"]["data_label"] == "shapes-easy 16px"
     assert rows["bad-0001"]["label"] == "plain8 · unknown data · 0001" and rows["bad-0001"]["image_size"] is None
 
 
@@ -72,3 +73,13 @@ def test_pickers_show_the_label_then_the_state():
     twin = {**row, "id": "s-c7c0", "full_label": "resnet20 · shapes-easy 16px · s-c7c0"}
     assert list(row_labels([row, twin]).values()) == [row["full_label"], twin["full_label"]]
     assert shown_names([row, twin])["s-c7c0"] == "resnet20 · shapes-easy 16px · s-c7c0 (done, 250/250 steps)"
+
+
+def test_runs_on_different_data_are_flagged():
+    preset = {"id": "a", "data_label": "shapes-easy 16px"}
+    trained = {"id": "b", "data_label": "shapes 32px"}
+    imported = {"id": "c", "kind": "imported", "data_label": "imagenet 224px"}
+    assert mixed_data([preset, {**preset, "id": "d"}, imported]) is None  # imported weights aside
+    assert mixed_data([preset, {**preset, "id": "d"}, trained]) == (
+        "These runs were trained on different data (shapes-easy 16px: 2 runs; shapes 32px: 1 run), so their "
+        "losses and errors do not compare like for like.")

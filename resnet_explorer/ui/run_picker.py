@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 import streamlit as st
 
-from ..runs import find_twin, list_runs, run_label, unique_labels
+from ..runs import data_label, find_twin, list_runs, run_label, unique_labels
 
 T = TypeVar("T")
 NO_RUNS = "No runs yet: train one on the Train page (or `python -m resnet_explorer train`)."
@@ -77,6 +77,27 @@ def shown_names(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
     """What a picker shows for each row, by id: `describe` with labels told apart (`row_labels`)."""
     labels = row_labels(rows)
     return {r["id"]: describe(r, labels[r["id"]]) for r in rows}
+
+
+def mixed_data(rows: Sequence[dict[str, Any]]) -> str | None:
+    """A warning when the runs were trained on different data (`runs.data_label`, imported runs aside); else None."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        if not is_imported(row):
+            label = row.get("data_label") or data_label(row)
+            counts[label] = counts.get(label, 0) + 1
+    if len(counts) < 2:
+        return None
+    parts = "; ".join(f"{label}: {n} run{'s' if n > 1 else ''}" for label, n in counts.items())
+    return (f"These runs were trained on different data ({parts}), so their losses and errors do not compare "
+            "like for like.")
+
+
+def warn_mixed_data(rows: Sequence[dict[str, Any]]) -> None:
+    """`mixed_data`'s warning on the page, when there is one."""
+    text = mixed_data(rows)
+    if text:
+        st.warning(text, icon=":material/warning:")
 
 
 def best_finished(runs: Sequence[dict[str, Any]]) -> str | None:
