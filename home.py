@@ -5,6 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from resnet_explorer.compare import degradation_finding, group_runs, run_progress
+from resnet_explorer.estimates import cached_preset_estimate
 from resnet_explorer.findings import gradient_finding, ratio_finding
 from resnet_explorer.models.spec import NAMING_RULE
 from resnet_explorer.plots import plot_grad_flow_heatmap, plot_residual_norms, plot_training_curves
@@ -85,8 +86,9 @@ if checks:
                      f"{twins[0][1].spec.name} never left chance, so its gradients say nothing about trained nets. "
                      + (grad_text or ""))
     st.markdown("**3. Do gradients reach the input?** " + (grad_text or "No gradient probes in these runs."))
-    minutes = "about 1.5 minutes on a 2-core CPU"
-    if st.button(f"Reproduce it live (one seed, {minutes})", icon=":material/replay:", key="tour_reproduce"):
+    estimate = cached_preset_estimate(runs, state.get_device())  # times a few steps here, once in 10 minutes
+    minutes = estimate.text() if estimate is not None else "a few minutes"
+    if st.button(f"Reproduce it live (one seed; {minutes})", icon=":material/replay:", key="tour_reproduce"):
         try:
             jobs.start_job(degradation_specs(), degradation_config(device=state.get_device()))
             st.switch_page("pages/5_Compare.py")

@@ -76,7 +76,7 @@ def main() -> None:
                     ("architecture_resnet1202", "/Architecture?model=resnet1202", None),
                     ("train", "/Train", None),
                     ("inspect", "/Inspect", None),
-                    ("attribute", "/Attribute", lambda page: page.get_by_role("button", name="Explain").click()),
+                    ("attribute", "/Attribute", lambda page: page.get_by_role("button", name="Attribute", exact=True).click()),
                     ("compare", f"/Compare?runs={','.join(sorted(p.name for p in runs.iterdir() if p.is_dir()))}", None),
                     ("explain_lesions", "/Explain", None),
                     ("explain_paths", "/Explain", lambda page: page.get_by_role("tab", name="Paths").click()),

@@ -9,6 +9,7 @@ from resnet_explorer.plots import plot_live_loss, plot_training_curves
 from resnet_explorer.training.presets import QUICK, quick_config
 from resnet_explorer.ui import jobs, state
 from resnet_explorer.ui.nav import through_app
+from resnet_explorer.ui.run_picker import compare_after_training
 from resnet_explorer.ui.widgets import figure_downloads
 
 through_app()  # a page opened by its URL on a fresh server: through app.py's navigation
@@ -179,6 +180,7 @@ def live(job: jobs.TrainingJob) -> None:
         st.page_link("pages/3_Inspect.py", label="Inspect this run", icon=":material/monitoring:")
     if not job.running and st.session_state.get("train_seen_end") != job.id:
         st.session_state["train_seen_end"] = job.id
+        compare_after_training(job, jobs.runs_root())  # Compare opens on this run and its twin
         st.rerun()  # once, so the page leaves live mode
 
 

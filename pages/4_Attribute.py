@@ -8,13 +8,21 @@ import torch
 from resnet_explorer.analysis import METHODS, ImageError, layer_choices, method_support
 from resnet_explorer.analysis.attribution import BASELINES, IG_MAX_STEPS, IG_START_STEPS, IG_TOLERANCE
 from resnet_explorer.analysis.images import FITS
-from resnet_explorer.analysis.study import dataset_inputs, images_inputs, percent, run_study, summary
+from resnet_explorer.analysis.study import (
+    dataset_inputs,
+    held_out_size,
+    images_inputs,
+    percent,
+    run_study,
+    score_table,
+    summary,
+)
 from resnet_explorer.data import denormalize
 from resnet_explorer.plots import plot_attribution_grid, plot_attribution_scores
 from resnet_explorer.runs import list_runs, load_run
 from resnet_explorer.ui import jobs, state
 from resnet_explorer.ui.nav import through_app
-from resnet_explorer.ui.run_picker import is_imported, no_runs, pick_runs
+from resnet_explorer.ui.run_picker import is_imported, no_runs, pick_runs, row_label
 from resnet_explorer.ui.widgets import figure_downloads, page_device, table
 
 through_app()  # a page opened by its URL on a fresh server: through app.py's navigation
@@ -34,8 +42,9 @@ def session_run(path: str, device: str):
 
 
 FIT_LABELS = {"crop": "scaled and centre-cropped", "pad": "scaled and padded", "stretch": "stretched"}
-MAX_UPLOADS = 8  # images one Explain press attributes (each method, each run; the CLI takes a folder of 512)
+MAX_UPLOADS = 8  # images one Attribute press attributes (each method, each run; the CLI takes a folder of 512)
 UPLOAD = "Upload images"
+HELD_OUT = "Held-out images of the run's dataset"
 
 st.title("Attribute")
 st.caption("Which pixels drive the prediction? Saliency, Integrated Gradients, SmoothGrad, Grad-CAM, Occlusion "
@@ -61,26 +70,35 @@ main = chosen[0]
 with st.expander("Which methods apply here"):
     table(method_support(main.model, device))
 
+imported = [row_label(p.row) for p in picked if is_imported(p.row)]
+if imported:  # no dataset, so no held-out images: uploads only
+    source = UPLOAD
+    st.caption(f"Run{'s' if len(imported) > 1 else ''} {', '.join(imported)} "
+               f"{'were' if len(imported) > 1 else 'was'} imported from a checkpoint and "
+               f"{'have' if len(imported) > 1 else 'has'} no dataset, so no held-out images: "
+               f"**{UPLOAD}** of your own below.")
+else:  # outside the form, so the form shows only the controls of the chosen source
+    source = st.radio("Images", [HELD_OUT, UPLOAD], horizontal=True, key="attr_source")
+uploading = source == UPLOAD
+
 with st.form("attr_form"):
-    source = st.radio("Images", ["Held-out images of the run's dataset", UPLOAD], horizontal=True,
-                      key="attr_source")
-    imported = [p.id for p in picked if is_imported(p.row)]
-    if imported:
-        st.caption(f"Run{'s' if len(imported) > 1 else ''} {', '.join(imported)} "
-                   f"{'were' if len(imported) > 1 else 'was'} imported from a checkpoint and "
-                   f"{'have' if len(imported) > 1 else 'has'} no dataset, so no held-out images: choose "
-                   f"**{UPLOAD}**.")
-    c1, c2, c3 = st.columns(3)
-    count = c1.slider("How many held-out images", 1, 8, 4, key="attr_count")
-    start = c2.number_input("Starting at held-out image #", min_value=0, value=0, step=1, key="attr_start")
-    uploads = c3.file_uploader(f"Images (PNG, JPEG, ...; up to {MAX_UPLOADS})",
-                               type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], accept_multiple_files=True,
-                               max_upload_size=50,
-                               key="attr_upload")
-    fit = st.radio("An upload that is not square is", list(FITS), horizontal=True, key="attr_fit",
-                   format_func=lambda f: FIT_LABELS[f],
-                   help="The model takes square images: crop keeps the centre (torchvision's Resize + CenterCrop), "
-                        "pad keeps everything (the border in the dataset's mean colour), stretch squashes it.")
+    count, start, uploads, fit = 0, 0, None, "crop"
+    if uploading:
+        uploads = st.file_uploader(f"Images (PNG, JPEG, ...; up to {MAX_UPLOADS})",
+                                   type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], accept_multiple_files=True,
+                                   max_upload_size=50, key="attr_upload")
+        fit = st.radio("An upload that is not square is", list(FITS), horizontal=True, key="attr_fit",
+                       format_func=lambda f: FIT_LABELS[f],
+                       help="The model takes square images: crop keeps the centre (torchvision's Resize + "
+                            "CenterCrop), pad keeps everything (the border in the dataset's mean colour), "
+                            "stretch squashes it.")
+    else:
+        c1, c2 = st.columns(2)
+        count = c1.slider("How many held-out images", 1, 8, 4, key="attr_count")
+        sizes = [n for n in (held_out_size(run) for run in chosen) if n]
+        start = c2.number_input("Starting at held-out image #", min_value=0, value=0, step=1, key="attr_start",
+                                help=f"The held-out split has {min(sizes):,} images, numbered 0 to {min(sizes) - 1:,}"
+                                if sizes else None)
     methods = st.multiselect("Methods", list(METHODS), default=["saliency", "integrated_gradients", "gradcam"],
                              format_func=lambda m: METHODS[m].label, key="attr_methods")
     d1, d4 = st.columns(2)
@@ -104,7 +122,7 @@ with st.form("attr_form"):
     target_name = d3.selectbox("Explain the class", ["(each image's prediction)"] + list(classes), key="attr_target")
     sanity = st.toggle("Sanity check: compare with a re-initialised model (Adebayo et al. 2018; doubles the time)",
                        value=True, key="attr_sanity")
-    go = st.form_submit_button("Explain", type="primary", icon=":material/visibility:")
+    go = st.form_submit_button("Attribute", type="primary", icon=":material/visibility:")
 
 if go:
     try:
@@ -116,7 +134,7 @@ if go:
         studies = []
         with st.spinner("Attributing..."):
             for run in chosen:
-                if source.startswith("Upload"):
+                if uploading:
                     if not uploads:
                         raise ImageError("choose an image file to upload first")
                     inputs = images_inputs(run, [(u.name, u.getvalue()) for u in uploads[:MAX_UPLOADS]], fit=fit,
@@ -134,7 +152,7 @@ if go:
 
 studies = st.session_state.get(state.ATTR_RESULT)
 if not studies:
-    st.info("Choose images and methods, then press Explain.")
+    st.info("Choose images and methods, then press Attribute.")
     st.stop()
 
 
@@ -250,4 +268,4 @@ if no_mask:
             icon=":material/info:")
 st.plotly_chart(fig, key="attr_scores", theme=None)
 figure_downloads(fig, "attribution_scores", "dl_attr_scores", score_rows)
-table([r for _, study in studies for r in study.scores])
+table([r for run, study in studies for r in score_table(study, run.classes, run.label)])

@@ -19,7 +19,7 @@ from resnet_explorer.training.presets import (
 )
 from resnet_explorer.ui import jobs, state
 from resnet_explorer.ui.nav import through_app
-from resnet_explorer.ui.run_picker import is_imported, no_runs, pick_many, preselect
+from resnet_explorer.ui.run_picker import is_imported, no_runs, pick_many, preselect, warn_mixed_data
 from resnet_explorer.ui.widgets import figure_downloads, static_export_problem, table
 
 through_app()  # a page opened by its URL on a fresh server: through app.py's navigation
@@ -65,8 +65,7 @@ if job is not None and len(job.specs) > 1:
             st.caption("The preset starts by itself when the runs ahead of it end; Stop takes it out of the line.")
         for snap in snaps:
             total = max(1, snap["total"])
-            st.progress(min(1.0, snap["step"] / total), text=f"{snap['label']}: {jobs.phase_text(snap)} "
-                        f"{snap['message'] if snap['status'] not in ('running', 'starting', 'queued') else ''}")
+            st.progress(min(1.0, snap["step"] / total), text=f"{snap['label']}: {jobs.status_line(snap)}")
         live = {s["label"]: s["metrics"] for s in snaps if s["metrics"]}
         if live and job.running:
             residual = {s["label"]: spec.residual for s, spec in zip(snaps, job.specs)}
@@ -105,6 +104,7 @@ if not picked:
     if job is None or len(job.specs) < 2 or not job.running:  # while the preset trains, its progress says it all
         st.info("Choose runs to compare (two or more), or train the preset above.")
     st.stop()
+warn_mixed_data([p.row for p in picked])  # preset runs beside Train runs, say
 paths = tuple(p.row["path"] for p in picked)
 try:
     loaded = [p.run for p in picked]

@@ -21,7 +21,7 @@ from resnet_explorer.models import ModelSpec
 from resnet_explorer.runs import list_runs
 from resnet_explorer.ui import analysis_jobs, jobs
 from resnet_explorer.ui.nav import through_app
-from resnet_explorer.ui.run_picker import is_imported, no_runs, pick_runs
+from resnet_explorer.ui.run_picker import is_imported, no_runs, pick_runs, row_label
 from resnet_explorer.ui.widgets import figure_downloads, page_device
 
 through_app()  # a page opened by its URL on a fresh server: through app.py's navigation
@@ -64,7 +64,7 @@ def run_info(row: dict) -> RunInfo:
         spec = ModelSpec.from_dict(row.get("spec"))
     except (TypeError, KeyError) as err:
         raise ValueError(f"run {row['id']}: run.json has no valid spec ({err})") from None
-    return RunInfo(str(row["path"]), row["id"], f"{spec.name} ({row['id'][-4:]})", spec)
+    return RunInfo(str(row["path"]), row["id"], row_label(row), spec)
 
 
 st.title("Explain")
@@ -173,8 +173,7 @@ def job_end(job: analysis_jobs.AnalysisJob) -> None:
     if snap["status"] == "failed":
         st.error(f"{explain.LENSES[job.lens]} failed: {snap['message']}")
     elif snap["status"] == "stopped":
-        st.info(f"{explain.LENSES[job.lens]} stopped on request at {snap['label']} ({snap['message'] or 'stopped'}): "
-                "nothing was saved for it.")
+        st.info(analysis_jobs.stopped_text(snap, explain.LENSES[job.lens]))
 
 
 def draws_text(count) -> str:

@@ -17,7 +17,7 @@ from resnet_explorer.published import cached_checkpoints, guess_model, published
 from resnet_explorer.runs import list_runs, load_run
 from resnet_explorer.ui import jobs
 from resnet_explorer.ui.nav import through_app
-from resnet_explorer.ui.run_picker import describe, is_imported
+from resnet_explorer.ui.run_picker import is_imported, shown_names
 from resnet_explorer.ui.widgets import figure_downloads, page_device, table
 
 through_app()  # a page opened by its URL on a fresh server: through app.py's navigation
@@ -143,7 +143,7 @@ default = st.session_state.get(IMPORTED)
 if default not in ids:
     default = next((r["id"] for r in runs if is_imported(r)), ids[0])
 run_id = st.selectbox("Net", ids, index=ids.index(default), key=f"pre_run_{default}",
-                      format_func=lambda i: describe(next(r for r in runs if r["id"] == i)))
+                      format_func=shown_names(runs).__getitem__)
 row = next(r for r in runs if r["id"] == run_id)
 imported = is_imported(row)
 with st.form("pre_form"):

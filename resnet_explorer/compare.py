@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +38,7 @@ from .plots import (
     plot_responses,
     plot_training_curves,
 )
-from .runs import Run, are_twins
+from .runs import Run, are_twins, unique_labels
 
 
 def _number(value: Any) -> float | None:
@@ -152,20 +151,11 @@ def group_rows(runs: list[Run]) -> list[dict[str, Any]]:
 
 
 def run_labels(runs: list[Run]) -> list[str]:
-    """Unique display labels in run order: `run.label`, with a longer id suffix where two collide.
+    """Unique display labels in run order: `run.label`, with the whole id where two collide (`runs.unique_labels`).
 
     Labels are for reading only: the figures learn which runs are plain from each run's spec.
     """
-    labels = [run.label for run in runs]
-    counts = Counter(labels)
-    labels = [f"{run.spec.name} ({run.id})" if counts[label] > 1 else label for run, label in zip(runs, labels)]
-    counts = Counter(labels)
-    seen: Counter[str] = Counter()
-    unique = []
-    for label in labels:  # the same run given twice
-        seen[label] += 1
-        unique.append(f"{label} [{seen[label]}]" if counts[label] > 1 else label)
-    return unique
+    return unique_labels([(run.label, run.full_label) for run in runs])
 
 
 def _spec_losses(groups: list[list[Run]]) -> dict[ModelSpec, dict[int, float]]:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .data.base import one_line
+from .stops import STOPPED_BEFORE_START
 
 PROGRESS_SECONDS = 0.25  # least time between two progress messages of a task
 
@@ -48,7 +49,7 @@ def run_tasks(tasks: Sequence[Mapping[str, Any]], device: str, channel: Any, sto
 
     for i, task in enumerate(tasks):
         if stop.is_set():
-            channel.put(("stopped", i, "not started: stopped on request"))
+            channel.put(("stopped", i, STOPPED_BEFORE_START))
             continue
         last = [0.0]
 

@@ -34,6 +34,7 @@ import socket
 import threading
 import time
 import zipfile
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -299,7 +300,13 @@ class Run:
 
     @property
     def label(self) -> str:
-        return f"{self.spec.name} ({self.id[-4:]})"
+        """The run as every page, figure and table names it: "resnet20 · shapes-easy 16px · ab12" (`run_label`)."""
+        return run_label(self.info, self.id, self.spec.name)
+
+    @property
+    def full_label(self) -> str:
+        """`label` with the whole id, for where two labels collide (`unique_labels`)."""
+        return run_label(self.info, self.id, self.spec.name, full_id=True)
 
     @property
     def metrics(self) -> pd.DataFrame:
@@ -395,6 +402,61 @@ def _is_number(value: object) -> bool:
 def _section(info: dict[str, Any], key: str) -> dict[str, Any]:
     value = info.get(key)
     return value if isinstance(value, dict) else {}
+
+
+LABEL_SEPARATOR = " · "
+SHORT_ID = 4  # characters of the id a label shows: the id's random suffix (`new_run_id`)
+_MAX_DATA_NAME = 40
+
+
+def data_label(info: dict[str, Any]) -> str:
+    """The data a run names in its label, from run.json: "shapes-easy 16px", "folder:pets 64px", "imagenet 224px".
+
+    The data section (written when training starts) comes first, then the config's dataset and
+    image size; an imported run without either is "imported", any other run "unknown data". A field
+    of the wrong type is left out, never an error.
+    """
+    data, config = _section(info, "data"), _section(info, "config")
+    name = next((v for v in (data.get("name"), config.get("dataset")) if isinstance(v, str) and v.strip()), None)
+    size = next((v for v in (data.get("image_size"), config.get("image_size")) if _is_int(v) and v > 0), None)
+    if name is None:
+        return "imported" if info.get("kind") == "imported" else "unknown data"
+    name = " ".join(name.split())
+    if name.startswith("folder:"):  # the folder's own name, not its whole path
+        name = "folder:" + (re.split(r"[\\/]", name[len("folder:"):].rstrip("/\\"))[-1] or "?")
+    if len(name) > _MAX_DATA_NAME:
+        name = name[:_MAX_DATA_NAME - 3] + "..."
+    return f"{name} {size}px" if size is not None else name
+
+
+def run_label(info: dict[str, Any], run_id: str, model: str | None = None, *, full_id: bool = False) -> str:
+    """The one way a run is named for people: model, data and id, e.g. "resnet20 · shapes-easy 16px · ab12".
+
+    Args:
+        info: run.json as read (any field may be missing or damaged: it is left out, never an error).
+        run_id: the run's id; the label shows its last `SHORT_ID` characters, or all of it with `full_id`.
+        model: the model's name (default: run.json's spec_name, "?" without one).
+    """
+    if model is None:
+        name = info.get("spec_name")
+        model = name if isinstance(name, str) and name else "?"
+    short = run_id if full_id or len(run_id) <= SHORT_ID else run_id[-SHORT_ID:]
+    return LABEL_SEPARATOR.join((model, data_label(info), short))
+
+
+def unique_labels(labels: Sequence[tuple[str, str]]) -> list[str]:
+    """Labels that tell runs apart, in order, from (label, full label) pairs (`Run.label`, `Run.full_label`):
+    the full label (the whole id) where two labels collide, then " [2]", " [3]" where even those do (the same
+    run given twice)."""
+    counts = Counter(short for short, _ in labels)
+    chosen = [full if counts[short] > 1 else short for short, full in labels]
+    counts = Counter(chosen)
+    seen: Counter[str] = Counter()
+    unique = []
+    for label in chosen:
+        seen[label] += 1
+        unique.append(f"{label} [{seen[label]}]" if counts[label] > 1 else label)
+    return unique
 
 
 def _describe(value: object) -> str:
@@ -643,8 +705,9 @@ def load_run(path: str | Path, *, device: str = "cpu", with_model: bool = True) 
 def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict[str, Any]]:
     """Summaries of the runs under `root`, newest first; folders whose run.json is unreadable are skipped.
 
-    Keys: id, kind ("trained" or "imported"), model, status ("interrupted" for a "running" run whose writer is gone), message, steps,
-    total_steps, dataset, train_loss, test_accuracy, created, created_ts, path, and spec and config
+    Keys: id, kind ("trained" or "imported"), model, label and full_label (`run_label`), data_label, status ("interrupted"
+    for a "running" run whose writer is gone), message, steps, total_steps, dataset, image_size, train_loss,
+    test_accuracy, created, created_ts, path, and spec and config
     (run.json's dicts, as `ModelSpec.to_dict` and `TrainConfig.to_dict` wrote them; None when missing
     or not an object).
     """
@@ -664,12 +727,17 @@ def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict[str, Any]]:
         if interrupted:
             status, message = "interrupted", interrupted
         created_ts = info.get("created_ts")
+        run_id = str(info.get("id") or child.name)
+        image_size = _section(info, "data").get("image_size", _section(info, "config").get("image_size"))
         runs.append({
-            "id": str(info.get("id") or child.name), "model": info.get("spec_name", "?"), "status": status,
+            "id": run_id, "model": info.get("spec_name", "?"), "status": status,
+            "label": run_label(info, run_id), "full_label": run_label(info, run_id, full_id=True),
+            "data_label": data_label(info),
             "kind": info["kind"] if isinstance(info.get("kind"), str) and info["kind"] else "trained",
             "message": message if isinstance(message, str) else "",
             "steps": info.get("steps"), "total_steps": info.get("total_steps"),
             "dataset": _section(info, "data").get("name", _section(info, "config").get("dataset")),
+            "image_size": image_size if _is_int(image_size) else None,
             "train_loss": _section(info, "final_train").get("loss"),
             "test_accuracy": _section(info, "final_eval").get("accuracy"),
             "created": info.get("created"), "created_ts": float(created_ts) if _is_number(created_ts) else 0.0,

@@ -30,6 +30,7 @@ from .data import ImageData
 from .data.base import one_line
 from .models import ModelSpec
 from .runs import new_run_id, run_dir, start_run
+from .stops import STOPPED_BEFORE_START
 from .training import Event, TrainConfig
 from .training.trainer import load_config_data
 
@@ -52,8 +53,7 @@ def train_plans(plans: Sequence[tuple[ModelSpec, TrainConfig]], root: str | Path
     datasets: dict[tuple, ImageData] = {}
     for i, (spec, config) in enumerate(plans):
         if stop.is_set():
-            queue.put(("event", i, "done", 0, {"status": "stopped", "message": "not started: stopped on request",
-                                               "seconds": 0.0}))
+            queue.put(("event", i, "done", 0, {"status": "stopped", "message": STOPPED_BEFORE_START, "seconds": 0.0}))
             continue
         try:
             key = config.data_key

@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from resnet_explorer import ModelSpec
 from resnet_explorer.data import load_data
+from resnet_explorer.data.shapes import SHAPES_CLASSES
 from resnet_explorer.runs import RunWriter, list_runs
 from resnet_explorer.training import TrainConfig, train
 from resnet_explorer.training.presets import degradation_config
@@ -110,6 +111,23 @@ def test_attribute_page(runs):
     assert len(charts) == 4  # one grid per method (both runs side by side in it) and the scores
     assert [t.label for t in at.tabs] == ["Saliency", "Integrated Gradients", "Grad-CAM"]
     assert len(at.dataframe) >= 2
+    # the score table names its run and the classes (the shapes' names, not their indices)
+    scores = at.dataframe[-1].value
+    labels = {r["label"] for r in list_runs(runs)}
+    assert list(scores.columns)[:6] == ["run", "image", "method", "true", "target", "predicted"]
+    assert set(scores["run"]) == labels and len(labels) == 2
+    assert set(scores["method"]) == {"Saliency", "Integrated Gradients", "Grad-CAM"}
+    assert set(scores["true"]) | set(scores["predicted"]) | set(scores["target"]) <= set(SHAPES_CLASSES)
+
+
+def test_attribute_shows_only_the_controls_of_the_chosen_images(runs):
+    at = page("pages/4_Attribute.py").run()
+    held_out = {"attr_count", "attr_start"}
+    keys = lambda: {w.key for w in [*at.slider, *at.number_input, *at.radio, *at.get("file_uploader")]}  # noqa: E731
+    assert held_out <= keys() and not {"attr_upload", "attr_fit"} & keys()
+    assert at.number_input(key="attr_start").help == "The held-out split has 32 images, numbered 0 to 31"
+    at.radio(key="attr_source").set_value("Upload images").run()
+    assert not at.exception and {"attr_upload", "attr_fit"} <= keys() and not held_out & keys()
 
 
 def test_attribute_page_baseline_and_steps(runs):
@@ -134,7 +152,7 @@ def test_attribute_page_baseline_and_steps(runs):
 
 def test_attribute_bad_upload_keeps_session(runs):
     at = page("pages/4_Attribute.py").run()
-    at.radio(key="attr_source").set_value("Upload images")
+    at.radio(key="attr_source").set_value("Upload images").run()  # the upload controls appear
     at.button[0].click()  # no file chosen
     at.run()
     assert not at.exception
@@ -163,7 +181,7 @@ def _png(mode: str, size=(40, 30)) -> bytes:
 )
 def test_attribute_uploads(runs, name, content, ok):
     at = page("pages/4_Attribute.py").run()
-    at.radio(key="attr_source").set_value("Upload images")
+    at.radio(key="attr_source").set_value("Upload images").run()  # the upload controls appear
     at.get("file_uploader")[0].upload(name, content, "image/png")
     at.multiselect(key="attr_methods").set_value(["saliency"])
     at.toggle(key="attr_sanity").set_value(False)
@@ -224,7 +242,7 @@ def torch_equal(a, b) -> bool:
 
 def test_attribute_upload_shows_what_the_model_saw_and_errors_clear_results(runs):
     at = page("pages/4_Attribute.py").run()
-    at.radio(key="attr_source").set_value("Upload images")
+    at.radio(key="attr_source").set_value("Upload images").run()  # the upload controls appear
     at.get("file_uploader")[0].upload("wide.png", _thirds(), "image/png")
     at.multiselect(key="attr_methods").set_value(["saliency"])
     at.toggle(key="attr_sanity").set_value(False)

@@ -97,8 +97,9 @@ def test_lesions_of_the_run_and_its_twin(runs):
     assert not at.exception and not at.error
     specs = chart_specs(at)
     assert len(specs) >= 2  # one unit at a time, k at a time (resnet8 has no stage with two units to swap)
-    for label in (f"resnet8 ({runs['resnet8']['id'][-4:]})", f"plain8 ({runs['plain8']['id'][-4:]})"):
-        assert all(label in spec for spec in specs), label  # both nets drawn in every figure
+    for label in (runs["resnet8"]["label"], runs["plain8"]["label"]):
+        assert " · shapes" in label
+        assert all(label in json.dumps(json.loads(spec), ensure_ascii=False) for spec in specs), label  # both nets drawn in every figure
     saved = explain.load(runs["plain8"]["path"], "lesion")
     assert saved is not None and saved[1] == {**explain.DEFAULTS["lesion"], **TINY}
     assert any("held-out images" in c.value for c in at.caption)  # captions from the saved results
@@ -227,7 +228,7 @@ def test_a_failed_analysis_is_an_error_and_the_session_goes_on(runs, monkeypatch
 
     def failing(tasks, device):
         child = FakeChild(tasks, device)
-        child.emit("started", 0, "resnet8 (abcd)")
+        child.emit("started", 0, "resnet8 · shapes 16px · abcd")
         child.emit("failed", 0, "could not write the run folder")
         child.emit("finished")
         return child
@@ -238,7 +239,7 @@ def test_a_failed_analysis_is_an_error_and_the_session_goes_on(runs, monkeypatch
     at.run()
     snap = wait_job(at, timeout=10)
     assert snap["status"] == "failed"
-    assert [e.value for e in at.error] == ["Lesions failed: resnet8 (abcd): could not write the run folder"]
+    assert [e.value for e in at.error] == ["Lesions failed: resnet8 · shapes 16px · abcd: could not write the run folder"]
     at.run()  # a later rerun still draws the page
     assert not at.exception and len(at.tabs) == 3
 
@@ -307,12 +308,12 @@ def test_analysis_waits_in_the_training_queue_and_reports_each_task():
     wait_for(lambda: children)
     child = children[0]
     assert [t["path"] for t in child.tasks] == ["/runs/a", "/runs/b"] and child.device == "cpu"
-    child.emit("started", 0, "resnet8 (aaaa)")
+    child.emit("started", 0, "resnet8 · shapes 16px · aaaa")
     child.emit("progress", 0, 3, 7)
     wait_for(lambda: job.snapshot()["done"] == 3)
     snap = job.snapshot()
-    assert (snap["status"], snap["total"], snap["label"]) == ("running", 7, "resnet8 (aaaa)")
-    assert progress_text(snap) == "resnet8 (aaaa) (1 of 2), analysing: 3 / 7"
+    assert (snap["status"], snap["total"], snap["label"]) == ("running", 7, "resnet8 · shapes 16px · aaaa")
+    assert progress_text(snap) == "resnet8 · shapes 16px · aaaa (1 of 2), analysing: 3 / 7"
     child.emit("done", 0, [])
     child.emit("started", 1, "plain8 (bbbb)")
     child.emit("failed", 1, "bad thing")

@@ -217,7 +217,7 @@ def test_run_picker(runs):
     assert not at.exception and not at.error
     assert picked(at) == [resnet, plain]  # the default run, and its twin beside it
     assert at.selectbox(key="t_run").value == resnet and at.selectbox(key=f"t_other_{resnet}").value == plain
-    assert at.selectbox(key="t_run").format_func(resnet) == f"resnet20 - done - 4/4 steps - {resnet}"
+    assert at.selectbox(key="t_run").format_func(resnet) == f"resnet20 · shapes 32px · {resnet[-4:]} (done, 4/4 steps)"
 
     (runs / plain / "metrics.csv").write_text("a,b\n1,2\n")  # a damaged second run: named, the page goes on
     at.run()

@@ -264,7 +264,7 @@ def test_stop_on_a_queued_job_ends_it_at_once_without_a_worker_or_run_folder(tmp
     assert not queued.running and not queued.queued  # at once
     assert [s["status"] for s in queued.snapshots()] == ["stopped", "stopped"]
     assert "queued" in queued.snapshot()["message"] and queued.snapshot()["position"] is None
-    assert phase_text(queued.snapshot()) == "stopped before it started"
+    assert phase_text(queued.snapshot()) == "stopped while queued, before it started"
     after = TrainingJob([(TINY, QUICK.replace(seed=7))], tmp_path / "after", queue=line, starter=fake).start()
     assert after.snapshot()["position"] == 1  # the stopped job no longer holds a place
     fake.workers[0].finish()

@@ -352,7 +352,7 @@ def test_attribute_page_names_the_damage(page_runs):
     at.selectbox(key="attr_run").set_value("nodata").run()
     assert not at.exception and not at.error
     at.selectbox(key="attr_other_nodata").set_value(None).run()
-    next(b for b in at.button if b.label == "Explain").click().run()
+    next(b for b in at.button if b.label == "Attribute").click().run()
     assert not at.exception
     assert [e.value for e in at.error] == ['run nodata: run.json has no "data" section (it is written when training '
                                            'starts), so its images cannot be normalised']

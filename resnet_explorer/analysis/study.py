@@ -70,6 +70,14 @@ class Study:
     scores: list[dict] = field(default_factory=list)
 
 
+def held_out_size(run: Run) -> int | None:
+    """How many held-out images the run was evaluated on, as run.json's data section records them; None when it
+    does not say (never started, imported, damaged)."""
+    data = run.info.get("data")
+    n = data.get("num_test") if isinstance(data, dict) else None
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
+
+
 def dataset_inputs(run: Run, samples: int = 8, indices: Sequence[int] | None = None) -> StudyInputs:
     """Images of the run's held-out split (the same split, regenerated or re-read from its config).
 
@@ -352,6 +360,26 @@ def _float_or_none(values: torch.Tensor | None, i: int) -> float | None:
         return None
     v = float(values[i])
     return None if math.isnan(v) else v
+
+
+def score_table(study: Study, classes: Sequence[str], run_label: str) -> list[dict]:
+    """`study.scores` for people: one row per image per method, the run first, classes by name.
+
+    Columns: "run", "image", "method" (its label, e.g. "Integrated Gradients"), "true", "target" (the
+    class explained) and "predicted" as class names (an index past `classes` as its number; "true"
+    None for an upload), then the scores as `Study.scores` names them.
+    """
+    def name(index: int | None) -> str | None:
+        if index is None:
+            return None
+        return classes[index] if 0 <= index < len(classes) else str(index)
+
+    named = ("method", "image", "true", "target", "predicted")
+    return [{"run": run_label, "image": row["image"],
+             "method": METHODS[row["method"]].label if row["method"] in METHODS else row["method"],
+             "true": name(row["true"]), "target": name(row["target"]), "predicted": name(row["predicted"]),
+             **{k: v for k, v in row.items() if k not in named}}
+            for row in study.scores]
 
 
 def top_predictions(study: Study, classes: Sequence[str]) -> list[dict]:

@@ -26,6 +26,7 @@ from typing import Any
 import streamlit as st
 
 from ..explain_worker import start_process
+from ..stops import NEVER_STARTED, ended
 from . import jobs
 from .state import ANALYSIS_JOB
 
@@ -41,7 +42,18 @@ def progress_text(snap: Mapping[str, Any]) -> str:
     if status in ("starting", "running"):
         count = f": {snap['done']:,} / {snap['total']:,}" if snap["total"] else ""
         return f"{where}, {snap['phase']}{count}"
-    return f"{where}: {status}" + (f" ({snap['message']})" if snap["message"] else "")
+    return f"{where}: {ended(status, snap['message'])}"
+
+
+def stopped_text(snap: Mapping[str, Any], lens: str) -> str:
+    """What a stopped analysis did, in one sentence that says "stopped" once: "Lesions stopped while queued,
+    before it started: nothing was run." or "Paths stopped on request at resnet20 · shapes 32px · ab12 after
+    10 of 40 backward passes: nothing was saved for it." (`lens`: the lens's title)."""
+    message = (snap.get("message") or "").strip()
+    if message in NEVER_STARTED:
+        return f"{lens} {message}: nothing was run."
+    after = f" after {message.split(' after ', 1)[1]}" if " after " in message else ""
+    return f"{lens} stopped on request at {snap['label']}{after}: nothing was saved for it."
 
 
 class AnalysisJob(jobs.ChildJob):
@@ -68,8 +80,6 @@ class AnalysisJob(jobs.ChildJob):
         self._status, self._phase, self._current = "queued", "queued", 0
 
     NOUN = "analysis"
-    STOPPED_IN_LINE = "stopped while queued, before it started"
-    STOPPED_BEFORE_START = "stopped before it started"
 
     def _launch(self):
         return self.starter(self.tasks, self.run_device)

@@ -44,6 +44,7 @@ from ..data.base import one_line
 from ..devices import resolve_device
 from ..limits import JOBS_PER_DEVICE
 from ..models import ModelSpec
+from ..stops import NEVER_STARTED, STOPPED_BEFORE_START, STOPPED_IN_LINE
 from ..training import TrainConfig
 from ..worker import start_process
 
@@ -58,13 +59,30 @@ def runs_root() -> Path:
 
 
 def phase_text(snap: dict[str, Any]) -> str:
-    """ "step 120 / 250 (evaluating 3/8)" for a run's snapshot; a queued run's place in line."""
-    if snap["status"] == "queued":
+    """ "step 120 / 250 (evaluating 3/8)" for a run's snapshot; a queued run's place in line; for a run that
+    never began, how its stop landed (`stops.STOPPED_IN_LINE`, `stops.STOPPED_BEFORE_START`)."""
+    status = snap["status"]
+    if status == "queued":
         return snap["phase"]
-    if snap["status"] == "stopped" and not snap.get("run_id"):  # left the queue, or stopped before its folder
-        return "stopped before it started"
+    if not snap.get("run_id"):  # no run folder: it left the line, or the stop or a failure came first
+        if status == "stopped":
+            message = snap.get("message") or ""
+            return message if message in NEVER_STARTED else STOPPED_BEFORE_START
+        if status == "failed":
+            return "failed before it started"
     total = snap["total"] or "?"
     return f"step {snap['step']} / {total} ({snap['phase']})"
+
+
+def status_line(snap: dict[str, Any]) -> str:
+    """`phase_text` and, for a run that failed or diverged, why: the one line of a run's progress bar, never
+    saying a thing twice ("step 40 / 250 (diverged): loss is nan at step 40"; a stopped run's own message,
+    "stopped on request after step 40", adds nothing to "step 40 / 250 (stopped)")."""
+    text = phase_text(snap)
+    message = (snap.get("message") or "").strip()
+    if snap["status"] in ("failed", "diverged") and message and message not in text:
+        text += f": {message}"
+    return text
 
 
 def ordinal(n: int) -> str:
@@ -227,6 +245,8 @@ class ChildJob:
     """
 
     NOUN = "job"
+    STOPPED_IN_LINE = STOPPED_IN_LINE  # how a stop that landed before the child began is worded (`stops`)
+    STOPPED_BEFORE_START = STOPPED_BEFORE_START
 
     def _setup(self, queue: TrainingQueue | None, starter: Callable[..., Any], device: str, thread_name: str) -> None:
         self.id = next(_job_ids)
@@ -364,8 +384,6 @@ class TrainingJob(ChildJob):
         self._current = 0
 
     NOUN = "training"
-    STOPPED_IN_LINE = "not started: stopped while queued"
-    STOPPED_BEFORE_START = "not started: stopped on request"
 
     def _launch(self):
         return self.starter(self.plans, self.root)

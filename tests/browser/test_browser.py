@@ -267,7 +267,7 @@ def test_home_tour_compare_and_attribute(server, page):
     page.goto(f"{server}/Attribute")
     settle(page)
     no_exception(page)
-    page.get_by_role("button", name="Explain").click()
+    page.get_by_role("button", name="Attribute", exact=True).click()
     page.wait_for_selector("[data-testid=stApp][data-test-script-state=running]", timeout=10_000)
     settle(page, timeout=180_000)
     page.wait_for_selector(".js-plotly-plot", timeout=60_000)
@@ -285,7 +285,7 @@ def test_home_tour_compare_and_attribute(server, page):
     # an upload that is not square: the page shows what the model saw, centre-cropped
     page.get_by_text("Upload images").click()
     page.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(str(ROOT / "tests" / "fixtures" / "wide.png"))
-    page.get_by_role("button", name="Explain").click()
+    page.get_by_role("button", name="Attribute", exact=True).click()
     page.wait_for_selector("[data-testid=stApp][data-test-script-state=running]", timeout=10_000)
     settle(page, timeout=180_000)
     no_exception(page)
