@@ -173,7 +173,7 @@ def live(job: jobs.TrainingJob) -> None:
     elif status == "diverged":
         st.error(f"Diverged: {snap['message']}")
     elif status == "stopped" and snap["run_id"] is None:
-        st.info("Stopped before it started: no run was made.")
+        st.info("No run was made.")
     elif status in ("done", "stopped"):
         st.success(f"Run {snap['run_id']} {status}. Look inside it on the Inspect page.")
         final_numbers(snap, job.specs[0])

@@ -18,6 +18,7 @@ from resnet_explorer.analysis.study import (
     summary,
 )
 from resnet_explorer.data import denormalize
+from resnet_explorer.findings import progress_of
 from resnet_explorer.plots import plot_attribution_grid, plot_attribution_scores
 from resnet_explorer.runs import list_runs, load_run
 from resnet_explorer.ui import jobs, state
@@ -66,6 +67,13 @@ picked = pick_runs("attr", runs, run_with_classes,
 classes = picked[0].run[1]
 chosen = [p.run[0] for p in picked]
 main = chosen[0]
+
+for run in chosen:  # a net at chance learnt nothing: its maps show an untrained net's sensitivities
+    if not run.imported:
+        progress = progress_of(run.label, run.spec.num_classes, run.tables.get("metrics"), run.tables.get("eval"))
+        if progress.at_chance:
+            st.warning(f"{progress.text()} Its attributions show what an untrained net responds to, not what it "
+                       "learnt.")
 
 with st.expander("Which methods apply here"):
     table(method_support(main.model, device))

@@ -28,6 +28,7 @@ from typing import Any
 
 from . import __version__
 from .limits import MAX_USER_IMAGES
+from .stops import ended
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -216,7 +217,7 @@ class Progress:
             if self.tty:
                 print(file=self.stream)
             acc = f", test accuracy {self.eval_acc:.3f}" if self.eval_acc is not None else ""
-            print(f"{event.data.status}: {event.data.message}{acc} ({event.data.seconds:.1f} s)",
+            print(f"{ended(event.data.status, event.data.message)}{acc} ({event.data.seconds:.1f} s)",
                   file=self.stream)
 
 
@@ -372,7 +373,8 @@ def cmd_degradation(args: argparse.Namespace) -> int:
         for spec in specs:
             result, path = _run_training(spec, config, args.out, True, save_model=not args.no_weights)
             if result.status != "done":
-                print(f"error: {spec.name} seed {seed} {result.status}: {result.message} ({path})", file=sys.stderr)
+                print(f"error: {spec.name} seed {seed} {ended(result.status, result.message)} ({path})",
+                      file=sys.stderr)
                 return STATUS_EXIT[result.status]
             paths.append(path)
     runs = [load_run(p, with_model=False) for p in paths]

@@ -103,6 +103,9 @@ def test_compare_preset_trains_every_run(runs, monkeypatch, tmp_path):
 def test_attribute_page(runs):
     at = page("pages/4_Attribute.py").run()
     assert not at.exception and not at.error
+    # four steps leave both nets at chance: the page says their maps show an untrained net
+    stuck = [w.value for w in at.warning if "has not left chance" in w.value]
+    assert len(stuck) == 2 and all("not what it learnt" in w for w in stuck)
     at.slider(key="attr_count").set_value(2)
     at.button[0].click()
     at.run()
