@@ -7,6 +7,7 @@ from typing import Any
 import streamlit as st
 
 from resnet_explorer import explain
+from resnet_explorer.findings import progress_of
 from resnet_explorer.limits import (
     MAX_LANDSCAPE_GRID,
     MAX_LANDSCAPE_IMAGES,
@@ -18,7 +19,7 @@ from resnet_explorer.limits import (
     MAX_SEED,
 )
 from resnet_explorer.models import ModelSpec
-from resnet_explorer.runs import list_runs
+from resnet_explorer.runs import list_runs, load_run
 from resnet_explorer.ui import analysis_jobs, jobs
 from resnet_explorer.ui.nav import through_app
 from resnet_explorer.ui.run_picker import is_imported, no_runs, pick_runs, row_label
@@ -91,6 +92,22 @@ if any(is_imported(p.row) for p in chosen_rows[1:]):
 picked = [p.run for p in chosen_rows]
 if len({info.label for info in picked}) < len(picked):
     picked = [RunInfo(i.path, i.id, f"{i.label} [{k + 1}]", i.spec) for k, i in enumerate(picked)]
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def run_progress(path: str, stamp: float, label: str):
+    """How far a run got from chance (its metrics and evaluations), re-read when its run.json changes."""
+    run = load_run(path, with_model=False)
+    return progress_of(label, run.spec.num_classes, run.tables.get("metrics"), run.tables.get("eval"))
+
+
+for info in picked:  # a net at chance learnt nothing: no lens says anything about trained nets through it
+    try:
+        progress = run_progress(info.path, (Path(info.path) / "run.json").stat().st_mtime, info.label)
+    except (OSError, ValueError):
+        continue  # the picker has said what is wrong with a damaged run
+    if progress.at_chance:
+        st.warning(f"{progress.text()} Its lesions, paths and landscape are those of an untrained net.")
 
 
 def number(col, label: str, key: str, low, high, value, step, help_text: str | None = None, fmt: str | None = None):

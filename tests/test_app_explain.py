@@ -92,6 +92,9 @@ def test_lesions_of_the_run_and_its_twin(runs):
     assert [t.label for t in at.tabs] == list(explain.LENSES.values())
     assert at.selectbox(key="explain_run").value == runs["plain8"]["id"]  # the newest, its twin beside it
     assert at.selectbox(key=f"explain_other_{runs['plain8']['id']}").value == runs["resnet8"]["id"]
+    # four steps leave both at chance: the page says so before any lens
+    stuck = [w.value for w in at.warning if "has not left chance" in w.value]
+    assert len(stuck) == 2 and all("those of an untrained net" in w for w in stuck)
     snap = run_lens(at, "lesion", **TINY)
     assert snap["status"] == "done" and snap["tasks"] == 2, snap
     assert not at.exception and not at.error
