@@ -85,8 +85,8 @@ def main() -> int:
                       f"{c['seconds']:.0f} s)", flush=True)
     from resnet_explorer.training.presets import describe
 
-    print(f"\n`train` defaults: {describe(cli_config(models[0], 0))}; {len(cells)} runs in "
-          f"{time.perf_counter() - started:.0f} s")
+    took = f"read from {args.table}" if args.table else f"in {time.perf_counter() - started:.0f} s"
+    print(f"\n`train` defaults: {describe(cli_config(models[0], 0))}; {len(cells)} runs {took}")
     print("\nfinal training loss / held-out accuracy %\n")
     print("| torch threads | model | " + " | ".join(f"seed {s}" for s in seeds) + " |")
     print("| ---: | --- | " + " | ".join("---:" for _ in seeds) + " |")
