@@ -260,7 +260,8 @@ def test_a_second_session_waits_in_line_and_can_leave_it(runs, monkeypatch):
     assert any("Stop takes it out of the line" in c.value for c in second.caption)
     second.button(key="train_stop").click().run()
     assert not second.exception
-    assert any("Stopped before it started" in i.value for i in second.info)
+    assert any(i.value == "No run was made." for i in second.info)
+    assert [p.proto.text for p in second.get("progress")] == ["resnet20: stopped while queued, before it started"]
     assert starter.seeds == [0]  # only the first session's worker ever started
     starter.workers[0].finish()
     wait_done(first, timeout=10)

@@ -127,7 +127,8 @@ def plot_single_lesions(results: Mapping[str, LesionResult | None], *, residual:
     lines = [wrap_subtitle(text) for _, text in summaries.values()]
     lines.append("Diamonds in shaded bands: downsampling units (stride 2); dotted lines: each net's intact error "
                  "and chance. Solid: residual; dashed: plain.")
-    apply_layout(fig, f"{title}: {head}<br><sup>{'<br>'.join(lines)}</sup>", rows=1)
+    lines.insert(0, wrap_subtitle(head[:1].upper() + head[1:]))  # run labels name their data: too long for a title
+    apply_layout(fig, f"{title}<br><sup>{'<br>'.join(lines)}</sup>", rows=1)
     ticks = sorted(names)
     step = max(1, math.ceil(len(ticks) / MAX_TICK_LABELS))
     fig.update_xaxes(title_text="unit deleted (input -> output)", tickmode="array", tickvals=ticks[::step],
