@@ -19,7 +19,14 @@ from resnet_explorer.training.presets import (
 )
 from resnet_explorer.ui import jobs, state
 from resnet_explorer.ui.nav import through_app
-from resnet_explorer.ui.run_picker import is_imported, no_runs, pick_many, preselect, warn_mixed_data
+from resnet_explorer.ui.run_picker import (
+    compare_after_training,
+    is_imported,
+    no_runs,
+    pick_many,
+    preselect,
+    warn_mixed_data,
+)
 from resnet_explorer.ui.widgets import figure_downloads, static_export_problem, table
 
 through_app()  # a page opened by its URL on a fresh server: through app.py's navigation
@@ -56,6 +63,8 @@ with st.expander("Run a preset experiment: plain and residual twins at several d
             st.error(str(err))
 
 job = jobs.current_job()
+if job is not None and len(job.specs) == 1:  # a Train job: open on its run and that run's twin (once per job)
+    compare_after_training(job, jobs.runs_root())
 if job is not None and len(job.specs) > 1:
 
     @st.fragment(run_every=jobs.LIVE_SECONDS if job.running else None)

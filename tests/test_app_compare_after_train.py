@@ -1,6 +1,5 @@
 """Compare opens on the pair just trained on the Train page, unless the user chose runs there."""
 
-import time
 from pathlib import Path
 
 import pytest
@@ -8,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from resnet_explorer import ModelSpec
 from resnet_explorer.data import load_data
-from resnet_explorer.runs import RunWriter, list_runs
+from resnet_explorer.runs import RunWriter
 from resnet_explorer.training import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,42 +29,8 @@ def app(page: str) -> AppTest:
     return at
 
 
-def train_tiny(at: AppTest) -> str:
-    """Train the Train page's model for 3 steps on 64 images; the id of the run it made."""
-    at.number_input(key="train_budget").set_value(3)
-    at.number_input(key="train_batch").set_value(16)
-    at.number_input(key="train_size").set_value(64)
-    at.button[0].click()
-    at.run()
-    assert not at.exception and not at.error
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        at.run()
-        job = at.session_state["rx_job"]
-        if not job.running and any("Inspect" in s.value for s in at.success):
-            at.run()  # the end's one rerun
-            return job.snapshot()["run_id"]
-        time.sleep(0.3)
-    pytest.fail(f"training did not finish: {[p.value for p in at.get('progress')]}")
-
-
-def test_compare_opens_on_the_run_just_trained_then_on_it_and_its_twin(runs):
-    at = app("pages/5_Compare.py")  # a visit before training: no runs, nothing chosen
-    assert not at.exception
-    at.switch_page("pages/2_Train.py").run()
-    resnet = train_tiny(at)
-    at.switch_page("pages/5_Compare.py").run()
-    assert not at.exception and at.multiselect(key="compare_runs").value == [resnet]  # no twin yet
-
-    at.switch_page("pages/2_Train.py").run()
-    at.toggle(key="train_twin").set_value(True).run()  # its plain twin, same data, seed and budget
-    plain = train_tiny(at)
-    at.switch_page("pages/5_Compare.py").run()
-    assert not at.exception and not at.error
-    assert at.multiselect(key="compare_runs").value == [plain, resnet]
-    assert sorted(r["model"] for r in list_runs(runs)) == ["plain20", "resnet20"]
-    assert len(at.get("plotly_chart")) >= 5  # compared at once
-    assert not [w for w in at.warning if "different data" in w.value]  # the same data: nothing to warn of
+# The whole walk (train, Compare opens on the run; train its twin, Compare opens on both) runs in the real
+# browser: tests/browser/test_browser.py::test_train_default_and_its_twin_claims_only_what_the_runs_show.
 
 
 def _page_after(runs_root: str, chosen: list[str] | None, run_id: str) -> None:

@@ -390,7 +390,7 @@ def test_single_lesion_title_follows_the_data():
     assert "any unit that keeps the resolution gives 12.0% or less" in at_down
     elsewhere = title(plot_single_lesions({"r": fake("single", True, [0.1, 0.3, 0.6], [False, True, False])}))
     assert "at layer1.2, not a downsampling unit" in elsewhere and "keeps the resolution" not in elsewhere
-    assert "median error after one deletion 30.0%" in elsewhere
+    assert "Median error after one deletion 30.0%" in elsewhere
 
 
 def test_k_figures_band_and_title():

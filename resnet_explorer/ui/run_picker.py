@@ -234,11 +234,18 @@ def compare_after_training(job: Any, root: str | Path) -> list[str]:
         root: the runs folder it trained into.
 
     Returns:
-        The ids preselected (the run, then its twin); [] when nothing was (no run, or the user's choice stands).
+        The ids preselected (the run, then its twin); [] when nothing was (no run, the job still running, the
+        user's choice stands, or this job's runs were preselected before). Called where a Train job ends and
+        when Compare opens: a user who leaves Train between the run's end and the job's finds Compare the same.
     """
     snap = job.snapshot()
     run_id = snap.get("run_id")
-    if not run_id or snap.get("status") not in ("done", "stopped") or user_chose("compare"):
+    if st.session_state.get("compare_after_job") == getattr(job, "id", run_id):
+        return []  # done once for this job (the Train page's end, or Compare opened after it)
+    if not run_id or snap.get("status") not in ("done", "stopped") or getattr(job, "running", False):
+        return []
+    st.session_state["compare_after_job"] = getattr(job, "id", run_id)
+    if user_chose("compare"):
         return []
     rows = list_runs(root)
     if not any(r["id"] == run_id for r in rows):

@@ -7,6 +7,7 @@ Screenshots go to $SCREENSHOT_DIR when set (the README's try-it-yourself step us
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -186,6 +187,15 @@ def train_on_the_page(page: Page, runs_dir: Path, count: int) -> None:
     no_exception(page)
 
 
+def go_to(page: Page, name: str) -> None:
+    """Open a page from the sidebar, as a user does (session state kept)."""
+    page.locator("[data-testid=stSidebarNav]").get_by_role("link", name=name, exact=True).click()
+    page.wait_for_url(re.compile(rf"/{name}(\?|$)"), timeout=30_000)
+    page.get_by_role("heading", name=name, exact=True).wait_for(timeout=60_000)
+    settle(page)
+    no_exception(page)
+
+
 def page_text(page: Page) -> str:
     """The page's text as one line, with the typographic quotes markdown renders turned back into plain ones."""
     text = " ".join(page.locator("[data-testid=stMain]").all_inner_texts()).replace("\n", " ")
@@ -195,7 +205,8 @@ def page_text(page: Page) -> str:
 def test_train_default_and_its_twin_claims_only_what_the_runs_show(server, page, runs_dir):
     """The Train page's defaults as a new user meets them: resnet20, then its plain twin one toggle away.
     Both must leave chance, and no page may call their gap the degradation problem, or claim for the
-    residual net an advantage that the findings (computed here from the run folders) do not."""
+    residual net an advantage that the findings (computed here from the run folders) do not. Compare
+    opens on the run just trained, then on it and its twin."""
     from resnet_explorer.compare import RESPONSES_EVAL, comparison_findings, response_tables, run_progress
     from resnet_explorer.findings import gradient_finding, responses_finding
     from resnet_explorer.runs import list_runs, load_run
@@ -206,6 +217,11 @@ def test_train_default_and_its_twin_claims_only_what_the_runs_show(server, page,
     train_on_the_page(page, runs_dir, 1)  # the defaults, untouched
     expect(page.locator("[data-testid=stCaptionContainer]").filter(has_text="has left chance").first).to_be_visible()
     shot(page, "train_done")
+    go_to(page, "Compare")  # opens on the run just trained
+    chosen = page.locator(".st-key-compare_runs")  # its chips name the runs chosen
+    expect(chosen).to_contain_text("resnet20", timeout=60_000)
+    assert "plain20" not in chosen.inner_text()
+    go_to(page, "Train")
     page.get_by_text("Train its plain twin instead", exact=True).click()
     settle(page)
     train_on_the_page(page, runs_dir, 2)
@@ -241,9 +257,10 @@ def test_train_default_and_its_twin_claims_only_what_the_runs_show(server, page,
     if "smaller, as He et al. 2015 report" not in responses:
         assert "smaller, as He et al. 2015 report" not in text
 
-    page.goto(f"{server}/Compare?runs={','.join(run.id for run in runs)}")
-    settle(page)
+    go_to(page, "Compare")  # opens on the pair just trained: the newest and its twin
     page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    chips = page.locator(".st-key-compare_runs").inner_text()
+    assert "plain20" in chips and "resnet20" in chips and chips.index("plain20") < chips.index("resnet20"), chips
     no_exception(page)
     shot(page, "compare_twins")
     alerts = " ".join(page.locator("[data-testid=stAlert]").all_inner_texts()).replace("\n", " ")
