@@ -98,10 +98,10 @@ def plot_path_gradients(results: PathResult | Mapping[str, PathResult], *, resid
         title = (f"{first.fraction:.0%} of the gradient flows through paths of {_lengths(*first.effective)} "
                  f"out of 0-{first.num_units} (Veit et al. 2016, Fig. 6)")
     notes = " ".join(_subtitle(label, r) for label, r in runs.items())
-    notes += " Shaded: the narrowest range of lengths holding that share of the total."
+    notes += " Shaded: the narrowest range of lengths holding that share of the total. k: residual branches a path passes."
     apply_layout(fig, f"{title}<br><sup>{wrap_subtitle(notes)}</sup>", rows=1)
     fig.update_yaxes(title_text="share of the 2^n paths", row=1, col=1)
     fig.update_yaxes(title_text="||grad|| at unit 1 (log)", row=1, col=2, **log_axis(fig, "y2"))
     fig.update_yaxes(title_text="total gradient", row=1, col=3, tickformat=".2~g")  # not SI "300µ"
-    fig.update_xaxes(title_text="path length k (branches passed)")
+    fig.update_xaxes(title_text="path length k")  # short: three panels side by side; the subtitle says what k is
     return fig
