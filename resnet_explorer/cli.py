@@ -308,9 +308,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     if world.distributed:
         return _train_distributed(args, spec, config, world)
     result, path = _run_training(spec, config, args.out, args.yes, save_model=not args.no_weights)
+    _say_if_at_chance(spec, result)
     if path.is_dir():
         print(path)
     return STATUS_EXIT[result.status]
+
+
+def _say_if_at_chance(spec, result) -> None:
+    """One line on stderr when the run ended without leaving chance (the rule every page uses)."""
+    import pandas as pd
+
+    from .findings import progress_of
+
+    evals = pd.DataFrame(result.evals) if result.evals else None
+    progress = progress_of(spec.name, spec.num_classes, pd.DataFrame(result.metrics), evals)
+    if result.status in ("done", "stopped") and progress.at_chance:
+        print(f"note: {progress.text()}", file=sys.stderr)
 
 
 def _train_distributed(args: argparse.Namespace, spec, config, world) -> int:

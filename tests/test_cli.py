@@ -97,6 +97,7 @@ def test_train_prints_the_run_folder_last(tmp_path):
     assert {"run.json", "metrics.csv", "eval.csv", "residual_norms.csv", "grad_flow.csv", "responses.csv",
             "model.pt"} <= names
     assert "done: trained 4 steps" in out.stderr and "[" in out.stderr  # progress and summary
+    assert "note: resnet20 has not left chance" in out.stderr  # 4 steps: the run says it learnt nothing yet
 
 
 def test_train_plain_twin(tmp_path, capsys):
