@@ -12,7 +12,9 @@ def _seed():
 
 
 # The longest test files first (seconds each on the 2-core CI machine, from `--durations=0`): pytest-xdist
-# hands whole files (--dist=loadfile) to whichever worker is free, in collection order, so starting with
+# hands whole files (--dist=loadfile) to whichever worker is free, in collection order (pyproject's
+# --no-loadscope-reorder: by default xdist 3.8 reorders files by their number of tests, which sent the
+# 3-test browser file, the longest, last: one worker 349 s, the other 241 s), so starting with
 # the longest leaves only short files for the end and the two workers finish together (longest processing
 # time first). Measured before: one worker 250 s of tests, the other 198 s. Order within a file is kept.
 LONGEST_FIRST = (

@@ -417,3 +417,11 @@ def test_k_figures_band_and_title():
     with pytest.raises(ValueError, match="reorder"):
         plot_reorderings({"r": res})
     assert "no data" in plot_k_lesions({}).layout.annotations[0].text
+
+
+def test_intact_labels_of_nets_with_the_same_error_are_stacked_not_overlaid():
+    res, plain = fake("single", True, [0.1, 0.3, 0.6], [False, True, False]), \
+        fake("single", False, [0.1, 0.8, 0.9], [False, True, False])
+    fig = plot_single_lesions({"r": res, "p": plain})
+    shifts = [a.yshift or 0 for a in fig.layout.annotations if "intact:" in (a.text or "")]
+    assert sorted(shifts) == [0, 16]  # the same intact error: the second label 16 px above the first

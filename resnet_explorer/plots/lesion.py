@@ -24,6 +24,7 @@ __all__ = ["plot_k_lesions", "plot_reorderings", "plot_single_lesions"]
 DOWNSAMPLE_FILL = "rgba(255,160,0,0.13)"
 CHANCE_COLOUR = "#888"
 MAX_TICK_LABELS = 40  # unit names on the x-axis; past this, every n-th
+INTACT_NEAR = 0.06  # intact errors closer than this (6 points) get their labels stacked, 16 px apart
 
 
 def _styles(results: Mapping[str, LesionResult], residual: Residual | None,
@@ -78,6 +79,7 @@ def plot_single_lesions(results: Mapping[str, LesionResult | None], *, residual:
     fig = go.Figure()
     names: dict[int, str] = {}
     downsampling: set[int] = set()
+    intact_at: list[float] = []  # the intact errors labelled so far: close ones are stacked, not overlaid
     for label, r in results.items():
         style = styles[label]
         rows = r.rows.assign(x=r.rows["position"] + 1)
@@ -98,8 +100,11 @@ def plot_single_lesions(results: Mapping[str, LesionResult | None], *, residual:
             x=x_all, y=[r.baseline_error] * 2, mode="lines", legendgroup=label, showlegend=False,
             line=dict(color=style["color"], width=1, dash="dot"), hoverinfo="skip",
         ))
+        near = sum(abs(r.baseline_error - y) < INTACT_NEAR for y in intact_at)  # labels that would overlap
+        intact_at.append(r.baseline_error)
         fig.add_annotation(x=x_all[0], y=r.baseline_error, xanchor="left", yanchor="bottom", showarrow=False,
-                           text=f"{label} intact: {_pct(r.baseline_error)}", font=dict(size=11, color=style["color"]))
+                           yshift=16 * near, text=f"{label} intact: {_pct(r.baseline_error)}",
+                           font=dict(size=11, color=style["color"]))
         blocked = rows[~rows["deletable"].astype(bool)]
         if len(blocked):
             fig.add_trace(go.Scatter(

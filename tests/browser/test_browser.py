@@ -32,7 +32,10 @@ def runs_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, runs_dir):
-    env = {"RESNET_EXPLORER_RUNS": str(runs_dir)}
+    # one torch thread in the app's training process: it runs beside the other pytest worker's tests on
+    # two cores, and two spinning OpenMP threads there took the default run from ~30 s to ~120 s
+    # (the defaults leave chance with 1 thread as with 2: bench/train_defaults.py)
+    env = {"RESNET_EXPLORER_RUNS": str(runs_dir), "OMP_NUM_THREADS": "1"}
     try:
         with served_app(env, log=tmp_path_factory.mktemp("log") / "streamlit.log") as app:
             yield app.url
