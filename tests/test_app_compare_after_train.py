@@ -22,13 +22,6 @@ def runs(tmp_path, monkeypatch):
     return tmp_path
 
 
-def app(page: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
-    at.switch_page(page).run()
-    return at
-
-
 # The whole walk (train, Compare opens on the run; train its twin, Compare opens on both) runs in the real
 # browser: tests/browser/test_browser.py::test_train_default_and_its_twin_claims_only_what_the_runs_show.
 
