@@ -234,7 +234,7 @@ def compare_after_training(job: Any, root: str | Path) -> list[str]:
         root: the runs folder it trained into.
 
     Returns:
-        The ids preselected (the run, then its twin); [] when nothing was (no run, the job still running, the
+        The ids preselected (the run, then its twin); [] when nothing was (no run, the run still training, the
         user's choice stands, or this job's runs were preselected before). Called where a Train job ends and
         when Compare opens: a user who leaves Train between the run's end and the job's finds Compare the same.
     """
@@ -242,7 +242,7 @@ def compare_after_training(job: Any, root: str | Path) -> list[str]:
     run_id = snap.get("run_id")
     if st.session_state.get("compare_after_job") == getattr(job, "id", run_id):
         return []  # done once for this job (the Train page's end, or Compare opened after it)
-    if not run_id or snap.get("status") not in ("done", "stopped") or getattr(job, "running", False):
+    if not run_id or snap.get("status") not in ("done", "stopped"):  # the run has ended (its process may not yet)
         return []
     st.session_state["compare_after_job"] = getattr(job, "id", run_id)
     if user_chose("compare"):
