@@ -57,7 +57,7 @@ if checks:
     # the probe figures: the deepest twin pair on its lowest seed; the gradient comparison needs twins that
     # both left chance (a net at chance supports no claim about its internals)
     lowest = list(first.values())
-    left = {run.id: not p.at_chance for run, p in zip(lowest, run_progress(lowest).values())}
+    left = {rid: not p.at_chance for rid, p in run_progress(lowest, [run.id for run in lowest]).items()}
     twins = [(run, next((o for o in lowest if o.spec == run.spec.plain() and o is not run), None))
              for run in sorted(lowest, key=lambda r: -r.spec.depth) if run.spec.residual]
     twins = [(r, p) for r, p in twins if p is not None]
@@ -74,7 +74,7 @@ if checks:
     ratio_text = ratio_finding(res_label, pair[res_label].tables["residual_norms"],
                                run_progress([pair[res_label]], [res_label])[res_label]) if res_label else None
     st.markdown("**2. Small changes?** " + (ratio_text or "No residual-norm probes in these runs."))
-    trained = [(r, p) for r, p in twins if left[r.id] and left[p.id]]
+    trained = [(r, p) for r, p in twins if left.get(r.id) and left.get(p.id)]
     grads = labelled(*trained[0]) if trained else pair
     fig = plot_grad_flow_heatmap({label: run.tables["grad_flow"] for label, run in grads.items()})
     st.plotly_chart(fig, key="tour_grads", theme=None)
