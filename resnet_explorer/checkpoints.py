@@ -42,6 +42,7 @@ import torch
 from .data.imagenet import IMAGENET_CROP, IMAGENET_MEAN, IMAGENET_RESIZE, IMAGENET_STD, imagenet_classes
 from .limits import MAX_CHECKPOINT_BYTES
 from .models import ModelSpec, build_model
+from .pickle_guard import Malformed, check_torch_file
 from .published import published_file
 
 STATE_ENTRIES: tuple[str, ...] = ("state_dict", "model", "state_dict_ema")  # where a checkpoint keeps its weights
@@ -92,6 +93,10 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         raise ValueError(f"{name} is empty, not a checkpoint")
     if _is_safetensors(path, size):
         return _read_safetensors(path, name)
+    try:
+        check_torch_file(path, name)  # bounded work before unpickling: a hash bomb is refused here, unread
+    except Malformed as err:
+        raise ValueError(f"{name} is not a PyTorch checkpoint or is damaged: {err}") from None
     try:
         zipped = zipfile.is_zipfile(path)
         with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the refusal below says what matters
@@ -155,7 +160,8 @@ def _state_of(loaded: object, name: str) -> dict[str, torch.Tensor]:
         raise ValueError(f"{name} holds an empty state dict")
     for key, value in state.items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
-            raise ValueError(f"{name} is not a state dict: its entry {str(key)[:60]!r} holds a "
+            what = repr(key[:60]) if isinstance(key, str) else f"keyed by a {type(key).__name__}"  # never str() it
+            raise ValueError(f"{name} is not a state dict: its entry {what} holds a "
                              f"{type(value).__name__}, not a tensor")
     return dict(state)
 
@@ -282,13 +288,21 @@ def _sha256(path: Path) -> str:
 
 
 def _imported_before(root: Path, digest: str, spec: ModelSpec, names: list[str], resize: int) -> Path | None:
-    """An imported run under `root` of the same file (sha256), spec, class names and resize, if any."""
+    """An intact imported run under `root` of the same file (sha256), spec, class names and resize, if any.
+
+    A candidate is read back whole (`load_run`: run.json, model.pt's tensors against the spec) before
+    it is reused, so an earlier import whose model.pt was truncated or altered is passed over.
+    """
+    from .runs import load_run
+
     if not root.is_dir():
         return None
     for folder in sorted(root.iterdir()):
+        if folder.name.startswith("."):  # hidden: an import's staging folder, never a run
+            continue
         try:
             info = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             continue
         if not isinstance(info, dict):
             continue
@@ -296,6 +310,10 @@ def _imported_before(root: Path, digest: str, spec: ModelSpec, names: list[str],
         if (info.get("kind") == "imported" and isinstance(source, dict)
                 and isinstance(data, dict) and source.get("sha256") == digest and info.get("spec") == spec.to_dict()
                 and data.get("classes") == names and data.get("resize") == resize and (folder / "model.pt").is_file()):
+            try:
+                load_run(folder)
+            except ValueError:
+                continue  # damaged since: import again rather than hand back a run that will not load
             return folder
     return None
 
@@ -329,7 +347,8 @@ def import_weights(path: str | Path, model_name: str, root: str | Path,
     Raises:
         ValueError: one line: the file is missing, damaged, refused, or does not fit `model_name`; wrong classes.
     """
-    from .runs import new_run_id, run_dir, save_state_dict, versions
+    from .liveness import process_identity
+    from .runs import new_run_id, remove_stale_staging, run_dir, save_state_dict, staging_dir, versions
 
     path = Path(path)
     known = published_file(path.name)  # by its name, confirmed by its hash below
@@ -369,7 +388,8 @@ def import_weights(path: str | Path, model_name: str, root: str | Path,
     run_id = new_run_id(spec)
     final = run_dir(root, run_id)
     Path(root).mkdir(parents=True, exist_ok=True)
-    staging = final.with_name(f".{run_id}.importing")
+    remove_stale_staging(root)  # folders of imports killed before their rename
+    staging = staging_dir(root, run_id)
     now = time.time()
     info = {
         "id": run_id, "kind": "imported", "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "created_ts": now,
@@ -384,10 +404,12 @@ def import_weights(path: str | Path, model_name: str, root: str | Path,
     }
     try:
         staging.mkdir()
+        (staging / "writer.json").write_text(json.dumps(process_identity()), encoding="utf-8")
         save_state_dict(model, staging / "model.pt")
         buffer = io.StringIO()
         json.dump(info, buffer, indent=1)
         (staging / "run.json").write_text(buffer.getvalue(), encoding="utf-8")
+        (staging / "writer.json").unlink()
         os.replace(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

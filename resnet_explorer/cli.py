@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .formats import FIGURE_FORMATS, INFO_FORMATS, REPORT_FORMATS, check_formats
 from .limits import MAX_USER_IMAGES
 from .stops import ended
 
@@ -144,10 +145,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     message = large_model_message(spec)  # arithmetic, before anything is built; refuses past the ceiling
     if message:
         _confirm_large(message, args.yes)
-    formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    bad = set(formats) - {"html", "png", "svg", "csv", "json"}
-    if bad:
-        raise CliError(f"unknown export format(s) {', '.join(sorted(bad))}: use html, png, svg, csv, json")
+    formats = check_formats(args.format, INFO_FORMATS, "export")
     out = check_output_dir(args.export) if args.export else None  # before the work, not after it
     graph = build_graph(spec, args.input_size)
     twin_spec = spec.plain() if spec.residual else spec.with_residual()
@@ -170,7 +168,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(_table(layer_rows(model, graph.input_size, device, depth=args.summary_depth)))
 
     if out is not None:
-        figure_formats = [f for f in formats if f in ("html", "png", "svg", "json")]
+        figure_formats = [f for f in formats if f in FIGURE_FORMATS]
         try:
             paths = write_figure(plot_block_graph(graph), out / f"{spec.name}_graph", figure_formats)
         except ExportError as err:
@@ -573,9 +571,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     """`lesion`, `paths` and `landscape`: one lens on a run (and its twin), CSV and figures into --out."""
     from .analysis.common import AnalysisStopped
     from .devices import resolve_device
-    from .explain import LENSES, analyse, check_options, check_run, figures, save, tables
+    from .explain import LENSES, analyse, check_options, check_run, figures, lens_folder, save, tables
     from .export import ExportError, check_output_dir, write_atomic, write_figure
-    from .report import check_formats
     from .runs import find_twin, list_runs, load_run
 
     lens = args.lens
@@ -594,6 +591,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
             raise CliError(f"no twin of {path.name} in {path.parent} (the same net with shortcuts added or removed, "
                            "trained with the same settings); train it or drop --twin")
         paths.append(Path(next(r["path"] for r in rows if r["id"] == twin)))
+    for p in paths:
+        lens_folder(p, lens)  # a link out of the run folder is refused before any work, and nothing goes through it
     runs = [load_run(p, device=str(device)) for p in paths]
     for run in runs:
         if run.model is None:
@@ -633,7 +632,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     try:
         for stem, fig in figures(lens, results, residual=residual, depth={run.label: run.spec.depth for run in runs},
                                  classes={run.label: run.spec.num_classes for run in runs}).items():
-            written += write_figure(fig, out / stem, [f for f in formats if f in ("html", "png", "svg", "json")])
+            written += write_figure(fig, out / stem, [f for f in formats if f in FIGURE_FORMATS])
     except ExportError as err:
         raise CliError(str(err)) from None
     print(f"{LENSES[lens]}: {', '.join(results)}", file=sys.stderr)
@@ -652,7 +651,6 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from .devices import resolve_device
     from .export import ExportError, check_output_dir, write_atomic, write_figure
     from .plots.profile import plot_unit_profile
-    from .report import check_formats
     from .runs import load_run
 
     formats = check_formats(args.format.split(","))
@@ -692,7 +690,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     written = [write_atomic(out / f"{stem}.csv", profile.rows.to_csv(index=False))]
     try:
         written += write_figure(plot_unit_profile(profile), out / stem,
-                                [f for f in formats if f in ("html", "png", "svg", "json")])
+                                [f for f in formats if f in FIGURE_FORMATS])
     except ExportError as err:
         raise CliError(str(err)) from None
     print(profile.summary(), file=sys.stderr)
@@ -791,7 +789,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary-depth", type=int, default=0, help="print torchinfo's layer table to this depth")
     p.add_argument("--yes", action="store_true", help="build a very large model without asking")
     p.add_argument("--export", metavar="DIR", help="write the graph and tables here")
-    p.add_argument("--format", default="html,png,csv", help="comma list of html, png, svg, json, csv")
+    p.add_argument("--format", default="html,png,csv", help=f"comma list of {', '.join(INFO_FORMATS)}")
     p.set_defaults(func=cmd_info)
 
     from .analysis import METHODS
@@ -878,14 +876,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=d["seed"], help="seeds the draws (default %(default)s)")
         p.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default cpu)")
         p.add_argument("--runs", default="runs", help="the runs folder for run ids (default ./runs)")
-        p.add_argument("--format", default="html,png", help="figure formats: comma list of html, png, svg, json")
+        p.add_argument("--format", default="html,png", help=f"figure formats: comma list of {', '.join(FIGURE_FORMATS)}")
         p.add_argument("--out", required=True, help="output folder")
         p.set_defaults(func=cmd_explain, lens=lens)
 
     p = sub.add_parser("report", help="figures, tables and an offline index.html comparing runs")
     p.add_argument("run", nargs="+", metavar="RUN", help="run folders, or run ids under --runs")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--format", default="html,png,svg", help="comma list of html, png, svg (default all three)")
+    p.add_argument("--format", default="html,png,svg", help=f"comma list of {', '.join(REPORT_FORMATS)} (default all)")
     p.add_argument("--runs", default="runs", help="the runs folder for run ids (default ./runs)")
     p.set_defaults(func=cmd_report)
 
@@ -903,7 +901,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "instead of about units/2 + 1)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--out", default="profile", help="output folder (default ./profile)")
-    p.add_argument("--format", default="html,png", help="comma list of html, png, svg (default html,png)")
+    p.add_argument("--format", default="html,png", help=f"comma list of {', '.join(FIGURE_FORMATS)} (default html,png)")
     p.add_argument("--runs", default="runs", help="the runs folder for run ids (default ./runs)")
     p.set_defaults(func=cmd_profile)
 

@@ -44,7 +44,7 @@ from .limits import (
 from .plots.landscape import plot_landscape_1d, plot_landscape_contours, plot_landscape_surfaces
 from .plots.lesion import plot_k_lesions, plot_reorderings, plot_single_lesions
 from .plots.paths import plot_path_gradients
-from .runs import Run
+from .runs import Run, inside_run
 
 __all__ = ["LENSES", "DEFAULTS", "Result", "analyse", "check_options", "figures", "tables", "save", "load",
            "saved_lenses", "lens_folder"]
@@ -94,12 +94,12 @@ def _paths_of_run(run: Run, *, images: int, draws: int, seed: int, progress: Pro
     """`path_gradients` on the run's first `images` training images, spread over the classes."""
     from .analysis.study import spread_over_classes
     from .data import normalize
-    from .training.trainer import load_config_data
+    from .training.trainer import load_run_data
 
     if not run.spec.residual:
         raise ValueError(f"{run.spec.name} is a plain net (no shortcuts): it has a single path, so there is no "
                          "path-length distribution to measure; pick a residual net")
-    data = load_config_data(run.config)
+    data = load_run_data(run.config)
     idx = torch.tensor(spread_over_classes(data.train_labels, images), dtype=torch.long)
     x = normalize(data.train_images[idx], data.mean, data.std)
     return path_gradients(run.model, x, data.train_labels[idx], draws=draws, seed=seed,
@@ -220,14 +220,16 @@ def _join(cls: type, frames: Mapping[str, pd.DataFrame], meta: Mapping[str, Any]
 
 
 def lens_folder(run_path: str | Path, lens: str) -> Path:
-    return Path(run_path) / FOLDER / lens
+    """``<run>/explain/<lens>``; ValueError when a link there leads out of the run folder (`runs.inside_run`)."""
+    return inside_run(run_path, FOLDER, lens)
 
 
 def save(run_path: str | Path, lens: str, result: Result, options: Mapping[str, Any]) -> list[Path]:
     """Write a result into ``<run>/explain/<lens>/`` (CSV tables and result.json), each file atomically.
 
     Returns the paths written. Raises OSError when the run folder cannot be written (the caller
-    decides whether that matters: the CLI also writes to its own output folder).
+    decides whether that matters: the CLI also writes to its own output folder), and ValueError when
+    a link in it leads out of the run folder: nothing is written through it.
     """
     folder = lens_folder(run_path, lens)
     folder.mkdir(parents=True, exist_ok=True)
@@ -242,8 +244,9 @@ def save(run_path: str | Path, lens: str, result: Result, options: Mapping[str, 
         frames, meta = _split(part)
         info["parts"][name] = {"meta": meta, "tables": sorted(frames)}
         for table, frame in frames.items():
-            written.append(write_atomic(folder / f"{name}.{table}.csv", frame.to_csv(index=False)))
-    written.append(write_atomic(folder / "result.json", json.dumps(info, indent=1)))
+            file = inside_run(run_path, FOLDER, lens, f"{name}.{table}.csv")
+            written.append(write_atomic(file, frame.to_csv(index=False)))
+    written.append(write_atomic(inside_run(run_path, FOLDER, lens, "result.json"), json.dumps(info, indent=1)))
     return written
 
 
@@ -254,13 +257,13 @@ def load(run_path: str | Path, lens: str) -> tuple[Result, dict[str, Any]] | Non
         ValueError: the saved files are damaged (one line naming the folder).
     """
     folder = lens_folder(run_path, lens)
-    if not (folder / "result.json").is_file():
+    if not inside_run(run_path, FOLDER, lens, "result.json").is_file():
         return None
     try:
         info = json.loads((folder / "result.json").read_text())
         parts = {}
-        for name, part in info["parts"].items():
-            frames = {t: pd.read_csv(folder / f"{name}.{t}.csv") for t in part["tables"]}
+        for name, part in info["parts"].items():  # names from result.json: each file must stay in the run
+            frames = {t: pd.read_csv(inside_run(run_path, FOLDER, lens, f"{name}.{t}.csv")) for t in part["tables"]}
             cls = {"lesion": LesionResult, "paths": PathResult, "landscape": LandscapeResult}[lens]
             parts[name] = _join(cls, frames, part["meta"])
         if lens == "lesion":
@@ -275,5 +278,13 @@ def load(run_path: str | Path, lens: str) -> tuple[Result, dict[str, Any]] | Non
 
 
 def saved_lenses(run_path: str | Path) -> list[str]:
-    """The lenses with a saved result in this run's folder, in `LENSES` order."""
-    return [lens for lens in LENSES if (lens_folder(run_path, lens) / "result.json").is_file()]
+    """The lenses with a saved result in this run's folder, in `LENSES` order (one behind a link that leads
+    out of the run folder is not the run's, and is left out)."""
+    saved = []
+    for lens in LENSES:
+        try:
+            if inside_run(run_path, FOLDER, lens, "result.json").is_file():
+                saved.append(lens)
+        except ValueError:
+            continue
+    return saved

@@ -61,6 +61,7 @@ def run_tasks(tasks: Sequence[Mapping[str, Any]], device: str, channel: Any, sto
 
         try:
             options = explain.check_options(task["lens"], task.get("options"))
+            explain.lens_folder(task["path"], task["lens"])  # a link out of the run: refused before the work
             run = load_run(task["path"], device=device)
             channel.put(("started", i, run.label))
             result = explain.analyse(task["lens"], run, options, progress=progress, stop=stop)

@@ -18,7 +18,8 @@ from typing import Any
 import plotly.graph_objects as go
 import plotly.io as pio
 
-STATIC_FORMATS = ("png", "svg")
+from .formats import FIGURE_FORMATS, STATIC_FORMATS, check_formats  # noqa: F401  (re-exported)
+
 # mkstemp makes 0600 files; written files get the usual permissions instead (read once at import).
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)

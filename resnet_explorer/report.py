@@ -27,13 +27,16 @@ import plotly.graph_objects as go
 
 from . import __version__
 from .compare import comparison_figures, comparison_findings, run_labels, summary_rows
+from .explain import FOLDER as EXPLAIN_FOLDER
 from .explain import LENSES, lens_folder, saved_lenses
 from .explain import figures as lens_figures
 from .explain import load as load_lens
 from .export import rows_to_csv, write_atomic, write_figure
-from .runs import TABLES, Run, load_run, run_dir
+from .formats import REPORT_FORMATS
+from .formats import check_formats as _check_formats
+from .runs import TABLES, Run, inside_run, load_run, run_dir
 
-FORMATS = ("html", "png", "svg")
+FORMATS = REPORT_FORMATS
 STATIC_WIDTH = 1100  # px of PNG/SVG figures (PNG pixels x2): fits the index page's 1200 px column
 FIGURE_TITLES = {
     "training_curves": "Training curves (He et al. 2015, Fig. 6)",
@@ -70,19 +73,8 @@ li.note { color: #8a5a00; }
 
 
 def check_formats(formats: Sequence[str] | str) -> list[str]:
-    """Validated formats in the order given, without repeats.
-
-    Raises:
-        ValueError: none given, or one outside FORMATS.
-    """
-    if isinstance(formats, str):
-        formats = formats.split(",")
-    chosen = list(dict.fromkeys(f.strip().lower() for f in formats if f.strip()))
-    bad = [f for f in chosen if f not in FORMATS]
-    if bad or not chosen:
-        what = f"unknown report format(s) {', '.join(bad)}" if bad else "no report format given"
-        raise ValueError(f"{what}: use one or more of {', '.join(FORMATS)}")
-    return chosen
+    """The report's formats, validated (`export.check_formats` against `FORMATS`)."""
+    return _check_formats(formats, REPORT_FORMATS, "report")
 
 
 def _load_runs(run_paths: Sequence[str | Path]) -> list[Run]:
@@ -254,15 +246,16 @@ def write_report_files(run_paths: Sequence[str | Path], out: str | Path,
         stem = out / "figures" / name
         for fmt in formats:  # in the order asked, as write_figure does
             written += write_figure(fig if fmt == "html" else _static(fig), stem, [fmt])
-    for run, folder in zip(runs, folders):
+    for run, folder in zip(runs, folders):  # only files inside each run folder: a link out of it is not copied
         for file in ("run.json", *(f"{table}.csv" for table in TABLES)):
-            source = run.path / file
+            source = inside_run(run.path, file)
             if source.is_file():
                 written.append(write_atomic(folder / file, source.read_bytes()))
         for lens in saved_lenses(run.path):  # the saved analyses' tables, as the run folder has them
-            for source in sorted(lens_folder(run.path, lens).iterdir()):
+            for entry in sorted(lens_folder(run.path, lens).iterdir()):
+                source = inside_run(run.path, EXPLAIN_FOLDER, lens, entry.name)
                 if source.is_file():
-                    written.append(write_atomic(folder / "explain" / lens / source.name, source.read_bytes()))
+                    written.append(write_atomic(folder / EXPLAIN_FOLDER / lens / source.name, source.read_bytes()))
     written.append(write_atomic(out / "summary.csv", rows_to_csv(rows)))
     written.append(write_atomic(out / "summary.json", json.dumps(rows, indent=1)))
     labels = run_labels(runs)

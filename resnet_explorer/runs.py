@@ -30,6 +30,7 @@ import pickle
 import platform
 import re
 import secrets
+import shutil
 import socket
 import threading
 import time
@@ -49,6 +50,7 @@ from .export import rows_to_csv, write_atomic
 from .limits import MAX_IMAGE_SIZE
 from .liveness import process_identity, writer_alive
 from .models import ModelSpec, ResNet, build_model, count_parameters
+from .pickle_guard import Malformed, check_torch_file
 from .training.config import TrainConfig
 from .training.trainer import Event, Listener, ListenerError, TrainResult, train
 
@@ -64,7 +66,10 @@ TABLES: dict[str, tuple[str, ...]] = {
 RESULT_FIELDS: dict[str, str] = {"metrics": "metrics", "eval": "evals", "residual_norms": "residual_norms",
                                  "grad_flow": "grad_flow", "responses": "responses",
                                  "responses_eval": "responses_eval"}  # table -> `TrainResult` field
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # never starts with ".": hidden folders are not runs
+STAGING_SUFFIX = ".importing"  # `staging_dir`: an import writes here, then renames the folder to its run id
+STALE_STAGING_SECONDS = 600.0  # a staging folder without a live writer's record, untouched this long, is left over
+MAX_RUN_JSON_BYTES = 64_000_000  # run.json (100,000 class names of 100 characters take 10 MB)
 
 
 def run_dir(root: str | Path, run_id: str) -> Path:
@@ -79,6 +84,64 @@ def run_dir(root: str | Path, run_id: str) -> Path:
     path = (root / run_id).resolve()
     if path.parent != root:
         raise ValueError(f"run id {run_id!r} leaves the runs folder")
+    return path
+
+
+def staging_dir(root: str | Path, run_id: str) -> Path:
+    """The hidden folder an import of `run_id` is written in before it is renamed into place. Its name
+    starts with "." (`run_dir` never gives one), so `list_runs` and `load_run` never take it for a run,
+    and it holds writer.json (`process_identity`) so `remove_stale_staging` can tell a live import."""
+    return run_dir(root, run_id).with_name(f".{run_id}{STAGING_SUFFIX}")
+
+
+def remove_stale_staging(root: str | Path, now: float | None = None) -> list[str]:
+    """Remove the staging folders under `root` whose import was killed (its writer is gone); their names.
+
+    A folder whose writer.json is missing or unreadable counts as left over once untouched for
+    `STALE_STAGING_SECONDS` (an import writes writer.json first, within a millisecond of creating it).
+    """
+    root = Path(root)
+    removed: list[str] = []
+    if not root.is_dir():
+        return removed
+    now = time.time() if now is None else now
+    for child in root.iterdir():
+        if not (child.name.startswith(".") and child.name.endswith(STAGING_SUFFIX)) or child.is_symlink():
+            continue
+        try:
+            writer = json.loads((child / "writer.json").read_text(encoding="utf-8"))
+            alive = isinstance(writer, dict) and writer_alive(writer, now)
+        except (OSError, ValueError, RecursionError):
+            try:
+                alive = now - child.stat().st_mtime < STALE_STAGING_SECONDS
+            except OSError:
+                continue
+        if not alive:
+            shutil.rmtree(child, ignore_errors=True)
+            if not child.exists():
+                removed.append(child.name)
+    return sorted(removed)
+
+
+def inside_run(run_path: str | Path, *parts: str) -> Path:
+    """`run_path / parts`, refused when it resolves outside the run folder (a symlink pointing out of it).
+
+    A run folder from someone else is data: following a link it holds would read or write files it
+    names anywhere on this machine (an analysis saving into a linked explain/, a report copying a
+    linked table).
+
+    Raises:
+        ValueError: one line naming the run and the part that leads out of it.
+    """
+    base = Path(run_path)
+    path = base.joinpath(*parts)
+    try:
+        inside = path.resolve().is_relative_to(base.resolve())
+    except (OSError, RuntimeError) as err:  # a symlink loop
+        raise ValueError(f"run {base.name}: {'/'.join(parts)} cannot be resolved ({_first_line(err)})") from None
+    if not inside:
+        raise ValueError(f"run {base.name}: {'/'.join(parts)} is a link that leads out of the run folder; "
+                         "a run folder's files must be inside it")
     return path
 
 
@@ -481,7 +544,12 @@ def _read_info(path: Path) -> dict[str, Any]:
         ValueError: the file cannot be read, is not JSON, or holds something other than an object.
     """
     try:
-        text = (path / "run.json").read_text(encoding="utf-8")
+        file = inside_run(path, "run.json")
+        size = file.stat().st_size
+        if size > MAX_RUN_JSON_BYTES:
+            raise ValueError(f"run {path.name}: run.json is {size:,} bytes, more than a run.json may take "
+                             f"({MAX_RUN_JSON_BYTES:,})")
+        text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ValueError(f"run {path.name}: run.json is unreadable: it is not UTF-8 text") from None
     except OSError as err:
@@ -592,6 +660,10 @@ def _read_state(weights: Path, run: str) -> dict[str, torch.Tensor]:
     except OSError as err:
         raise ValueError(f"run {run}: model.pt cannot be read: {err.strerror or _first_line(err)}") from None
     try:
+        check_torch_file(weights, f"run {run}: model.pt")  # bounded work first: a hash bomb is refused unread
+    except Malformed as err:
+        raise ValueError(f"run {run}: model.pt is damaged: {err}") from None
+    try:
         state = torch.load(weights, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:  # UnpicklingError, RuntimeError, EOFError, OSError, ... from a damaged file
         text = str(err)
@@ -609,7 +681,8 @@ def _read_state(weights: Path, run: str) -> dict[str, torch.Tensor]:
         raise ValueError(f"run {run}: model.pt holds a {type(state).__name__}, not a state dict (names to tensors)")
     for key, value in state.items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
-            raise ValueError(f"run {run}: model.pt is not a state dict: its entry {_describe(key)} holds a "
+            what = _describe(key) if isinstance(key, str) else f"keyed by a {type(key).__name__}"  # never repr it
+            raise ValueError(f"run {run}: model.pt is not a state dict: its entry {what} holds a "
                              f"{type(value).__name__}, not a tensor")
     return state
 
@@ -675,6 +748,8 @@ def load_run(path: str | Path, *, device: str = "cpu", with_model: bool = True) 
             model.pt that is damaged, refused, too large or does not fit the spec.
     """
     path = Path(path)
+    if path.name.startswith(".") and path.name.endswith(STAGING_SUFFIX):
+        raise ValueError(f"{path} is an import that never finished (its staging folder), not a run")
     if not (path / "run.json").is_file():
         raise ValueError(f"{path} is not a run folder (no run.json)")
     run = path.name
@@ -693,11 +768,11 @@ def load_run(path: str | Path, *, device: str = "cpu", with_model: bool = True) 
         config = None if imported and "config" not in info else TrainConfig.from_dict(info["config"])
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as err:
         raise ValueError(f"run {run}: run.json's config is invalid: {_first_line(err)}") from None
-    tables = {name: _read_table(path / f"{name}.csv", cols, run) for name, cols in TABLES.items()}
+    tables = {name: _read_table(inside_run(path, f"{name}.csv"), cols, run) for name, cols in TABLES.items()}
     interrupted = _interruption(path, info, tables["eval"])
     if interrupted:
         info = {**info, "status": "interrupted", "message": interrupted}
-    weights = path / "model.pt"
+    weights = inside_run(path, "model.pt")
     model = _load_weights(path, spec, device) if with_model and weights.is_file() else None
     return Run(path, info, spec, config, tables, model)
 
@@ -716,7 +791,7 @@ def list_runs(root: str | Path = DEFAULT_ROOT) -> list[dict[str, Any]]:
         return []
     runs = []
     for child in root.iterdir():
-        if not (child / "run.json").is_file():
+        if child.name.startswith(".") or not (child / "run.json").is_file():  # hidden: an import's staging folder
             continue
         try:
             info = _read_info(child)

@@ -57,7 +57,7 @@ from ..limits import (
     check_int,
 )
 from ..runs import Run
-from ..training.trainer import load_config_data
+from ..training.trainer import load_run_data
 from .common import AnalysisStopped, eval_mode
 from .study import spread_over_classes
 
@@ -296,7 +296,7 @@ def run_landscape(
     check_int("seed", seed, 0, MAX_SEED)
     if run.model is None:
         raise ValueError(f"run {run.id} was loaded without its model (model.pt); load it with with_model=True")
-    data = load_config_data(run.config)
+    data = load_run_data(run.config)
     chosen = spread_over_classes(data.train_labels, images)
     idx = torch.tensor(chosen, dtype=torch.long)
     x = normalize(data.train_images[idx], data.mean, data.std)

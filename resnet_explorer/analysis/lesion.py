@@ -726,7 +726,7 @@ def _run_inputs(run: object, images: int | None) -> tuple[ResNet, torch.Tensor, 
     """A run's model and normalised held-out images (the first `images`, spread over the classes)."""
     from ..data import normalize
     from ..runs import Run
-    from ..training.trainer import load_config_data
+    from ..training.trainer import load_run_data
     from .study import spread_over_classes
 
     if not isinstance(run, Run):
@@ -735,7 +735,7 @@ def _run_inputs(run: object, images: int | None) -> tuple[ResNet, torch.Tensor, 
         check_int("images", images, 1, MAX_LESION_IMAGES)
     if run.model is None:
         raise ValueError(f"run {run.id} has no saved weights (model.pt), so there is nothing to lesion")
-    data = load_config_data(run.config)
+    data = load_run_data(run.config)
     n = len(data.test_images)
     note = ""
     if images is None:

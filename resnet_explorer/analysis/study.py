@@ -21,7 +21,7 @@ from ..data import normalize
 from ..data.folder import IMAGE_EXTENSIONS
 from ..limits import ATTRIBUTE_BATCH, MAX_ATTRIBUTE_SAMPLES, MAX_USER_IMAGES, check_int
 from ..runs import Run
-from ..training.trainer import load_config_data
+from ..training.trainer import load_run_data
 from . import METHODS, AttributionResult, ImageError, attribute, load_image, mask_share, predict_top, sanity_check
 from .attribution import BASELINES, IG_MAX_STEPS, IG_START_STEPS, IG_TOLERANCE, black_baseline
 
@@ -100,7 +100,7 @@ def dataset_inputs(run: Run, samples: int = 8, indices: Sequence[int] | None = N
     if run.config is None:
         raise ValueError(f"run {run.id} was imported from a checkpoint and has no dataset, so no held-out images: "
                          "upload an image instead")
-    data = load_config_data(run.config)
+    data = load_run_data(run.config)
     n = len(data.test_images)
     note = ""
     if indices is not None:

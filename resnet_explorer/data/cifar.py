@@ -14,6 +14,7 @@ b"labels" (CIFAR-10) or b"fine_labels" (CIFAR-100). Nothing is downloaded unless
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import pickle
 import tarfile
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..pickle_guard import Refused, check_pickle
 from .base import ImageData, channel_stats, check_data_bytes, check_size, one_line
 
 __all__ = ["CIFAR_SPECS", "DEFAULT_ROOT", "CifarSpec", "load_cifar", "download_cifar"]
@@ -80,6 +82,9 @@ _SAFE_GLOBALS = {
 }
 
 
+MAX_CIFAR_FILE_BYTES = 200_000_000  # the largest, cifar-100-python/train, takes 155 MB
+
+
 class _SafeUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         if (module, name) not in _SAFE_GLOBALS:
@@ -90,8 +95,13 @@ class _SafeUnpickler(pickle.Unpickler):
 def _read_pickle(path: Path) -> dict:
     """Unpickle one CIFAR file with only numpy globals allowed; any failure names the file."""
     try:
-        with open(path, "rb") as f:
-            obj = _SafeUnpickler(f, encoding="bytes").load()
+        if path.stat().st_size > MAX_CIFAR_FILE_BYTES:
+            raise ValueError(f"{path.stat().st_size:,} bytes, more than any CIFAR file")
+        data = path.read_bytes()
+        check_pickle(data, f"CIFAR file {path}")  # bounded work first: a hash bomb is refused unread
+        obj = _SafeUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except Refused:
+        raise
     except FileNotFoundError:
         raise ValueError(f"missing CIFAR file {path}; the folder is incomplete, delete it and load again with "
                          f"download=True (CLI: --download; Train page: 'Download if missing')") from None

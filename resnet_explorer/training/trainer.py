@@ -156,6 +156,14 @@ def load_config_data(config: TrainConfig) -> ImageData:
                      test_size=config.test_size, download=config.download, image_size=config.image_size)
 
 
+def load_run_data(config: TrainConfig) -> ImageData:
+    """The data of a saved run's config, for an analysis: the config is read as data, not as instructions,
+    so nothing is downloaded and no folder is created, whatever its `download` and `data_root` say (a
+    run folder from elsewhere could otherwise fetch CIFAR into any folder it names). Only training
+    downloads, and only when its user asks."""
+    return load_config_data(config.replace(download=False))
+
+
 def _lr_lambda(schedule: str, total: int, warmup: float = 0.25) -> Callable[[int], float]:
     """Multiplier of the peak rate after `i` steps."""
     if schedule == "constant":
