@@ -192,7 +192,7 @@ if go:
         bar.empty()
         stop_slot.empty()
         st.session_state[RESULT] = (run.id, profile, inputs.note)
-    except (ValueError, AnalysisStopped) as err:  # ImageError is a ValueError
+    except (ValueError, MemoryError, AnalysisStopped) as err:  # ImageError is a ValueError
         st.session_state.pop(RESULT, None)
         st.error(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
 

@@ -409,9 +409,9 @@ def import_weights(path: str | Path, model_name: str, root: str | Path,
         buffer = io.StringIO()
         json.dump(info, buffer, indent=1)
         (staging / "run.json").write_text(buffer.getvalue(), encoding="utf-8")
-        (staging / "writer.json").unlink()
-        os.replace(staging, final)
+        os.replace(staging, final)  # writer.json goes along: a kill before this leaves a folder it names
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    (final / "writer.json").unlink(missing_ok=True)  # the run is whole; a kill just before this leaves a stray file
     return final

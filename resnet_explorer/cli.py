@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import re
 import signal
 import sys
 import threading
@@ -47,13 +48,32 @@ class CliError(Exception):
     """A user mistake: printed as one line, exit code 2."""
 
 
+# Characters a terminal acts on instead of showing: C0 and C1 controls (ESC starts ANSI sequences, CR
+# and LF break the line), the line and paragraph separators, and the bidirectional overrides and
+# isolates that can make a name read in another order than its bytes.
+_TERMINAL_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: object) -> str:
+    """`text` as one printable line: each character a terminal would act on written as \\xNN or \\uNNNN.
+
+    For everything printed that came from outside the program: file and folder names, a run.json's
+    fields, an error's message that quotes them.
+    """
+    def escape(match: re.Match[str]) -> str:
+        code = ord(match.group())
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return _TERMINAL_UNSAFE.sub(escape, str(text))
+
+
 def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
     if not rows:
         return "(empty)"
     columns = list(columns or rows[0])
 
     def fmt(v: Any) -> str:
-        return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+        return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else terminal_safe(v)
 
     cells = [[fmt(r[c]) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
@@ -505,7 +525,7 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     paths.append(write_atomic(out / "scores.csv", rows_to_csv(study.scores)))
     paths.append(write_atomic(out / "predictions.csv", rows_to_csv(top_predictions(study, classes))))
     for i, name in enumerate(inputs.names[:TOP_LINES]):
-        print(f"{name}: {top_line(study, i, classes)}", file=sys.stderr)
+        print(terminal_safe(f"{name}: {top_line(study, i, classes)}"), file=sys.stderr)
     if len(inputs.names) > TOP_LINES:
         print(f"(predictions.csv holds the top {study.top_classes.shape[1]} of all {len(inputs.names)} images)",
               file=sys.stderr)
@@ -733,7 +753,8 @@ def cmd_import_weights(args: argparse.Namespace) -> int:
               f"file{'s' if total != 1 else ''}", file=sys.stderr)
         names = importable_names()
         for row in rows:
-            print(f"{row['path']}\t{row['megabytes']:.0f} MB\t{row['cache']}: {row['file']}, {what_it_is(row, names)}")
+            print(f"{terminal_safe(row['path'])}\t{row['megabytes']:.0f} MB\t{row['cache']}: {terminal_safe(row['file'])}, "
+                  f"{terminal_safe(what_it_is(row, names))}")
         return EXIT_OK
     if not args.model:
         raise CliError("give --model NAME (the zoo's name of the net), or --list to see the checkpoints cached here")
@@ -991,19 +1012,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (CliError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {terminal_safe(err)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except MemoryError:
-        print("error: out of memory; ask for a smaller model, batch or dataset", file=sys.stderr)
+    except MemoryError as err:  # an analysis names what it was asked for; an allocation anywhere else does not
+        print(f"error: {terminal_safe(err) if str(err) else 'out of memory; ask for a smaller model, batch or dataset'}",
+              file=sys.stderr)
         return EXIT_FAILED
     except OSError as err:  # a file or folder that failed mid-way (disk full, removed): one line
         if isinstance(err, BrokenPipeError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return EXIT_OK
         where = f" ({err.filename})" if err.filename else ""
-        print(f"error: {err.strerror or err}{where}", file=sys.stderr)
+        print(f"error: {terminal_safe(err.strerror or err)}{terminal_safe(where)}", file=sys.stderr)
         return EXIT_FAILED
 

@@ -54,3 +54,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type == "mps" and "mps" not in available_devices():
         raise DeviceUnavailableError(f"MPS (Apple GPU) was requested but is not available; available: {here}")
     return dev
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether `err` is an allocation that failed: CUDA's `torch.OutOfMemoryError`, the CPU allocator's
+    RuntimeError ("can't allocate memory"), MPS's ("MPS backend out of memory") or Python's MemoryError."""
+    if isinstance(err, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    text = str(err)
+    return isinstance(err, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
+

@@ -155,6 +155,43 @@ def test_profile_an_imported_net_on_uploaded_photos(env):
     assert (units["ratio_mean"] > 0).all()
 
 
+def test_an_uploaded_hash_bomb_is_refused_at_once(env, tmp_path):
+    import time
+
+    from tests.test_hostile_inputs import _bomb_in_a_zip
+
+    bomb = _bomb_in_a_zip(tmp_path / "resnet18_bomb.pth", levels=30)  # 2^30 to hash: seconds, if let through
+    at = page().run()
+    at.radio(key="pre_source").set_value("Upload a checkpoint").run()
+    at.get("file_uploader")[0].upload(bomb.name, bomb.read_bytes(), "application/octet-stream")
+    at.run()
+    started = time.perf_counter()
+    at.button(key="pre_import").click().run()
+    assert time.perf_counter() - started < 5
+    assert not at.exception and at.error and "refused unread" in at.error[0].value
+    assert list_runs(env) == []
+
+
+def test_out_of_memory_while_profiling_is_one_line_and_the_page_lives_on(env, monkeypatch):
+    from resnet_explorer.models.resnet import ResNet
+
+    at = import_from_hub(env)
+    at.get("file_uploader")[-1].set_value([("p.png", photo(), "image/png")])
+    at.toggle(key="pre_lesions").set_value(False)
+    real = ResNet.forward_stem
+
+    def fail(self, x):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 205520896 bytes.")
+
+    monkeypatch.setattr(ResNet, "forward_stem", fail)
+    at.button(key="FormSubmitter:pre_form-Profile").click().run()
+    assert not at.exception and len(at.error) == 1
+    assert at.error[0].value.startswith("out of memory profiling 1 image of 224x224 px in batches of 1")
+    monkeypatch.setattr(ResNet, "forward_stem", real)
+    at.button(key="FormSubmitter:pre_form-Profile").click().run()
+    assert not at.exception and not at.error and len(at.get("plotly_chart")) == 1
+
+
 def test_profile_a_folder_that_is_not_there_is_one_line(env):
     at = import_from_hub(env)
     at.radio(key="pre_where").set_value("A folder on this computer")

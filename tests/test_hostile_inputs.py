@@ -394,3 +394,280 @@ def test_inspect_notices_a_file_damaged_after_it_was_shown(tiny_run, tmp_path, m
     at.run()
     assert not at.exception
     assert any("metrics.csv lacks the columns step" in e.value for e in at.error), [e.value for e in at.error]
+
+
+# ---- round 3: checkpoints, run folders and file names from elsewhere -------------------------------
+def hash_bomb(levels: int = 64) -> bytes:
+    """A dict keyed by a `levels`-deep tuple DAG (each level holds the one below twice, through the memo):
+    ~460 bytes of the opcodes `weights_only` unpickling accepts, whose last key takes 2^levels steps to
+    hash. The levels stay on the stack, so the dict takes them all as keys and values: ():t1, t2:t3, ...,
+    t_levels:1 (`levels` even)."""
+    out = bytearray(b"\x80\x02}()q\x00")  # PROTO 2, EMPTY_DICT, MARK, EMPTY_TUPLE, BINPUT 0
+    for k in range(levels):  # BINGET k twice, TUPLE2, BINPUT k+1
+        out += b"h" + bytes([k]) + b"h" + bytes([k]) + b"\x86q" + bytes([k + 1])
+    return bytes(out + b"K\x01u.")  # BININT1 1, SETITEMS, STOP
+
+
+def _bomb_in_a_zip(path: Path, levels: int = 64) -> Path:
+    """A torch.save zip archive whose data.pkl is the bomb (the other members as torch wrote them)."""
+    import io
+    import zipfile
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(2)}, buf)
+    with zipfile.ZipFile(buf) as zin, zipfile.ZipFile(path, "w") as zout:
+        for info in zin.infolist():
+            zout.writestr(info, hash_bomb(levels) if info.filename.endswith("data.pkl") else zin.read(info))
+    return path
+
+
+def test_the_bomb_is_what_it_claims_and_only_its_expansion_is_refused(tmp_path):
+    import pickle
+
+    import torch
+
+    from resnet_explorer.pickle_guard import MAX_PICKLE_NODES, Refused, check_pickle
+
+    small = torch.load(_bomb_in_a_zip(tmp_path / "small.pth", levels=6), weights_only=True)  # small: hashed
+    assert small == pickle.loads(hash_bomb(levels=6)) and len(small) == 4
+    key = next(k for k, v in small.items() if v == 1)
+    for _ in range(6):
+        assert key[0] is key[1]  # one object referenced twice: the memo, not copies
+        key = key[0]
+    assert key == ()
+    assert check_pickle(hash_bomb(levels=8), "small") > 0  # 2^9 nodes: a harmless pickle is read
+    assert 2 ** 24 > MAX_PICKLE_NODES
+    with pytest.raises(Refused, match="refused unread.*nothing in it was executed"):
+        check_pickle(hash_bomb(levels=24), "bomb")
+
+
+def test_shared_storage_and_legacy_checkpoints_still_load(tmp_path):
+    import torch
+
+    from resnet_explorer import build_model
+    from resnet_explorer.pickle_guard import check_torch_file
+
+    state = build_model("resnet18").state_dict()
+    state["tied"] = state["fc.weight"].view(-1)  # one storage behind two tensors, as tied weights are saved
+    for legacy in (False, True):
+        path = tmp_path / f"legacy_{legacy}.pth"
+        torch.save({"state_dict": state, "epoch": 3}, path, _use_new_zipfile_serialization=not legacy)
+        check_torch_file(path, path.name)
+        loaded = torch.load(path, weights_only=True)["state_dict"]
+        assert loaded["tied"].data_ptr() == loaded["fc.weight"].data_ptr()
+
+
+def test_hash_bombs_are_refused_in_seconds_wherever_they_come_in(tiny_run, tmp_path):
+    """A bare pickle and a torch.save zip to import-weights, a run's model.pt, a CIFAR batch: each refused
+    in one line within seconds. In a subprocess with a timeout: a bomb let through would hold the GIL
+    hashing for 2^64 steps, and only a subprocess can be stopped then."""
+    import shutil
+
+    (tmp_path / "bare.pth").write_bytes(hash_bomb())
+    _bomb_in_a_zip(tmp_path / "zip.pth")
+    run = tmp_path / tiny_run.name
+    shutil.copytree(tiny_run, run)
+    _bomb_in_a_zip(run / "model.pt")
+    (tmp_path / "cifar").mkdir()
+    (tmp_path / "cifar" / "data_batch_1").write_bytes(hash_bomb())
+    script = textwrap.dedent(f"""
+        import json, sys, time
+        from pathlib import Path
+        from resnet_explorer.cli import main
+        from resnet_explorer.data.cifar import _read_pickle
+        from resnet_explorer.runs import load_run
+        d = Path({str(tmp_path)!r})
+        out = {{}}
+        for name in ("bare.pth", "zip.pth"):
+            started = time.perf_counter()
+            code = main(["import-weights", str(d / name), "--model", "resnet18", "--out", str(d / "runs")])
+            out[name] = [code, time.perf_counter() - started]
+        for name, read in (("model.pt", lambda: load_run({str(run)!r})),
+                           ("cifar", lambda: _read_pickle(d / "cifar" / "data_batch_1"))):
+            started = time.perf_counter()
+            try:
+                read()
+                out[name] = ["read", 0.0]
+            except ValueError as err:
+                out[name] = [str(err), time.perf_counter() - started]
+        print(json.dumps(out))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 2 and all("refused unread" in e for e in errors) and "Traceback" not in proc.stderr
+    assert "bare.pth" in errors[0] and "zip.pth" in errors[1]
+    for name in ("bare.pth", "zip.pth"):
+        assert got[name][0] == 2 and got[name][1] < 5, got
+    assert "refused unread" in got["model.pt"][0] and "\n" not in got["model.pt"][0], got
+    assert "refused unread" in got["cifar"][0], got
+    assert max(got["model.pt"][1], got["cifar"][1]) < 5, got
+    assert not (tmp_path / "runs").exists() or list_runs(tmp_path / "runs") == []
+
+
+def test_an_import_killed_before_its_rename_is_never_a_run_and_is_cleaned(tmp_path):
+    import torch
+
+    from resnet_explorer import build_model
+    from resnet_explorer.checkpoints import import_weights
+    from resnet_explorer.runs import STAGING_SUFFIX
+
+    file, root = tmp_path / "r18.pth", tmp_path / "runs"
+    torch.save(build_model("resnet18").state_dict(), file)
+    script = textwrap.dedent(f"""
+        import os, signal
+        from resnet_explorer.checkpoints import import_weights
+        real = os.replace
+        def replace(src, dst):  # SIGKILL just before the staging folder takes its name
+            if str(src).endswith({STAGING_SUFFIX!r}):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(src, dst)
+        os.replace = replace
+        import_weights({str(file)!r}, "resnet18", {str(root)!r})
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    staged = [p for p in root.iterdir() if p.name.endswith(STAGING_SUFFIX)]
+    assert len(staged) == 1 and (staged[0] / "run.json").is_file()  # complete but for its rename
+    assert list_runs(root) == []  # never listed, let alone as "done"
+    with pytest.raises(ValueError, match="not a run"):
+        load_run(staged[0])
+    run = load_run(import_weights(file, "resnet18", root), with_model=False)  # the next import cleans it
+    assert not staged[0].exists() and [r["id"] for r in list_runs(root)] == [run.id]
+
+
+def test_a_staging_folder_of_a_live_import_is_left_alone(tmp_path):
+    from resnet_explorer.liveness import process_identity
+    from resnet_explorer.runs import STAGING_SUFFIX, remove_stale_staging
+
+    live, dead = tmp_path / f".a{STAGING_SUFFIX}", tmp_path / f".b{STAGING_SUFFIX}"
+    for folder, writer in ((live, process_identity()), (dead, {**process_identity(), "pid_started": 1.0})):
+        folder.mkdir()
+        (folder / "writer.json").write_text(json.dumps(writer))
+    assert remove_stale_staging(tmp_path) == [dead.name]
+    assert live.is_dir() and not dead.exists()
+
+
+def test_a_run_json_cannot_make_an_analysis_download_or_write_outside_the_run(tiny_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "runs" / tiny_run.name
+    shutil.copytree(tiny_run, run)
+    outside = tmp_path / "outside"
+    info = json.loads((run / "run.json").read_text())
+    info["config"].update(dataset="cifar10", download=True, data_root=str(outside))
+    (run / "run.json").write_text(json.dumps(info))
+    code = main(["lesion", str(run), "--images", "8", "--draws", "1", "--out", str(tmp_path / "lens")])
+    _one_line_error(capsys, code, 2, "cifar10 not found")
+    assert not outside.exists()  # no download, no folder made
+
+
+def test_links_out_of_a_run_folder_are_refused(tiny_run, tmp_path, capsys):
+    import shutil
+
+    from resnet_explorer.runs import inside_run
+
+    run = tmp_path / "runs" / tiny_run.name
+    shutil.copytree(tiny_run, run)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run / "explain").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(ValueError, match="leads out of the run folder"):
+        inside_run(run, "explain", "lesion")
+    code = main(["lesion", str(run), "--images", "8", "--draws", "1", "--out", str(tmp_path / "lens")])
+    _one_line_error(capsys, code, 2, "leads out of the run folder")
+    assert not any(elsewhere.iterdir())
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not yours")
+    (run / "metrics.csv").unlink()
+    (run / "metrics.csv").symlink_to(secret)
+    with pytest.raises(ValueError, match="leads out of the run folder"):
+        load_run(run, with_model=False)
+
+
+def test_a_damaged_earlier_import_is_not_reused(tmp_path, capsys):
+    import torch
+
+    from resnet_explorer import build_model
+
+    file, root = tmp_path / "r18.pth", tmp_path / "runs"
+    torch.save(build_model("resnet18").state_dict(), file)
+    assert main(["import-weights", str(file), "--model", "resnet18", "--out", str(root)]) == 0
+    first = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    model = first / "model.pt"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])  # truncated
+    assert main(["import-weights", str(file), "--model", "resnet18", "--out", str(root)]) == 0
+    out, err = capsys.readouterr()
+    second = Path(out.strip().splitlines()[-1])
+    assert second != first and "reused" not in err
+    assert load_run(second).model is not None
+
+
+def test_names_from_elsewhere_cannot_drive_the_terminal(tmp_path, monkeypatch, capsys):
+    from resnet_explorer.cli import terminal_safe
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    evil = "a\x1b[2J\x1b]0;owned\x07\rb\nc\u202egnp.pth"
+    (hub / evil).write_bytes(b"x")
+    assert main(["import-weights", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "\x1b" not in out and "\r" not in out and "\u202e" not in out
+    assert "a\\x1b[2J\\x1b]0;owned\\x07\\x0db\\x0ac\\u202egnp.pth" in out
+    code = main(["import-weights", str(tmp_path / "no\x1b[31mfile\n.pth"), "--model", "resnet18",
+                 "--out", str(tmp_path / "runs")])
+    last = _one_line_error(capsys, code, 2, "no checkpoint file")
+    assert "\x1b" not in last and "\\x1b[31mfile\\x0a.pth" in last
+    assert terminal_safe("résumé 1×2 → ok\t") == "résumé 1×2 → ok\\x09"  # printable text is kept
+
+
+def test_lenses_take_every_figure_format_the_help_offers(tiny_run, tmp_path, capsys):
+    code = main(["landscape", str(tiny_run), "--dims", "1", "--grid", "3", "--images", "8", "--format", "json",
+                 "--out", str(tmp_path / "lens")])
+    assert code == 0, capsys.readouterr().err
+    assert list((tmp_path / "lens").glob("*.json"))
+    _one_line_error(capsys, main(["landscape", str(tiny_run), "--format", "gif", "--out", str(tmp_path / "l2")]),
+                    2, "unknown figure format(s) gif: use one or more of html, png, svg, json")
+
+
+def test_profile_batch_fits_the_free_memory_and_out_of_memory_is_one_line(tmp_path, monkeypatch, capsys):
+    import collections
+
+    import psutil
+    import torch
+
+    from resnet_explorer import build_model
+    from resnet_explorer.analysis import common
+    from resnet_explorer.analysis.profile import _batch, profile_units
+
+    model = build_model("resnet18")
+    images = torch.zeros(512, 3, 224, 224)
+    cached, working = common.per_image_bytes(model, images)
+    assert working >= 2 * 64 * 112 * 112 * 4  # the stem's 112 px output counts, not only the unit inputs
+    memory = collections.namedtuple("memory", "available")
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: memory(400 * 2**20))
+    small = _batch(model, images, None)
+    assert 1 <= small < 64 and small * (cached + working) <= 100 * 2**20  # a quarter of what is free
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: memory(64 * 2**30))
+    assert _batch(model, images, None) == 64
+
+    def fail(*args):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 205520896 bytes. Error code 12 (Cannot allocate memory)")
+
+    monkeypatch.setattr(model, "forward_stem", fail)
+    with pytest.raises(MemoryError, match=r"^out of memory profiling 512 images of 224x224 px in batches of 64"):
+        profile_units(model, images)
+    with pytest.raises(RuntimeError, match="not memory"):  # other errors are not renamed
+        monkeypatch.setattr(model, "forward_stem", lambda x: (_ for _ in ()).throw(RuntimeError("not memory")))
+        profile_units(model, images[:2])
+    monkeypatch.setattr(cli, "cmd_list", lambda args: (_ for _ in ()).throw(MemoryError("out of memory profiling x")))
+    code = main(["list"])
+    assert code == 1 and capsys.readouterr().err.strip() == "error: out of memory profiling x"

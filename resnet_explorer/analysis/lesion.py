@@ -45,9 +45,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..limits import MAX_BATCH_SIZE, MAX_LESION_CONFIGS, MAX_LESION_DRAWS, MAX_LESION_IMAGES, MAX_SEED, check_int
+from ..limits import MAX_LESION_CONFIGS, MAX_LESION_DRAWS, MAX_LESION_IMAGES, MAX_SEED, check_int
 from ..models.resnet import ResNet
-from .common import AnalysisStopped
+from .common import AnalysisStopped, auto_batch, out_of_memory_as_one_line
 
 __all__ = [
     "AUTO_BATCH", "DEFAULT_LESION_DRAWS", "DEFAULT_LESION_IMAGES", "LESION_CACHE_BYTES", "MAX_LESION_CONFIGS", "MAX_LESION_DRAWS",
@@ -409,16 +409,9 @@ def _check_inputs(model: ResNet, images: object, labels: object) -> None:
 
 
 def _batch(model: ResNet, images: torch.Tensor, batch_size: int | None) -> int:
-    """`batch_size` checked, or the largest (up to AUTO_BATCH) whose unit inputs fit LESION_CACHE_BYTES."""
-    if batch_size is not None:
-        return check_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
-    per_image = 0
-    # The unit inputs of one image, from the shapes alone; the ImageNet stem quarters the side.
-    size = math.ceil(images.shape[-1] / (4 if model.spec.stem == "imagenet" else 1))
-    for _, unit in model.units():
-        per_image += unit.in_channels * size * size * images.element_size()
-        size = math.ceil(size / unit.stride)
-    return max(1, min(AUTO_BATCH, len(images), LESION_CACHE_BYTES // max(1, per_image)))
+    """`batch_size` checked, or the automatic one: unit inputs under LESION_CACHE_BYTES, all of it
+    under the memory budget (`auto_batch`)."""
+    return auto_batch(model, images, batch_size, cap=AUTO_BATCH, cache_bytes=LESION_CACHE_BYTES)
 
 
 def _check_configs(count: int) -> None:
@@ -549,8 +542,11 @@ def _measure(model: ResNet, images: torch.Tensor, labels: torch.Tensor, configs:
              batch_size: int | None, progress: Progress | None, stop: threading.Event | None,
              ) -> tuple[tuple[float, float], Iterator[tuple[float, float]]]:
     _check_configs(len(configs))
-    errors, losses = _evaluate(model, images, labels, configs, batch_size=_batch(model, images, batch_size),
-                               progress=progress, stop=stop)
+    bs = _batch(model, images, batch_size)
+    asked = (f"evaluating {len(configs):,} nets on {len(images)} image{'s' if len(images) != 1 else ''} in batches "
+             f"of {bs}; give fewer images or a smaller batch size")
+    with out_of_memory_as_one_line(asked):
+        errors, losses = _evaluate(model, images, labels, configs, batch_size=bs, progress=progress, stop=stop)
     return (errors[0], losses[0]), iter(zip(errors[1:], losses[1:], strict=True))
 
 

@@ -47,9 +47,9 @@ import torch
 from torch import nn
 
 from ..findings.lenses import profile_lesion_findings, profile_ratio_findings
-from ..limits import MAX_BATCH_SIZE, MAX_USER_IMAGES, check_int
+from ..limits import MAX_USER_IMAGES, check_int
 from ..models.resnet import ResNet
-from .common import AnalysisStopped, eval_mode
+from .common import AnalysisStopped, auto_batch, eval_mode, out_of_memory_as_one_line
 from .lesion import deletable_units, lesioned
 
 __all__ = [
@@ -195,16 +195,9 @@ def _check_inputs(model: object, images: object) -> None:
 
 
 def _batch(model: ResNet, images: torch.Tensor, batch_size: int | None) -> int:
-    """`batch_size` checked, or the largest (up to AUTO_PROFILE_BATCH) whose unit inputs fit PROFILE_CACHE_BYTES."""
-    if batch_size is not None:
-        return check_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
-    quarter = 4 if model.spec.stem == "imagenet" else 1  # the ImageNet stem's stride-2 conv and max-pool
-    h, w = math.ceil(images.shape[-2] / quarter), math.ceil(images.shape[-1] / quarter)
-    per_image = 0
-    for _, unit in model.units():
-        per_image += unit.in_channels * h * w * 4
-        h, w = math.ceil(h / unit.stride), math.ceil(w / unit.stride)
-    return max(1, min(AUTO_PROFILE_BATCH, len(images), PROFILE_CACHE_BYTES // max(1, per_image)))
+    """`batch_size` checked, or the automatic one: unit inputs under PROFILE_CACHE_BYTES, all of it
+    under the memory budget (`auto_batch`)."""
+    return auto_batch(model, images, batch_size, cap=AUTO_PROFILE_BATCH, cache_bytes=PROFILE_CACHE_BYTES)
 
 
 def profile_units(model: ResNet, images: torch.Tensor, *, lesions: bool = True, batch_size: int | None = None,
@@ -217,7 +210,7 @@ def profile_units(model: ResNet, images: torch.Tensor, *, lesions: bool = True, 
         images: (N, C, H, W) float, normalised as the net expects; 1 to `MAX_PROFILE_IMAGES`.
         lesions: also delete each deletable unit in turn (flip_rate, prob_drop, kl).
         batch_size: images per forward pass; None picks one that keeps the cached unit inputs under
-            `PROFILE_CACHE_BYTES`.
+            `PROFILE_CACHE_BYTES` and all the activations within the free memory (`auto_batch`).
         progress: called with (done, total) forward passes (one per batch per net).
         stop: when set, stops before the next forward pass and raises `AnalysisStopped`.
 
@@ -226,6 +219,7 @@ def profile_units(model: ResNet, images: torch.Tensor, *, lesions: bool = True, 
 
     Raises:
         ValueError: not a ResNet, bad images or batch size.
+        MemoryError: an allocation failed; one line naming the images and the batch size.
         AnalysisStopped: `stop` was set.
     """
     _check_inputs(model, images)
@@ -246,7 +240,9 @@ def profile_units(model: ResNet, images: torch.Tensor, *, lesions: bool = True, 
     drops = np.zeros(len(units))
     kls = np.zeros(len(units))
     top1_sum = 0.0
-    with eval_mode(model), torch.no_grad():
+    asked = (f"profiling {n} image{'s' if n != 1 else ''} of {images.shape[-2]}x{images.shape[-1]} px in batches of {bs} on "
+             f"{param.device.type}; give fewer or smaller images, or a smaller batch size")
+    with out_of_memory_as_one_line(asked), eval_mode(model), torch.no_grad():
         for first in range(0, n, bs):
             _check_stop(stop)
             batch = images[first:first + bs].to(device=param.device, dtype=param.dtype)
