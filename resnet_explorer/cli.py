@@ -44,6 +44,9 @@ GRID_ROWS = 32  # images drawn in an attribution PNG grid (all of them go to the
 TOP_LINES = 8  # images whose top predictions `attribute` prints (predictions.csv holds every image's)
 
 
+OUT_OF_MEMORY = "out of memory; ask for a smaller model, batch or dataset, or fewer images"
+
+
 class CliError(Exception):
     """A user mistake: printed as one line, exit code 2."""
 
@@ -1018,8 +1021,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except MemoryError as err:  # an analysis names what it was asked for; an allocation anywhere else does not
-        print(f"error: {terminal_safe(err) if str(err) else 'out of memory; ask for a smaller model, batch or dataset'}",
-              file=sys.stderr)
+        print(f"error: {terminal_safe(err) if str(err) else OUT_OF_MEMORY}", file=sys.stderr)
+        return EXIT_FAILED
+    except RuntimeError as err:  # torch's CPU allocator raises RuntimeError, not MemoryError
+        from .devices import is_out_of_memory
+
+        if not is_out_of_memory(err):
+            raise
+        print(f"error: {OUT_OF_MEMORY}", file=sys.stderr)
         return EXIT_FAILED
     except OSError as err:  # a file or folder that failed mid-way (disk full, removed): one line
         if isinstance(err, BrokenPipeError):

@@ -671,3 +671,6 @@ def test_profile_batch_fits_the_free_memory_and_out_of_memory_is_one_line(tmp_pa
     monkeypatch.setattr(cli, "cmd_list", lambda args: (_ for _ in ()).throw(MemoryError("out of memory profiling x")))
     code = main(["list"])
     assert code == 1 and capsys.readouterr().err.strip() == "error: out of memory profiling x"
+    monkeypatch.setattr(cli, "cmd_list", lambda args: fail())  # an allocation outside any analysis
+    code = main(["list"])
+    assert code == 1 and capsys.readouterr().err.strip() == f"error: {cli.OUT_OF_MEMORY}"

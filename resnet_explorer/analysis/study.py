@@ -214,33 +214,36 @@ def images_inputs(run: Run, sources: Sequence[tuple[str, bytes | str | Path]], f
             (`ImageError`, naming the first problem).
     """
     check_int("images", len(sources), 1, MAX_USER_IMAGES)
-    images, previews, names, notes, bad = [], [], [], [], []
+    batch: torch.Tensor | None = None  # filled in place: a list then torch.cat would hold every image twice
+    previews, names, notes, bad = [], [], [], []
     for name, source in sources:
         try:
             image, preview, note = _one_image(run, source, fit)
         except ImageError as err:
             bad.append(str(err))
             continue
-        images.append(image)
+        if batch is None:
+            batch = image.new_empty((len(sources) - len(bad), *image.shape[1:]))
+        batch[len(names)] = image[0]
         previews.append(preview)
         names.append(name)
         notes.append(note)
-    if not images:
+    if not names:
         raise ImageError(f"none of the {len(sources)} images could be read; the first: {bad[0]}")
     mean, std, size = run.normalisation
     parts = []
-    if len(images) == 1:
+    if len(names) == 1:
         parts.append(notes[0])
     else:
         resize = run.resize if fit == "crop" else None
         how = (f"shorter side scaled to {resize} px, centre {size} x {size} px kept" if resize
                else f"{_FIT_WORDS[fit]} to {size} x {size} px")
-        parts.append(f"{len(images)} images, {how}")
+        parts.append(f"{len(names)} images, {how}")
     if total is not None and total > len(sources):
         parts.append(f"the first {len(sources):,} of {total:,} (sorted by name)")
     if bad:
         parts.append(f"{len(bad)} left out: {bad[0]}" + (f" and {len(bad) - 1} more" if len(bad) > 1 else ""))
-    return StudyInputs(images=torch.cat(images), previews=torch.stack(previews), names=names, note="; ".join(parts),
+    return StudyInputs(images=batch[:len(names)], previews=torch.stack(previews), names=names, note="; ".join(parts),
                        mean=mean, std=std)
 
 
