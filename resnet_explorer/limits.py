@@ -44,6 +44,13 @@ ATTRIBUTE_BATCH = 32  # images attributed at once: memory stays bounded whatever
 MAX_CHECKPOINT_BYTES = 4_000_000_000  # an imported checkpoint file (`import-weights`), checked before reading;
 # wide_resnet101_2's weights take 0.5 GB, a training checkpoint with optimiser and EMA copies about 2 GB
 
+# ---- files from elsewhere: checkpoints, run folders, CIFAR batches (pickle_guard, runs, data.cifar) --
+MAX_PICKLE_BYTES = 64_000_000  # one pickle's opcodes (a state dict's: ~150 bytes per tensor; CIFAR's batch: 31 MB)
+MAX_PICKLE_NODES = 10_000_000  # objects one unpickled object may expand to (24 per tensor: resnet1202's 7,208 take 170,618)
+MAX_PICKLE_DEPTH = 64  # nesting of one object (a state dict in a checkpoint's dict: about 6)
+MAX_RUN_JSON_BYTES = 64_000_000  # run.json (100,000 class names of 100 characters take 10 MB)
+MAX_CIFAR_FILE_BYTES = 200_000_000  # the largest, cifar-100-python/train, takes 155 MB
+
 # ---- explain: lesions, paths, loss landscape (resnet_explorer.explain) ------------------------
 MAX_LESION_IMAGES = 10_000  # held-out images evaluated for every lesioned or reordered net
 MAX_LESION_DRAWS = 100  # random draws per k (the paper's Fig. 5 averages a few)

@@ -27,11 +27,10 @@ import pickletools
 import zipfile
 from pathlib import Path
 
-__all__ = ["MAX_PICKLE_BYTES", "MAX_PICKLE_DEPTH", "MAX_PICKLE_NODES", "Malformed", "Refused", "check_pickle", "check_torch_file"]
+from .limits import MAX_PICKLE_BYTES, MAX_PICKLE_DEPTH, MAX_PICKLE_NODES
 
-MAX_PICKLE_BYTES = 64_000_000  # one pickle's opcodes (a state dict's: ~150 bytes per tensor; CIFAR's batch: 31 MB)
-MAX_PICKLE_NODES = 10_000_000  # objects one unpickled object may expand to (a 100,000-tensor state dict: ~3 M)
-MAX_PICKLE_DEPTH = 64  # nesting of one object (a state dict in a checkpoint's dict: about 6)
+__all__ = ["Malformed", "Refused", "check_pickle", "check_torch_file"]
+
 _LEGACY_PICKLES = 5  # torch's legacy format: magic number, protocol, system info, the object, storage keys
 
 # Opcodes whose objects hold others that were made before (their items, or their callable and arguments)

@@ -47,7 +47,7 @@ import torch
 from . import __version__
 from .data import ImageData
 from .export import rows_to_csv, write_atomic
-from .limits import MAX_IMAGE_SIZE
+from .limits import MAX_IMAGE_SIZE, MAX_RUN_JSON_BYTES
 from .liveness import process_identity, writer_alive
 from .models import ModelSpec, ResNet, build_model, count_parameters
 from .pickle_guard import Malformed, check_torch_file
@@ -69,7 +69,6 @@ RESULT_FIELDS: dict[str, str] = {"metrics": "metrics", "eval": "evals", "residua
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # never starts with ".": hidden folders are not runs
 STAGING_SUFFIX = ".importing"  # `staging_dir`: an import writes here, then renames the folder to its run id
 STALE_STAGING_SECONDS = 600.0  # a staging folder without a live writer's record, untouched this long, is left over
-MAX_RUN_JSON_BYTES = 64_000_000  # run.json (100,000 class names of 100 characters take 10 MB)
 
 
 def run_dir(root: str | Path, run_id: str) -> Path:

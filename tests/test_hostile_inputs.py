@@ -428,7 +428,8 @@ def test_the_bomb_is_what_it_claims_and_only_its_expansion_is_refused(tmp_path):
 
     import torch
 
-    from resnet_explorer.pickle_guard import MAX_PICKLE_NODES, Refused, check_pickle
+    from resnet_explorer.limits import MAX_PICKLE_NODES
+    from resnet_explorer.pickle_guard import Refused, check_pickle
 
     small = torch.load(_bomb_in_a_zip(tmp_path / "small.pth", levels=6), weights_only=True)  # small: hashed
     assert small == pickle.loads(hash_bomb(levels=6)) and len(small) == 4
@@ -584,6 +585,14 @@ def test_links_out_of_a_run_folder_are_refused(tiny_run, tmp_path, capsys):
     assert not any(elsewhere.iterdir())
     secret = tmp_path / "secret.txt"
     secret.write_text("not yours")
+    (run / "explain").unlink()
+    assert main(["lesion", str(run), "--images", "8", "--draws", "1", "--format", "json",
+                 "--out", str(tmp_path / "lens")]) == 0
+    (run / "explain" / "lesion" / "extra.csv").symlink_to(secret)  # a report would copy it
+    capsys.readouterr()
+    code = main(["report", str(run), "--out", str(tmp_path / "report"), "--format", "html"])
+    _one_line_error(capsys, code, 2, "leads out of the run folder")
+    assert not [f for f in (tmp_path / "report").rglob("*") if f.is_file() and f.read_bytes() == b"not yours"]
     (run / "metrics.csv").unlink()
     (run / "metrics.csv").symlink_to(secret)
     with pytest.raises(ValueError, match="leads out of the run folder"):

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..limits import MAX_CIFAR_FILE_BYTES
 from ..pickle_guard import Refused, check_pickle
 from .base import ImageData, channel_stats, check_data_bytes, check_size, one_line
 
@@ -82,7 +83,6 @@ _SAFE_GLOBALS = {
 }
 
 
-MAX_CIFAR_FILE_BYTES = 200_000_000  # the largest, cifar-100-python/train, takes 155 MB
 
 
 class _SafeUnpickler(pickle.Unpickler):
