@@ -8,16 +8,6 @@ import streamlit as st
 
 from resnet_explorer import explain
 from resnet_explorer.findings import progress_of
-from resnet_explorer.limits import (
-    MAX_LANDSCAPE_GRID,
-    MAX_LANDSCAPE_IMAGES,
-    MAX_LANDSCAPE_SPAN,
-    MAX_LESION_DRAWS,
-    MAX_LESION_IMAGES,
-    MAX_PATH_DRAWS,
-    MAX_PATH_IMAGES,
-    MAX_SEED,
-)
 from resnet_explorer.models import ModelSpec
 from resnet_explorer.runs import list_runs, load_run
 from resnet_explorer.ui import analysis_jobs, jobs
@@ -27,28 +17,6 @@ from resnet_explorer.ui.widgets import figure_downloads, page_device
 
 through_app()  # a page opened by its URL on a fresh server: through app.py's navigation
 st.set_page_config(page_title="Explain - ResNet Explorer", layout="wide")
-
-LOOK_FOR = {
-    "lesion": "**What to look for.** Veit, Wilber & Belongie (2016) found that deleting one unit from a trained "
-              "residual net at test time barely changed its error, except at the few units where the shape changes, "
-              "while deleting one layer of a plain net (VGG) left it at chance; that the error grew smoothly as more "
-              "units were deleted; and that swapping units hurt only a little. They read this as a residual net "
-              "behaving like an ensemble of many paths rather than one deep chain. The figures below show what this "
-              "run (and its twin) did.",
-    "paths": "**What to look for.** A residual net with n units has 2^n paths, whose lengths follow a binomial "
-             "distribution around n/2. Veit, Wilber & Belongie (2016, Fig. 6) found that almost all of the gradient "
-             "in training came from short paths: in their 110-layer net, paths through 5 to 17 residual branches. "
-             "Here each path length k is measured by letting the gradient through k randomly chosen branches only. "
-             "A plain net has a single path, so this lens applies to residual runs.",
-    "landscape": "**What to look for.** Li et al. (2018, Fig. 5) found that, along filter-normalised random "
-                 "directions, the loss around a deep plain net's trained weights became chaotic and non-convex as "
-                 "depth grew, while with shortcuts it stayed smooth and nearly convex around the minimum. With 2 "
-                 "directions, the net and its twin are drawn side by side on the same colour scale.",
-}
-TABLE_OF = {"lesion_single": "lesion_single", "lesion_k": "lesion_k_lesions", "lesion_reorder": "lesion_reorder",
-            "paths": "paths_summary", "landscape_1d": "landscape", "landscape_contours": "landscape",
-            "landscape_surfaces": "landscape"}
-
 
 @dataclass(frozen=True)
 class RunInfo:
@@ -110,58 +78,49 @@ for info in picked:  # a net at chance learnt nothing: no lens says anything abo
         st.warning(f"{progress.text()} Its lesions, paths and landscape are those of an untrained net.")
 
 
-def number(col, label: str, key: str, low, high, value, step, help_text: str | None = None, fmt: str | None = None):
-    return col.number_input(label, min_value=low, max_value=high, value=value, step=step, key=key, help=help_text,
-                            format=fmt)
+def field(col, lens: str, option) -> Any:
+    """One option's widget, made from its schema (`options.Option`): a select box for choices, else a number."""
+    key = f"explain_{lens}_{option.name}"
+    if option.choices:
+        return col.selectbox(option.label, list(option.choices), index=list(option.choices).index(option.default),
+                             key=key, help=option.help[:1].upper() + option.help[1:])
+    if option.kind is int:
+        return col.number_input(option.label, min_value=int(option.low), max_value=int(option.high),
+                                value=int(option.default), step=int(option.step or 1), key=key,
+                                help=option.help[:1].upper() + option.help[1:])
+    low = option.low + (option.step or 0.05) / 5 if option.above_low else option.low
+    return col.number_input(option.label, min_value=float(low), max_value=float(option.high),
+                            value=float(option.default), step=float(option.step or 0.05), key=key,
+                            help=option.help[:1].upper() + option.help[1:], format=option.fmt)
 
 
 def options_form(lens: str) -> dict[str, Any] | None:
-    """The lens's options in a form; the options when Run was pressed, else None.
+    """The lens's options in a form made from its schema; the options when Run was pressed, else None.
 
     Only Run starts a job: with Streamlit's default, Enter in a number field submitted the form, so a job
     could start from a value typed but not yet shown as committed. Every field keeps its value in session
     state under its key, so the values shown are the values a job starts with."""
-    d = explain.DEFAULTS[lens]
+    entry = explain.LENSES[lens]
     with st.form(f"explain_{lens}_form", enter_to_submit=False):
-        if lens == "landscape":
-            c1, c2, c3, c4, c5 = st.columns(5)
-            dims = c1.selectbox("Directions", [1, 2], index=[1, 2].index(d["dims"]), key="explain_landscape_dims",
-                                help="1: a line through the trained weights; 2: a plane (contours and a 3-D surface)")
-            grid = number(c2, "Points per direction (odd)", "explain_landscape_grid", 3, MAX_LANDSCAPE_GRID, d["grid"],
-                          2, "Odd, so that the trained weights are a grid point; 2 directions evaluate grid x grid")
-            span = number(c3, "Span", "explain_landscape_span", 0.05, MAX_LANDSCAPE_SPAN, float(d["span"]), 0.25,
-                          "The grid covers [-span, span] along each direction (Li et al. plot [-1, 1])", "%.2f")
-            images = number(c4, "Training images", "explain_landscape_images", 1, MAX_LANDSCAPE_IMAGES, d["images"],
-                            64, "Evaluated at every grid point")
-            seed = number(c5, "Seed (directions)", "explain_landscape_seed", 0, MAX_SEED, d["seed"], 1)
-            options = {"dims": int(dims), "grid": int(grid), "span": float(span), "images": int(images),
-                       "seed": int(seed)}
-        else:
-            high_images, high_draws = ((MAX_LESION_IMAGES, MAX_LESION_DRAWS) if lens == "lesion"
-                                       else (MAX_PATH_IMAGES, MAX_PATH_DRAWS))
-            c1, c2, c3 = st.columns(3)
-            images = number(c1, "Held-out images" if lens == "lesion" else "Training images",
-                            f"explain_{lens}_images", 1, high_images, d["images"], 16,
-                            "Each lesioned or reordered net is evaluated on them" if lens == "lesion"
-                            else "Spread over the classes; the gradient is measured on them")
-            draws = number(c2, "Random draws per k" if lens == "lesion" else "Random draws per path length",
-                           f"explain_{lens}_draws", 1, high_draws, d["draws"], 1,
-                           "Random unit sets deleted (or swapped) for each k" if lens == "lesion"
-                           else "Random sets of k residual branches let through for each length k")
-            seed = number(c3, "Seed", f"explain_{lens}_seed", 0, MAX_SEED, d["seed"], 1)
-            options = {"images": int(images), "draws": int(draws), "seed": int(seed)}
+        columns = st.columns(len(entry.options))
+        options = {o.name: o.kind(field(col, lens, o)) for col, o in zip(columns, entry.options)}
         run = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:", key=f"explain_{lens}_run")
     return options if run else None
 
 
+def plain_note(lens: str, info: RunInfo) -> str | None:
+    """Why `info`'s run is left out of `lens` (a plain net where the lens needs shortcuts), or None."""
+    reason = explain.refusal(lens, run_id=info.id, imported=False, spec=info.spec)
+    return f"{explain.LENSES[lens].title}: {info.label} left out: {reason}." if reason else None
+
+
 def start(lens: str, options: dict[str, Any]) -> None:
-    """Start the lens on the picked runs (a plain run is left out of paths); errors as st.error."""
+    """Start the lens on the picked runs (a run the lens cannot measure is left out); errors as st.error."""
     try:
         options = explain.check_options(lens, options)
-        chosen = [info for info in picked if lens != "paths" or info.spec.residual]
+        chosen = [info for info in picked if plain_note(lens, info) is None]
         if not chosen:
-            st.info("Paths: the picked run has no shortcuts, so it has a single path and nothing to measure; "
-                    "pick a residual run.")
+            st.info(plain_note(lens, picked[0]))
             return
         analysis_jobs.start_job([(info.path, lens, options) for info in chosen], device,
                                 labels=[info.label for info in chosen])
@@ -188,46 +147,17 @@ def live(job: analysis_jobs.AnalysisJob) -> None:
 def job_end(job: analysis_jobs.AnalysisJob) -> None:
     snap = job.snapshot()
     if snap["status"] == "failed":
-        st.error(f"{explain.LENSES[job.lens]} failed: {snap['message']}")
+        st.error(f"{explain.LENSES[job.lens].title} failed: {snap['message']}")
     elif snap["status"] == "stopped":
-        st.info(analysis_jobs.stopped_text(snap, explain.LENSES[job.lens]))
+        st.info(analysis_jobs.stopped_text(snap, explain.LENSES[job.lens].title))
 
 
-def draws_text(count) -> str:
-    return f"{count} random draw{'' if count == 1 else 's'}"
-
-
-def caption(stem: str, label: str, result, options: dict[str, Any]) -> str:
-    """What one run's result in this figure measured, from the saved result and its options."""
-    if stem.startswith("lesion"):
-        part = {"lesion_single": result.single, "lesion_k": result.k_lesions, "lesion_reorder": result.reorder}[stem]
-        if part is None:
-            return f"{label}: not measured."
-        deletable = int(part.rows["deletable"].sum()) if stem == "lesion_single" else part.max_k
-        kept = part.num_units - deletable
-        single = (f"each of its {part.num_units} units deleted in turn" if not kept else
-                  f"each of its {deletable} deletable units deleted in turn ({kept} of {part.num_units} change the "
-                  "shape and cannot be)")
-        what = {"lesion_single": single,
-                "lesion_k": f"k = 1 to {part.max_k} units deleted at once, {draws_text(options.get('draws', '?'))} per k",
-                "lesion_reorder": f"1 to {part.max_k} swaps of units within a stage, "
-                                  f"{draws_text(options.get('draws', '?'))} per count"}[stem]
-        return (f"{label}: {what}; {part.num_images:,} held-out images, on which the intact net's error is "
-                f"{part.baseline_error:.1%}.")
-    if stem == "paths":
-        return (f"{label}: {result.images:,} training images, {draws_text(result.draws)} per path length, "
-                f"{result.backward_passes:,} backward passes over {result.num_units} units.")
-    points = f"{result.grid} x {result.grid}" if result.dims == 2 else f"{result.grid}"
-    return (f"{label}: loss and accuracy at {points} points over [-{result.span:g}, {result.span:g}], direction "
-            f"seed {result.seed}; {result.note or f'{result.images:,} training images'}.")
-
-
-def rows_for(stem: str, results: dict) -> list[dict]:
+def rows_for(lens: str, stem: str, results: dict) -> list[dict]:
     """The figure's data as CSV rows, a "run" column first."""
-    lens = "lesion" if stem.startswith("lesion") else "paths" if stem == "paths" else "landscape"
+    table = explain.LENSES[lens].figure_tables[stem]
     rows = []
     for label, result in results.items():
-        frame = explain.tables(lens, result).get(TABLE_OF[stem])
+        frame = explain.tables(lens, result).get(table)
         if frame is not None:
             rows += [{"run": label, **r} for r in frame.to_dict("records")]
     return rows
@@ -236,11 +166,12 @@ def rows_for(stem: str, results: dict) -> list[dict]:
 def show_results(lens: str, measuring: bool) -> None:
     """The saved results of the picked runs: figures, downloads, captions and notes (`measuring`: a job of
     this lens is queued or running)."""
+    entry = explain.LENSES[lens]
     results, options, missing = {}, {}, []
     for info in picked:
-        if lens == "paths" and not info.spec.residual:
-            st.info(f"Paths: {info.label} is a plain net (no shortcuts), so it has a single path and no "
-                    "path-length distribution; only residual runs are measured.")
+        note = plain_note(lens, info)
+        if note:
+            st.info(note)
             continue
         try:
             saved = explain.load(info.path, lens)
@@ -252,7 +183,7 @@ def show_results(lens: str, measuring: bool) -> None:
         else:
             results[info.label], options[info.label] = saved
     if missing and not measuring:
-        st.caption(f"No saved {explain.LENSES[lens].lower()} result for {', '.join(missing)} yet: press Run.")
+        st.caption(f"No saved {entry.title.lower()} result for {', '.join(missing)} yet: press Run.")
     if not results:
         return
     residual = {info.label: bool(info.spec.residual) for info in picked}
@@ -261,23 +192,19 @@ def show_results(lens: str, measuring: bool) -> None:
     try:
         figs = explain.figures(lens, results, residual=residual, depth=depth, classes=classes)
     except (ValueError, KeyError, TypeError) as err:  # saved tables that do not fit together
-        st.error(f"The saved {explain.LENSES[lens].lower()} results cannot be drawn: {err}. Run it again.")
+        st.error(f"The saved {entry.title.lower()} results cannot be drawn: {err}. Run it again.")
         return
     for stem, fig in figs.items():
         st.plotly_chart(fig, key=f"explain_fig_{stem}", theme=None)
-        shown = {label: r for label, r in results.items() if lens != "paths" or residual.get(label, True)}
-        if stem.startswith("landscape") and stem != "landscape_1d":
-            shown = {label: r for label, r in shown.items() if r.dims == 2}
-        st.caption(" ".join(caption(stem, label, r, options[label]) for label, r in shown.items()))
-        figure_downloads(fig, f"{picked[0].id}_{stem}", f"dl_explain_{stem}", rows_for(stem, results))
-    flat = [label for label, r in results.items() if lens == "landscape" and r.dims == 1]
-    if flat and len(flat) < len(results):
-        st.caption(f"Only a 1-D landscape is saved for {', '.join(flat)}, so the 2-D figures leave it out: "
-                   "run 2 directions to draw it there.")
-    if lens == "lesion":
-        for label, result in results.items():
-            for note in result.notes:
-                st.info(f"{label}: {note}")
+        shown = {label: r for label, r in results.items() if entry.shows(stem, r)}
+        st.caption(" ".join(entry.caption(stem, label, r, options[label]) for label, r in shown.items()))
+        figure_downloads(fig, f"{picked[0].id}_{stem}", f"dl_explain_{stem}", rows_for(lens, stem, results))
+    left = [label for label, r in results.items() if not all(entry.shows(stem, r) for stem in figs)]
+    if left and len(left) < len(results):
+        st.caption(f"{', '.join(left)}: {entry.left_out}.")
+    for label, result in results.items():
+        for note in entry.notes(result):
+            st.info(f"{label}: {note}")
     if len({tuple(sorted(o.items())) for o in options.values()}) > 1:
         st.warning("The runs were measured with different options: "
                    + "; ".join(f"{label}: {', '.join(f'{k} {v}' for k, v in o.items())}" for label, o in options.items()))
@@ -286,10 +213,10 @@ def show_results(lens: str, measuring: bool) -> None:
 
 
 job = analysis_jobs.current_job()
-tabs = st.tabs(list(explain.LENSES.values()))
+tabs = st.tabs([entry.title for entry in explain.LENSES.values()])
 for tab, lens in zip(tabs, explain.LENSES):
     with tab:
-        st.markdown(LOOK_FOR[lens])
+        st.markdown(explain.LENSES[lens].look_for)
         options = options_form(lens)
         if options is not None:
             start(lens, options)

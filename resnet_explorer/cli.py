@@ -585,16 +585,16 @@ class Counter:
 
 
 def _explain_options(args: argparse.Namespace) -> dict[str, Any]:
-    from .explain import DEFAULTS
+    from .explain import LENSES
 
-    return {name: getattr(args, name) for name in DEFAULTS[args.lens] if getattr(args, name, None) is not None}
+    return {o.name: getattr(args, o.name) for o in LENSES[args.lens].options if getattr(args, o.name, None) is not None}
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """`lesion`, `paths` and `landscape`: one lens on a run (and its twin), CSV and figures into --out."""
     from .analysis.common import AnalysisStopped
     from .devices import resolve_device
-    from .explain import LENSES, analyse, check_options, check_run, figures, lens_folder, save, tables
+    from .explain import LENSES, analyse, check_options, check_run, figures, lens_folder, refusal, save, tables
     from .export import ExportError, check_output_dir, write_atomic, write_figure
     from .runs import find_twin, list_runs, load_run
 
@@ -620,18 +620,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
     for run in runs:
         if run.model is None:
             raise CliError(f"run {run.id} has no saved weights (model.pt) to analyse")
-    if lens == "paths" and not runs[0].spec.residual:
-        raise CliError(f"{runs[0].spec.name} is a plain net (no shortcuts): it has a single path, so there is no "
-                       "path-length distribution to measure; pick a residual net")
+    reason = refusal(lens, run_id=runs[0].id, imported=runs[0].imported, spec=runs[0].spec)
+    if reason:
+        raise CliError(reason)
     stop = threading.Event()
     restore = _stop_on_signals(stop)
     results: dict[str, Any] = {}
     written: list[Path] = []
     try:
         for run in runs:
-            if lens == "paths" and not run.spec.residual:
-                print(f"note: {run.label} is a plain net (a single path): left out of the paths figure",
-                      file=sys.stderr)
+            reason = refusal(lens, run_id=run.id, imported=run.imported, spec=run.spec)
+            if reason:  # the twin: the run itself was checked above
+                print(f"note: {run.label} left out: {reason}", file=sys.stderr)
                 continue
             try:
                 result = analyse(lens, run, options, progress=Counter(f"{lens} {run.label}"), stop=stop)
@@ -639,7 +639,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 print(f"stopped: {lens} of {run.label} did not finish; nothing was written for it", file=sys.stderr)
                 return EXIT_INTERRUPTED
             results[run.label] = result
-            for note in getattr(result, "notes", []) or ([result.note] if getattr(result, "note", "") else []):
+            for note in LENSES[lens].notes(result):
                 print(f"note: {run.label}: {note}", file=sys.stderr)
             try:
                 save(run.path, lens, result, options)  # for `report` and the app's Explain page
@@ -658,7 +658,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             written += write_figure(fig, out / stem, [f for f in formats if f in FIGURE_FORMATS])
     except ExportError as err:
         raise CliError(str(err)) from None
-    print(f"{LENSES[lens]}: {', '.join(results)}", file=sys.stderr)
+    print(f"{LENSES[lens].title}: {', '.join(results)}", file=sys.stderr)
     for p in written:
         print(p)
     print(out)
@@ -860,49 +860,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=cmd_attribute)
 
-    from .explain import DEFAULTS
-    from .limits import (
-        MAX_LANDSCAPE_GRID,
-        MAX_LANDSCAPE_IMAGES,
-        MAX_LANDSCAPE_SPAN,
-        MAX_LESION_DRAWS,
-        MAX_LESION_IMAGES,
-        MAX_PATH_DRAWS,
-        MAX_PATH_IMAGES,
-    )
+    from .explain import LENSES
 
-    for lens, what in (("lesion", "delete each unit, then k random units, and swap units at test time; held-out "
-                                  "error (Veit et al. 2016, Figs. 3-5)"),
-                       ("paths", "gradient carried by each path length (Veit et al. 2016, Fig. 6)"),
-                       ("landscape", "loss around the trained weights along filter-normalised random directions "
-                                     "(Li et al. 2018)")):
-        d = DEFAULTS[lens]
-        p = sub.add_parser(lens, help=what + "; CSV and figures into --out, the folder printed last")
+    for entry in LENSES.values():  # every flag from the lens's options: its type, bound, default and help
+        p = sub.add_parser(entry.name, help=entry.summary + "; CSV and figures into --out, the folder printed last")
         p.add_argument("run", help="a run folder, or a run id under --runs")
         p.add_argument("--twin", action="store_true",
                        help="also analyse the run's twin (found beside it) and draw both together")
-        if lens == "landscape":
-            p.add_argument("--dims", type=int, choices=(1, 2), default=d["dims"], help="1: a line, 2: a surface")
-            p.add_argument("--grid", type=int, default=d["grid"],
-                           help=f"points per axis, odd, at most {MAX_LANDSCAPE_GRID} (default %(default)s)")
-            p.add_argument("--span", type=float, default=d["span"],
-                           help=f"the grid covers [-span, span], at most {MAX_LANDSCAPE_SPAN:g} (default %(default)s)")
-            p.add_argument("--images", type=int, default=d["images"],
-                           help=f"training images at every point, at most {MAX_LANDSCAPE_IMAGES:,} (default %(default)s)")
-        else:
-            most_images, most_draws = ((MAX_LESION_IMAGES, MAX_LESION_DRAWS) if lens == "lesion"
-                                       else (MAX_PATH_IMAGES, MAX_PATH_DRAWS))
-            where = "held-out" if lens == "lesion" else "training"
-            p.add_argument("--images", type=int, default=d["images"],
-                           help=f"{where} images, at most {most_images:,} (default %(default)s)")
-            p.add_argument("--draws", type=int, default=d["draws"],
-                           help=f"random draws per k, at most {most_draws:,} (default %(default)s)")
-        p.add_argument("--seed", type=int, default=d["seed"], help="seeds the draws (default %(default)s)")
+        for option in entry.options:
+            p.add_argument(f"--{option.name}", type=option.kind, default=option.default, choices=option.choices,
+                           help=option.cli_help())
         p.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default cpu)")
         p.add_argument("--runs", default="runs", help="the runs folder for run ids (default ./runs)")
         p.add_argument("--format", default="html,png", help=f"figure formats: comma list of {', '.join(FIGURE_FORMATS)}")
         p.add_argument("--out", required=True, help="output folder")
-        p.set_defaults(func=cmd_explain, lens=lens)
+        p.set_defaults(func=cmd_explain, lens=entry.name)
 
     p = sub.add_parser("report", help="figures, tables and an offline index.html comparing runs")
     p.add_argument("run", nargs="+", metavar="RUN", help="run folders, or run ids under --runs")

@@ -6,6 +6,11 @@
 - "landscape": the loss around the trained weights along filter-normalised random directions,
   Li et al. 2018, Figs. 1 and 5 (`analysis.landscape`).
 
+Each lens is one `Lens` entry in the `LENSES` registry: its options as data (`options.Option`:
+the CLI's flags, the Explain page's form, the checks and the defaults are made from them), which
+runs it accepts, the analysis it runs, its tables, figures and captions. Adding a lens is one
+analysis function, one plot function and one `register(Lens(...))`; nothing else names it.
+
 `analyse(lens, run, options)` runs one lens on one run and returns its result object;
 `tables` turns a result into CSV-ready tables, `figures` draws one or more runs' results (a net
 and its twin side by side), and `save` / `load` keep a result in the run's folder under
@@ -19,6 +24,7 @@ import dataclasses
 import json
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,78 +45,113 @@ from .limits import (
     MAX_PATH_DRAWS,
     MAX_PATH_IMAGES,
     MAX_SEED,
-    check_int,
 )
+from .options import Option
+from .options import check_options as _check_options
 from .plots.landscape import plot_landscape_1d, plot_landscape_contours, plot_landscape_surfaces
 from .plots.lesion import plot_k_lesions, plot_reorderings, plot_single_lesions
 from .plots.paths import plot_path_gradients
 from .runs import Run, inside_run
 
-__all__ = ["LENSES", "DEFAULTS", "Result", "analyse", "check_options", "figures", "tables", "save", "load",
-           "saved_lenses", "lens_folder"]
+__all__ = ["FOLDER", "LENSES", "Lens", "Result", "analyse", "check_options", "check_run", "figures", "lens_folder",
+           "load", "refusal", "register", "save", "saved_lenses", "tables"]
 
-LENSES: Mapping[str, str] = {"lesion": "Lesions", "paths": "Paths", "landscape": "Loss landscape"}
-DEFAULTS: Mapping[str, Mapping[str, Any]] = {
-    "lesion": {"images": 1000, "draws": 5, "seed": 0},
-    "paths": {"images": 64, "draws": 10, "seed": 0},
-    "landscape": {"dims": 1, "grid": 21, "span": 1.0, "images": 512, "seed": 0},
-}
 Result = LesionStudy | PathResult | LandscapeResult
 Progress = Callable[[int, int], None]
+Figures = Callable[..., dict[str, go.Figure]]
 FOLDER = "explain"
-_LESION_KINDS = ("single", "k_lesions", "reorder")
+
+
+@dataclass(frozen=True)
+class Lens:
+    """One lens: everything the CLI, the app, the child process and the report need to know of it.
+
+    Attributes:
+        name: its key, the CLI subcommand and the folder under ``explain/``.
+        title: its name on screen ("Loss landscape").
+        summary: what it measures, one line (the CLI's help; the paper it follows).
+        look_for: the Explain page's "what to look for" paragraph (markdown).
+        options: its options, in the order of the page's form and the saved result.json.
+        run: (run with its model, checked options, progress, stop) -> its result.
+        tables: result -> CSV-ready tables by file stem ("paths_summary").
+        figures: (results by run label, residual=, depth=, classes=) -> figures by file stem.
+        figure_tables: figure stem -> the table whose rows its download holds.
+        caption: (figure stem, run label, result, options) -> what that run's part of the figure measured.
+        parts: result -> its dataclass parts by name, saved as ``<part>.<table>.csv`` and result.json.
+        part_type: the dataclass each part is read back as.
+        rebuild: (parts read back, result.json) -> the result; None: the single part is the result.
+        extra: result -> what result.json keeps beside the parts.
+        notes: result -> lines worth saying beside the figures (a part that was skipped, and why).
+        shows: (figure stem, result) -> whether that run's result is drawn in that figure.
+        left_out: said of a run whose result some figure does not draw (what to run to draw it there).
+        needs_residual: why a plain net cannot be measured ("" when it can).
+    """
+
+    name: str
+    title: str
+    summary: str
+    look_for: str
+    options: tuple[Option, ...]
+    run: Callable[..., Any]
+    tables: Callable[[Any], dict[str, pd.DataFrame]]
+    figures: Figures
+    figure_tables: Mapping[str, str]
+    caption: Callable[[str, str, Any, Mapping[str, Any]], str]
+    part_type: type
+    parts: Callable[[Any], dict[str, Any]] | None = None
+    rebuild: Callable[[dict[str, Any], Mapping[str, Any]], Any] | None = None
+    extra: Callable[[Any], dict[str, Any]] = field(default=lambda result: {})
+    notes: Callable[[Any], list[str]] = field(default=lambda result: [])
+    shows: Callable[[str, Any], bool] = field(default=lambda stem, result: True)
+    left_out: str = ""
+    needs_residual: str = ""
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return {o.name: o.default for o in self.options}
+
+    def split(self, result: Any) -> dict[str, Any]:
+        """The result's parts by name (a part may be None: not measured)."""
+        return self.parts(result) if self.parts is not None else {self.name: result}
+
+
+LENSES: dict[str, Lens] = {}
+
+
+def register(lens: Lens) -> Lens:
+    """Add a lens to the registry (the CLI, the Explain page, the child process and the report find it there)."""
+    LENSES[lens.name] = lens
+    return lens
+
+
+def _lens(name: str) -> Lens:
+    if name not in LENSES:
+        raise ValueError(f"unknown lens {name!r}; choose one of {', '.join(LENSES)}")
+    return LENSES[name]
 
 
 def check_options(lens: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The lens's options with defaults filled in, each checked against its ceiling (one-line ValueError)."""
-    if lens not in LENSES:
-        raise ValueError(f"unknown lens {lens!r}; choose one of {', '.join(LENSES)}")
-    unknown = sorted(set(options or {}) - set(DEFAULTS[lens]))
-    if unknown:
-        raise ValueError(f"unknown {lens} option(s) {', '.join(unknown)}; options: {', '.join(DEFAULTS[lens])}")
-    opts = {**DEFAULTS[lens], **(options or {})}
-    check_int("seed", opts["seed"], 0, MAX_SEED)
-    if lens == "lesion":
-        check_int("images", opts["images"], 1, MAX_LESION_IMAGES)
-        check_int("draws", opts["draws"], 1, MAX_LESION_DRAWS)
-    elif lens == "paths":
-        check_int("images", opts["images"], 1, MAX_PATH_IMAGES)
-        check_int("draws", opts["draws"], 1, MAX_PATH_DRAWS)
-    else:
-        check_int("dims", opts["dims"], 1, 2)
-        check_int("grid", opts["grid"], 3, MAX_LANDSCAPE_GRID)
-        if opts["grid"] % 2 == 0:
-            raise ValueError(f"grid must be odd, so that the trained weights are a grid point; got {opts['grid']}")
-        check_int("images", opts["images"], 1, MAX_LANDSCAPE_IMAGES)
-        span = opts["span"]
-        if isinstance(span, bool) or not isinstance(span, (int, float)) or not 0 < span <= MAX_LANDSCAPE_SPAN:
-            raise ValueError(f"span must be a number above 0 and at most {MAX_LANDSCAPE_SPAN:g}, got {span!r}")
-        opts["span"] = float(span)
-    return opts
+    return _check_options(_lens(lens).options, options, lens)
 
 
-def _paths_of_run(run: Run, *, images: int, draws: int, seed: int, progress: Progress | None,
-                  stop: threading.Event | None) -> PathResult:
-    """`path_gradients` on the run's first `images` training images, spread over the classes."""
-    from .analysis.study import spread_over_classes
-    from .data import normalize
-    from .training.trainer import load_run_data
-
-    if not run.spec.residual:
-        raise ValueError(f"{run.spec.name} is a plain net (no shortcuts): it has a single path, so there is no "
-                         "path-length distribution to measure; pick a residual net")
-    data = load_run_data(run.config)
-    idx = torch.tensor(spread_over_classes(data.train_labels, images), dtype=torch.long)
-    x = normalize(data.train_images[idx], data.mean, data.std)
-    return path_gradients(run.model, x, data.train_labels[idx], draws=draws, seed=seed,
-                          batch_size=min(images, 64), progress=progress, stop=stop)
+def refusal(lens: str, *, run_id: str, imported: bool, spec: Any) -> str | None:
+    """Why `lens` cannot measure a run, in one line, or None: an imported run has no dataset, and a lens
+    with `needs_residual` cannot measure a plain net. The one rule every caller asks."""
+    entry = _lens(lens)
+    if imported:
+        return (f"run {run_id} was imported from a checkpoint and has no dataset to measure on; "
+                f"{entry.title.lower()} is not supported for imported runs yet")
+    if entry.needs_residual and not spec.residual:
+        return f"{spec.name} is a plain net (no shortcuts): {entry.needs_residual}; pick a residual net"
+    return None
 
 
 def check_run(lens: str, run: Run) -> None:
-    """Raise a one-line ValueError when `lens` cannot measure `run`: an imported run has no dataset."""
-    if run.config is None:
-        raise ValueError(f"run {run.id} was imported from a checkpoint and has no dataset to measure on; "
-                         f"{LENSES.get(lens, lens).lower()} is not supported for imported runs yet")
+    """Raise `refusal`'s one-line ValueError when `lens` cannot measure `run`."""
+    reason = refusal(lens, run_id=run.id, imported=run.imported, spec=run.spec)
+    if reason:
+        raise ValueError(reason)
 
 
 def analyse(lens: str, run: Run, options: Mapping[str, Any] | None = None, *, progress: Progress | None = None,
@@ -120,39 +161,25 @@ def analyse(lens: str, run: Run, options: Mapping[str, Any] | None = None, *, pr
     Args:
         lens: a key of `LENSES`.
         run: from `load_run(..., with_model=True)`.
-        options: the lens's options (`DEFAULTS` lists them); missing ones take the defaults.
+        options: the lens's options (`Lens.options` lists them); missing ones take the defaults.
         progress: called with (done, total) as the work advances.
         stop: set it to end the analysis early (`AnalysisStopped` is raised).
 
     Raises:
         ValueError: an unknown lens or option, a value past its ceiling, a run without weights, or
-            a lens that does not apply (paths of a plain net, any lens of an imported run), in one line.
+            a lens that does not apply (`refusal`), in one line.
         AnalysisStopped: ``stop`` was set.
     """
     opts = check_options(lens, options)
     check_run(lens, run)
     if run.model is None:
         raise ValueError(f"run {run.id} has no saved weights (model.pt) to analyse")
-    if lens == "lesion":
-        return lesion_study(run, images=opts["images"], draws=opts["draws"], seed=opts["seed"], progress=progress,
-                            stop=stop)
-    if lens == "paths":
-        return _paths_of_run(run, images=opts["images"], draws=opts["draws"], seed=opts["seed"],
-                             progress=progress, stop=stop)
-    return run_landscape(run, dims=opts["dims"], grid=opts["grid"], span=opts["span"], images=opts["images"],
-                         seed=opts["seed"], progress=progress, stop=stop)
+    return LENSES[lens].run(run, opts, progress, stop)
 
-
-# --- tables and figures ----------------------------------------------------------------------------
 
 def tables(lens: str, result: Result) -> dict[str, pd.DataFrame]:
     """CSV-ready tables of one result, by file stem (e.g. "lesion_single", "paths_summary")."""
-    if lens == "lesion":
-        return {f"lesion_{kind}": part.rows for kind in _LESION_KINDS
-                if (part := getattr(result, kind)) is not None}
-    if lens == "paths":
-        return {"paths": result.rows, "paths_summary": result.summary}
-    return {"landscape": result.rows}
+    return _lens(lens).tables(result)
 
 
 def figures(lens: str, results: Mapping[str, Result], *, residual: Mapping[str, bool],
@@ -168,24 +195,184 @@ def figures(lens: str, results: Mapping[str, Result], *, residual: Mapping[str, 
     """
     if not results:
         return {}
-    if lens == "lesion":
-        out = {}
-        for kind, stem, plot in (("single", "lesion_single", plot_single_lesions),
-                                 ("k_lesions", "lesion_k", plot_k_lesions),
-                                 ("reorder", "lesion_reorder", plot_reorderings)):
-            parts = {label: getattr(study, kind) for label, study in results.items()}
-            if any(p is not None for p in parts.values()):
-                out[stem] = plot(parts, residual=residual)
-        return out
-    if lens == "paths":
-        shown = {label: r for label, r in results.items() if residual.get(label, True)}
-        return {"paths": plot_path_gradients(shown, residual=residual, depth=depth)} if shown else {}
+    return _lens(lens).figures(results, residual=residual, depth=depth, classes=classes)
+
+
+# --- the three lenses -------------------------------------------------------------------------------
+
+def _seed(label: str = "Seed", what: str = "seeds the random draws") -> Option:
+    return Option("seed", int, 0, 0, MAX_SEED, what, label)
+
+
+def _draws_text(count: Any) -> str:
+    return f"{count} random draw{'' if count == 1 else 's'}"
+
+
+_LESION_KINDS = ("single", "k_lesions", "reorder")
+_LESION_FIGURES = (("single", "lesion_single", plot_single_lesions), ("k_lesions", "lesion_k", plot_k_lesions),
+                   ("reorder", "lesion_reorder", plot_reorderings))
+
+
+def _lesion_run(run: Run, opts: Mapping[str, Any], progress: Progress | None,
+                stop: threading.Event | None) -> LesionStudy:
+    return lesion_study(run, images=opts["images"], draws=opts["draws"], seed=opts["seed"], progress=progress,
+                        stop=stop)
+
+
+def _lesion_figures(results: Mapping[str, LesionStudy], *, residual: Mapping[str, bool], **_: Any
+                    ) -> dict[str, go.Figure]:
+    out = {}
+    for kind, stem, plot in _LESION_FIGURES:
+        parts = {label: getattr(study, kind) for label, study in results.items()}
+        if any(p is not None for p in parts.values()):
+            out[stem] = plot(parts, residual=residual)
+    return out
+
+
+def _lesion_caption(stem: str, label: str, result: LesionStudy, options: Mapping[str, Any]) -> str:
+    part = getattr(result, next(kind for kind, s, _ in _LESION_FIGURES if s == stem))
+    if part is None:
+        return f"{label}: not measured."
+    deletable = int(part.rows["deletable"].sum()) if stem == "lesion_single" else part.max_k
+    kept = part.num_units - deletable
+    single = (f"each of its {part.num_units} units deleted in turn" if not kept else
+              f"each of its {deletable} deletable units deleted in turn ({kept} of {part.num_units} change the "
+              "shape and cannot be)")
+    what = {"lesion_single": single,
+            "lesion_k": f"k = 1 to {part.max_k} units deleted at once, {_draws_text(options.get('draws', '?'))} per k",
+            "lesion_reorder": f"1 to {part.max_k} swaps of units within a stage, "
+                              f"{_draws_text(options.get('draws', '?'))} per count"}[stem]
+    return (f"{label}: {what}; {part.num_images:,} held-out images, on which the intact net's error is "
+            f"{part.baseline_error:.1%}.")
+
+
+register(Lens(
+    name="lesion", title="Lesions",
+    summary="delete each unit, then k random units, and swap units at test time; held-out error "
+            "(Veit et al. 2016, Figs. 3-5)",
+    look_for="**What to look for.** Veit, Wilber & Belongie (2016) found that deleting one unit from a trained "
+             "residual net at test time barely changed its error, except at the few units where the shape changes, "
+             "while deleting one layer of a plain net (VGG) left it at chance; that the error grew smoothly as more "
+             "units were deleted; and that swapping units hurt only a little. They read this as a residual net "
+             "behaving like an ensemble of many paths rather than one deep chain. The figures below show what this "
+             "run (and its twin) did.",
+    options=(Option("images", int, 1000, 1, MAX_LESION_IMAGES, "held-out images; each lesioned or reordered net is "
+                    "evaluated on them", "Held-out images", step=16),
+             Option("draws", int, 5, 1, MAX_LESION_DRAWS, "random unit sets deleted (or swapped) for each k",
+                    "Random draws per k"),
+             _seed()),
+    run=_lesion_run,
+    tables=lambda study: {f"lesion_{kind}": part.rows for kind in _LESION_KINDS
+                          if (part := getattr(study, kind)) is not None},
+    figures=_lesion_figures,
+    figure_tables={"lesion_single": "lesion_single", "lesion_k": "lesion_k_lesions",
+                   "lesion_reorder": "lesion_reorder"},
+    caption=_lesion_caption,
+    part_type=LesionResult,
+    parts=lambda study: {kind: getattr(study, kind) for kind in _LESION_KINDS},
+    rebuild=lambda parts, info: LesionStudy(label=info["label"], notes=list(info["notes"]),
+                                            **{k: parts.get(k) for k in _LESION_KINDS}),
+    extra=lambda study: {"label": study.label, "notes": list(study.notes)},
+    notes=lambda study: list(study.notes),
+))
+
+
+def _paths_run(run: Run, opts: Mapping[str, Any], progress: Progress | None,
+               stop: threading.Event | None) -> PathResult:
+    """`path_gradients` on the run's first `images` training images, spread over the classes."""
+    from .analysis.study import spread_over_classes
+    from .data import normalize
+    from .training.trainer import load_run_data
+
+    images = opts["images"]
+    data = load_run_data(run.config)
+    idx = torch.tensor(spread_over_classes(data.train_labels, images), dtype=torch.long)
+    x = normalize(data.train_images[idx], data.mean, data.std)
+    return path_gradients(run.model, x, data.train_labels[idx], draws=opts["draws"], seed=opts["seed"],
+                          batch_size=min(images, 64), progress=progress, stop=stop)
+
+
+def _paths_figures(results: Mapping[str, PathResult], *, residual: Mapping[str, bool],
+                   depth: Mapping[str, int] | None = None, **_: Any) -> dict[str, go.Figure]:
+    shown = {label: r for label, r in results.items() if residual.get(label, True)}
+    return {"paths": plot_path_gradients(shown, residual=residual, depth=depth)} if shown else {}
+
+
+register(Lens(
+    name="paths", title="Paths",
+    summary="gradient carried by each path length (Veit et al. 2016, Fig. 6)",
+    look_for="**What to look for.** A residual net with n units has 2^n paths, whose lengths follow a binomial "
+             "distribution around n/2. Veit, Wilber & Belongie (2016, Fig. 6) found that almost all of the gradient "
+             "in training came from short paths: in their 110-layer net, paths through 5 to 17 residual branches. "
+             "Here each path length k is measured by letting the gradient through k randomly chosen branches only. "
+             "A plain net has a single path, so this lens applies to residual runs.",
+    options=(Option("images", int, 64, 1, MAX_PATH_IMAGES, "training images, spread over the classes; the gradient "
+                    "is measured on them", "Training images", step=16),
+             Option("draws", int, 10, 1, MAX_PATH_DRAWS, "random sets of k residual branches let through for each "
+                    "length k", "Random draws per path length"),
+             _seed()),
+    run=_paths_run,
+    tables=lambda result: {"paths": result.rows, "paths_summary": result.summary},
+    figures=_paths_figures,
+    figure_tables={"paths": "paths_summary"},
+    caption=lambda stem, label, result, options: (
+        f"{label}: {result.images:,} training images, {_draws_text(result.draws)} per path length, "
+        f"{result.backward_passes:,} backward passes over {result.num_units} units."),
+    part_type=PathResult,
+    needs_residual="it has a single path, so there is no path-length distribution to measure",
+))
+
+
+def _landscape_run(run: Run, opts: Mapping[str, Any], progress: Progress | None,
+                   stop: threading.Event | None) -> LandscapeResult:
+    return run_landscape(run, dims=opts["dims"], grid=opts["grid"], span=opts["span"], images=opts["images"],
+                         seed=opts["seed"], progress=progress, stop=stop)
+
+
+def _landscape_figures(results: Mapping[str, LandscapeResult], *, residual: Mapping[str, bool],
+                       depth: Mapping[str, int] | None = None, classes: Mapping[str, int] | None = None
+                       ) -> dict[str, go.Figure]:
     out = {"landscape_1d": plot_landscape_1d(results, residual=residual, depth=depth, classes=classes)}
     two_d = {label: r for label, r in results.items() if r.dims == 2}
     if two_d:
         out["landscape_contours"] = plot_landscape_contours(two_d, residual=residual, classes=classes)
         out["landscape_surfaces"] = plot_landscape_surfaces(two_d, residual=residual, classes=classes)
     return out
+
+
+def _landscape_caption(stem: str, label: str, result: LandscapeResult, options: Mapping[str, Any]) -> str:
+    points = f"{result.grid} x {result.grid}" if result.dims == 2 else f"{result.grid}"
+    return (f"{label}: loss and accuracy at {points} points over [-{result.span:g}, {result.span:g}], direction "
+            f"seed {result.seed}; {result.images:,} training images.")
+
+
+register(Lens(
+    name="landscape", title="Loss landscape",
+    summary="loss around the trained weights along filter-normalised random directions (Li et al. 2018)",
+    look_for="**What to look for.** Li et al. (2018, Fig. 5) found that, along filter-normalised random "
+             "directions, the loss around a deep plain net's trained weights became chaotic and non-convex as "
+             "depth grew, while with shortcuts it stayed smooth and nearly convex around the minimum. With 2 "
+             "directions, the net and its twin are drawn side by side on the same colour scale.",
+    options=(Option("dims", int, 1, 1, 2, "1: a line through the trained weights; 2: a plane (contours and a 3-D "
+                    "surface)", "Directions", choices=(1, 2)),
+             Option("grid", int, 21, 3, MAX_LANDSCAPE_GRID, "points per direction, odd; 2 directions evaluate "
+                    "grid x grid", "Points per direction (odd)", step=2, odd=True,
+                    odd_why="so that the trained weights are a grid point"),
+             Option("span", float, 1.0, 0.0, MAX_LANDSCAPE_SPAN, "the grid covers [-span, span] along each "
+                    "direction (Li et al. plot [-1, 1])", "Span", step=0.25, above_low=True, fmt="%.2f"),
+             Option("images", int, 512, 1, MAX_LANDSCAPE_IMAGES, "training images, evaluated at every grid point",
+                    "Training images", step=64),
+             _seed("Seed (directions)", "seeds the random directions")),
+    run=_landscape_run,
+    tables=lambda result: {"landscape": result.rows},
+    figures=_landscape_figures,
+    figure_tables={"landscape_1d": "landscape", "landscape_contours": "landscape", "landscape_surfaces": "landscape"},
+    caption=_landscape_caption,
+    part_type=LandscapeResult,
+    notes=lambda result: [result.note] if result.note else [],
+    shows=lambda stem, result: stem == "landscape_1d" or result.dims == 2,
+    left_out="only a 1-D landscape is saved for it, so the 2-D figures leave it out: run 2 directions to draw it there",
+))
 
 
 # --- saving in the run folder ----------------------------------------------------------------------
@@ -231,12 +418,11 @@ def save(run_path: str | Path, lens: str, result: Result, options: Mapping[str, 
     decides whether that matters: the CLI also writes to its own output folder), and ValueError when
     a link in it leads out of the run folder: nothing is written through it.
     """
+    entry = _lens(lens)
     folder = lens_folder(run_path, lens)
     folder.mkdir(parents=True, exist_ok=True)
-    parts = {kind: getattr(result, kind) for kind in _LESION_KINDS} if lens == "lesion" else {lens: result}
-    info: dict[str, Any] = {"lens": lens, "options": dict(options), "parts": {}}
-    if lens == "lesion":
-        info["label"], info["notes"] = result.label, list(result.notes)
+    parts = entry.split(result)
+    info: dict[str, Any] = {"lens": lens, "options": dict(options), "parts": {}, **entry.extra(result)}
     written = []
     for name, part in parts.items():
         if part is None:
@@ -256,6 +442,7 @@ def load(run_path: str | Path, lens: str) -> tuple[Result, dict[str, Any]] | Non
     Raises:
         ValueError: the saved files are damaged (one line naming the folder).
     """
+    entry = _lens(lens)
     folder = lens_folder(run_path, lens)
     if not inside_run(run_path, FOLDER, lens, "result.json").is_file():
         return None
@@ -264,13 +451,8 @@ def load(run_path: str | Path, lens: str) -> tuple[Result, dict[str, Any]] | Non
         parts = {}
         for name, part in info["parts"].items():  # names from result.json: each file must stay in the run
             frames = {t: pd.read_csv(inside_run(run_path, FOLDER, lens, f"{name}.{t}.csv")) for t in part["tables"]}
-            cls = {"lesion": LesionResult, "paths": PathResult, "landscape": LandscapeResult}[lens]
-            parts[name] = _join(cls, frames, part["meta"])
-        if lens == "lesion":
-            result: Result = LesionStudy(label=info["label"], notes=list(info["notes"]),
-                                         **{k: parts.get(k) for k in _LESION_KINDS})
-        else:
-            result = parts[lens]
+            parts[name] = _join(entry.part_type, frames, part["meta"])
+        result = entry.rebuild(parts, info) if entry.rebuild is not None else parts[lens]
         return result, dict(info["options"])
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ValueError(f"saved {lens} analysis in {folder} is damaged ({type(err).__name__}: "

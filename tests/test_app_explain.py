@@ -89,7 +89,7 @@ def test_no_runs_says_so(tmp_path, monkeypatch):
 def test_lesions_of_the_run_and_its_twin(runs):
     at = page()
     assert not at.exception and not at.error
-    assert [t.label for t in at.tabs] == list(explain.LENSES.values())
+    assert [t.label for t in at.tabs] == [e.title for e in explain.LENSES.values()]
     assert at.selectbox(key="explain_run").value == runs["plain8"]["id"]  # the newest, its twin beside it
     assert at.selectbox(key=f"explain_other_{runs['plain8']['id']}").value == runs["resnet8"]["id"]
     # four steps leave both at chance: the page says so before any lens
@@ -104,7 +104,7 @@ def test_lesions_of_the_run_and_its_twin(runs):
         assert " · shapes" in label
         assert all(label in json.dumps(json.loads(spec), ensure_ascii=False) for spec in specs), label  # both nets drawn in every figure
     saved = explain.load(runs["plain8"]["path"], "lesion")
-    assert saved is not None and saved[1] == {**explain.DEFAULTS["lesion"], **TINY}
+    assert saved is not None and saved[1] == {**explain.LENSES["lesion"].defaults, **TINY}
     assert any("held-out images" in c.value for c in at.caption)  # captions from the saved results
     assert any("no stage with two units" in i.value for i in at.info)  # the lesion notes
 
@@ -128,7 +128,7 @@ def test_paths_of_a_plain_run_alone_is_an_info(runs, tmp_path, monkeypatch):
     at.button(key="explain_paths_run").click()
     at.run()
     assert not at.exception and not at.error
-    assert any("single path and nothing to measure" in i.value for i in at.info), [i.value for i in at.info]
+    assert any("plain net (no shortcuts): it has a single path" in i.value for i in at.info), [i.value for i in at.info]
     assert "rx_analysis_job" not in at.session_state  # nothing was started
 
 
@@ -223,7 +223,7 @@ def test_bad_option_and_damaged_result_keep_the_session(runs):
     at.run()
     assert not at.exception
     assert any("damaged" in e.value and "run it again" in e.value for e in at.error)
-    assert [t.label for t in at.tabs] == list(explain.LENSES.values())  # the page goes on
+    assert [t.label for t in at.tabs] == [e.title for e in explain.LENSES.values()]  # the page goes on
 
 
 def test_a_failed_analysis_is_an_error_and_the_session_goes_on(runs, monkeypatch):

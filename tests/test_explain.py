@@ -138,3 +138,64 @@ def test_cli_stop_exits_130_and_writes_nothing(twins, tmp_path, capsys, monkeypa
     assert main(["landscape", str(twins[0]), "--grid", "3", "--out", str(out)]) == 130
     assert "stopped" in capsys.readouterr().err
     assert not any(out.iterdir())
+
+
+def test_a_lens_registered_alone_reaches_the_cli_the_page_and_the_report(twins, tmp_path, monkeypatch, capsys):
+    """One analysis function, one plot function, one registry entry: nothing else names the lens."""
+    import dataclasses
+    import shutil
+    from pathlib import Path
+
+    import pandas as pd
+    import plotly.graph_objects as go
+    from streamlit.testing.v1 import AppTest
+
+    from resnet_explorer.options import Option
+    from resnet_explorer.report import write_report_files
+
+    @dataclasses.dataclass
+    class ToyResult:
+        rows: pd.DataFrame
+        scale: float
+
+    def measure(run, opts, progress, stop):  # the analysis: one number per unit
+        return ToyResult(pd.DataFrame({"unit": [name for name, _ in run.model.units()],
+                                       "value": [opts["scale"] * k for k, _ in enumerate(run.model.units())]}),
+                         opts["scale"])
+
+    def plot(results, **_):
+        return {"toy": go.Figure([go.Bar(x=r.rows["unit"], y=r.rows["value"], name=label)
+                                  for label, r in results.items()], layout={"title": "Toy lens"})}
+
+    toy = explain.Lens(
+        name="toy", title="Toy lens", summary="a number per unit, for the registry's test", look_for="Toy: look here.",
+        options=(Option("scale", float, 2.0, 0.0, 10.0, "what each unit's index is multiplied by", "Scale",
+                        above_low=True),),
+        run=measure, tables=lambda r: {"toy": r.rows}, figures=plot, figure_tables={"toy": "toy"},
+        caption=lambda stem, label, r, options: f"{label}: toy values at scale {r.scale:g}.", part_type=ToyResult)
+    monkeypatch.setitem(explain.LENSES, "toy", toy)
+
+    with pytest.raises(SystemExit):  # the CLI: a subcommand with the option's flag, bound and default
+        main(["--help"])
+    assert "toy" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["toy", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())  # argparse wraps its lines
+    assert "--scale SCALE what each unit's index is multiplied by, at most 10 (default 2.0)" in help_text
+    root = tmp_path / "runs"
+    run_path = root / Path(twins[0]).name
+    shutil.copytree(twins[0], run_path)
+    assert main(["toy", str(run_path), "--scale", "3", "--format", "json", "--out", str(tmp_path / "toy")]) == 0
+    assert main(["toy", str(run_path), "--scale", "0", "--out", str(tmp_path / "t2")]) == 2  # the bound, checked
+    assert "scale must be a number above 0" in capsys.readouterr().err
+    assert explain.saved_lenses(run_path) == ["toy"] and explain.load(run_path, "toy")[1] == {"scale": 3.0}
+
+    monkeypatch.setenv("RESNET_EXPLORER_RUNS", str(root))  # the page: a tab, a form from the schema, the figure
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / "6_Explain.py"), default_timeout=60).run()
+    assert not at.exception and "Toy lens" in [t.label for t in at.tabs]
+    assert at.number_input(key="explain_toy_scale").value == 2.0
+    assert any("toy values at scale 3" in c.value for c in at.caption)
+    assert any('"Toy lens"' in c.proto.spec for c in at.get("plotly_chart"))
+
+    written = write_report_files([run_path], tmp_path / "report", ["html"])  # the report: its figure
+    assert (tmp_path / "report" / "figures" / "toy.html") in written
