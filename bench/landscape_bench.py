@@ -32,8 +32,11 @@ from torch.func import functional_call, vmap  # noqa: E402
 
 from resnet_explorer import build_model  # noqa: E402
 from resnet_explorer.analysis.landscape import filter_normalized_direction, landscape  # noqa: E402
-from resnet_explorer.analysis.study import spread_over_classes  # noqa: E402
-from resnet_explorer.data import load_data, normalize  # noqa: E402
+from resnet_explorer.data import (  # noqa: E402
+    load_data,
+    normalize,
+    spread_over_classes,  # noqa: E402
+)
 
 GOALS = {"2d": ("resnet20", 2, 21, 180.0), "1d": ("resnet20", 1, 51, 30.0), "2d56": ("resnet56", 2, 21, 480.0)}
 

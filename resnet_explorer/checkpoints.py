@@ -293,7 +293,7 @@ def _imported_before(root: Path, digest: str, spec: ModelSpec, names: list[str],
     A candidate is read back whole (`load_run`: run.json, model.pt's tensors against the spec) before
     it is reused, so an earlier import whose model.pt was truncated or altered is passed over.
     """
-    from .runs import load_run
+    from .runs import is_imported, load_run
 
     if not root.is_dir():
         return None
@@ -307,7 +307,7 @@ def _imported_before(root: Path, digest: str, spec: ModelSpec, names: list[str],
         if not isinstance(info, dict):
             continue
         data, source = info.get("data"), info.get("source")
-        if (info.get("kind") == "imported" and isinstance(source, dict)
+        if (is_imported(info) and isinstance(source, dict)
                 and isinstance(data, dict) and source.get("sha256") == digest and info.get("spec") == spec.to_dict()
                 and data.get("classes") == names and data.get("resize") == resize and (folder / "model.pt").is_file()):
             try:
@@ -348,7 +348,7 @@ def import_weights(path: str | Path, model_name: str, root: str | Path,
         ValueError: one line: the file is missing, damaged, refused, or does not fit `model_name`; wrong classes.
     """
     from .liveness import process_identity
-    from .runs import new_run_id, remove_stale_staging, run_dir, save_state_dict, staging_dir, versions
+    from .runs import IMPORTED, new_run_id, remove_stale_staging, run_dir, save_state_dict, staging_dir, versions
 
     path = Path(path)
     known = published_file(path.name)  # by its name, confirmed by its hash below
@@ -392,7 +392,7 @@ def import_weights(path: str | Path, model_name: str, root: str | Path,
     staging = staging_dir(root, run_id)
     now = time.time()
     info = {
-        "id": run_id, "kind": "imported", "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "created_ts": now,
+        "id": run_id, "kind": IMPORTED, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "created_ts": now,
         "updated": now, "status": "done", "message": f"imported from {path.name} ({layout} layout)",
         "spec_name": spec.name, "label": spec.label, "spec": spec.to_dict(), "versions": versions(),
         "steps": 0, "total_steps": 0, "device": "cpu",

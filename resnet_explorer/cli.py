@@ -479,7 +479,7 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     path = _resolve_run_path(args.run, args.runs)
     if not args.image:
         bare = load_run(path, with_model=False)  # before the weights are read: an imported net can be large
-        if bare.config is None:
+        if bare.imported:
             raise CliError(f"run {bare.id} was imported from a checkpoint and has no dataset: give --image PATH")
     out = check_output_dir(args.out)  # before the work, not after it
     run = load_run(path, device=str(device))
@@ -685,7 +685,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     path = Path(_resolve_run_path(args.run, args.runs))
     bare = load_run(path, with_model=False)
-    if not args.images and bare.config is None:
+    if not args.images and bare.imported:
         raise CliError(f"run {bare.id} was imported from a checkpoint and has no dataset: give --images FOLDER "
                        "(your own photos)")
     files, total = image_files(args.images, MAX_USER_IMAGES) if args.images else ([], 0)

@@ -106,7 +106,7 @@ def _seed(run: Run) -> int:
 def group_key(run: Run) -> tuple:
     """Runs that differ only in their seed share this key: the same spec, data and budget.
     An imported run (no config) is a group of its own."""
-    if run.config is None:
+    if run.imported or run.config is None:
         return run.spec, ("imported", run.id)
     config = dataclasses.replace(run.config, seed=0, device="any")
     return run.spec, config

@@ -30,7 +30,6 @@ from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
-import torch
 
 from .analysis.landscape import LandscapeResult, run_landscape
 from .analysis.lesion import LesionResult, LesionStudy, lesion_study
@@ -280,16 +279,9 @@ register(Lens(
 def _paths_run(run: Run, opts: Mapping[str, Any], progress: Progress | None,
                stop: threading.Event | None) -> PathResult:
     """`path_gradients` on the run's first `images` training images, spread over the classes."""
-    from .analysis.study import spread_over_classes
-    from .data import normalize
-    from .training.trainer import load_run_data
-
-    images = opts["images"]
-    data = load_run_data(run.config)
-    idx = torch.tensor(spread_over_classes(data.train_labels, images), dtype=torch.long)
-    x = normalize(data.train_images[idx], data.mean, data.std)
-    return path_gradients(run.model, x, data.train_labels[idx], draws=opts["draws"], seed=opts["seed"],
-                          batch_size=min(images, 64), progress=progress, stop=stop)
+    sample = run.sample("train", opts["images"])
+    return path_gradients(run.model, sample.images, sample.labels, draws=opts["draws"], seed=opts["seed"],
+                          batch_size=min(opts["images"], 64), progress=progress, stop=stop)
 
 
 def _paths_figures(results: Mapping[str, PathResult], *, residual: Mapping[str, bool],

@@ -317,6 +317,38 @@ def start_run(spec: ModelSpec, config: TrainConfig, root: str | Path, *, listene
     return result, writer
 
 
+IMPORTED = "imported"  # run.json's kind for pretrained weights (`import_weights`): no config, no training tables
+
+
+def is_imported(info: dict[str, Any]) -> bool:
+    """Whether a run.json (or a `list_runs` row, which keeps its kind) is an imported run's: the one rule."""
+    return info.get("kind") == IMPORTED
+
+
+@dataclass(frozen=True)
+class RunSample:
+    """Images of one split of a run's dataset (`Run.sample`).
+
+    Attributes:
+        images: (N, C, H, W) float, normalised with the run's statistics.
+        raw: the same images as stored (uint8).
+        labels: (N,) classes.
+        indices: their positions in the split.
+        masks: (N, H, W) bool object masks, or None (only the shapes set has them).
+        available: images in the split (N is less where fewer were there than asked for).
+        mean, std: the normalisation statistics.
+    """
+
+    images: torch.Tensor
+    raw: torch.Tensor
+    labels: torch.Tensor
+    indices: list[int]
+    masks: torch.Tensor | None
+    available: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
 @dataclass
 class Run:
     """A run read back from its folder (`load_run`).
@@ -347,7 +379,41 @@ class Run:
     @property
     def imported(self) -> bool:
         """Whether the run holds imported weights (`kind` "imported", no config): no dataset, no training tables."""
-        return self.kind == "imported" or self.config is None
+        return is_imported(self.info) or self.config is None
+
+    def sample(self, split: str, count: int | None = None, *, indices: Sequence[int] | None = None) -> RunSample:
+        """The run's own images of `split` ("train" or "test"): the first `count` taken round-robin over the
+        classes (`spread_over_classes`), the positions `indices`, or the whole split when both are None;
+        re-made or re-read from its config with downloads off (`load_run_data`), normalised with its
+        statistics.
+
+        Raises:
+            ValueError: an imported run (no dataset), a split other than "train" or "test", or an index
+                outside the split.
+        """
+        from .data import normalize, spread_over_classes
+        from .training.trainer import load_run_data
+
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be train or test, got {split!r}")
+        if self.imported:
+            raise ValueError(f"run {self.id} was imported from a checkpoint and has no dataset to take images from")
+        data = load_run_data(self.config)
+        labels = data.train_labels if split == "train" else data.test_labels
+        if indices is not None:
+            chosen = list(indices)
+            bad = [i for i in chosen if not 0 <= i < len(labels)]
+            if bad:
+                raise ValueError(f"image indices {bad} are outside the {'training' if split == 'train' else 'held-out'} "
+                                 f"split (0..{len(labels) - 1})")
+        else:
+            chosen = list(range(len(labels))) if count is None else spread_over_classes(labels, count)
+        idx = torch.tensor(chosen, dtype=torch.long)
+        raw = (data.train_images if split == "train" else data.test_images)[idx]
+        masks = data.train_masks if split == "train" else data.test_masks
+        return RunSample(images=normalize(raw, data.mean, data.std), raw=raw, labels=labels[idx], indices=chosen,
+                         masks=masks[idx] if masks is not None else None, available=len(labels),
+                         mean=data.mean, std=data.std)
 
     @property
     def status(self) -> str:
@@ -482,7 +548,7 @@ def data_label(info: dict[str, Any]) -> str:
     name = next((v for v in (data.get("name"), config.get("dataset")) if isinstance(v, str) and v.strip()), None)
     size = next((v for v in (data.get("image_size"), config.get("image_size")) if _is_int(v) and v > 0), None)
     if name is None:
-        return "imported" if info.get("kind") == "imported" else "unknown data"
+        return IMPORTED if is_imported(info) else "unknown data"
     name = " ".join(name.split())
     if name.startswith("folder:"):  # the folder's own name, not its whole path
         name = "folder:" + (re.split(r"[\\/]", name[len("folder:"):].rstrip("/\\"))[-1] or "?")
@@ -753,7 +819,7 @@ def load_run(path: str | Path, *, device: str = "cpu", with_model: bool = True) 
         raise ValueError(f"{path} is not a run folder (no run.json)")
     run = path.name
     info = _read_info(path)
-    imported = info.get("kind") == "imported"  # pretrained weights: no config, no tables
+    imported = is_imported(info)  # pretrained weights: no config, no tables
     for key in ("spec",) if imported and "config" not in info else ("spec", "config"):
         if key not in info:
             raise ValueError(f'run {run}: run.json has no "{key}"')

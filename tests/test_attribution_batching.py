@@ -11,7 +11,8 @@ from PIL import Image
 from resnet_explorer import ModelSpec, build_model
 from resnet_explorer.analysis import METHODS, attribute, mask_share, predict, sanity_check
 from resnet_explorer.analysis import study as study_module
-from resnet_explorer.analysis.study import StudyInputs, dataset_inputs, run_study, spread_over_classes, summary
+from resnet_explorer.analysis.study import StudyInputs, dataset_inputs, run_study, summary
+from resnet_explorer.data import spread_over_classes
 from resnet_explorer.limits import MAX_ATTRIBUTE_SAMPLES
 from resnet_explorer.runs import Run
 from resnet_explorer.training import TrainConfig

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -24,8 +25,9 @@ from resnet_explorer.analysis.landscape import (
     run_landscape,
     summarize,
 )
-from resnet_explorer.analysis.study import spread_over_classes
+from resnet_explorer.data import spread_over_classes
 from resnet_explorer.plots.landscape import plot_landscape_1d, plot_landscape_contours, plot_landscape_surfaces
+from resnet_explorer.runs import Run
 from resnet_explorer.training import TrainConfig
 from resnet_explorer.training.trainer import evaluate, load_config_data
 
@@ -204,7 +206,7 @@ def test_bad_images_and_labels_are_refused():
 def test_run_landscape_uses_the_runs_training_images_spread_over_classes():
     config = TrainConfig(steps=1, train_size=40, test_size=10, image_size=16)
     model = _net(SPEC.replace(num_classes=10))
-    run = SimpleNamespace(model=model, config=config, id="fake")
+    run = Run(path=Path("fake"), info={"id": "fake"}, spec=model.spec, config=config, model=model)
     result = run_landscape(run, dims=1, grid=3, images=12)
     data = load_config_data(config)
     idx = torch.tensor(spread_over_classes(data.train_labels, 12))

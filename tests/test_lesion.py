@@ -331,8 +331,7 @@ def test_lesion_study_of_a_run_shares_one_count(tmp_path):
 
 
 def _run_images(run, n):
-    from resnet_explorer.analysis.study import spread_over_classes
-    from resnet_explorer.data import normalize
+    from resnet_explorer.data import normalize, spread_over_classes
     from resnet_explorer.training.trainer import load_config_data
 
     d = load_config_data(run.config)

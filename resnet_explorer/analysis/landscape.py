@@ -47,7 +47,6 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from ..data import normalize
 from ..limits import (
     MAX_BATCH_SIZE,
     MAX_LANDSCAPE_GRID,
@@ -57,9 +56,7 @@ from ..limits import (
     check_int,
 )
 from ..runs import Run
-from ..training.trainer import load_run_data
 from .common import AnalysisStopped, eval_mode
-from .study import spread_over_classes
 
 __all__ = [
     "LANDSCAPE_BATCH", "MAX_LANDSCAPE_GRID", "MAX_LANDSCAPE_IMAGES", "MAX_LANDSCAPE_SPAN", "AnalysisStopped",
@@ -296,14 +293,12 @@ def run_landscape(
     check_int("seed", seed, 0, MAX_SEED)
     if run.model is None:
         raise ValueError(f"run {run.id} was loaded without its model (model.pt); load it with with_model=True")
-    data = load_run_data(run.config)
-    chosen = spread_over_classes(data.train_labels, images)
-    idx = torch.tensor(chosen, dtype=torch.long)
-    x = normalize(data.train_images[idx], data.mean, data.std)
+    sample = run.sample("train", images)
+    chosen = sample.indices
     note = f"{len(chosen):,} training images spread over the classes"
     if len(chosen) < images:
         note += f" (the split has {len(chosen):,}; {images:,} asked for)"
-    result = landscape(run.model, x, data.train_labels[idx], dims=dims, grid=grid, span=span, seed=seed,
+    result = landscape(run.model, sample.images, sample.labels, dims=dims, grid=grid, span=span, seed=seed,
                        batch_size=batch_size, progress=progress, stop=stop)
     result.note = note
     return result

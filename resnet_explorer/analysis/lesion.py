@@ -720,10 +720,7 @@ def lesion_study(source: object, *, images: int | None = DEFAULT_LESION_IMAGES,
 
 def _run_inputs(run: object, images: int | None) -> tuple[ResNet, torch.Tensor, torch.Tensor, str, str]:
     """A run's model and normalised held-out images (the first `images`, spread over the classes)."""
-    from ..data import normalize
     from ..runs import Run
-    from ..training.trainer import load_run_data
-    from .study import spread_over_classes
 
     if not isinstance(run, Run):
         raise ValueError(f"lesion_study needs a Run or a ResNet, got {type(run).__name__}")
@@ -731,18 +728,14 @@ def _run_inputs(run: object, images: int | None) -> tuple[ResNet, torch.Tensor, 
         check_int("images", images, 1, MAX_LESION_IMAGES)
     if run.model is None:
         raise ValueError(f"run {run.id} has no saved weights (model.pt), so there is nothing to lesion")
-    data = load_run_data(run.config)
-    n = len(data.test_images)
-    note = ""
     if images is None:
-        if n > MAX_LESION_IMAGES:
-            raise ValueError(f"the held-out split has {n:,} images, more than the {MAX_LESION_IMAGES:,} a lesion "
-                             "study takes: give images=N")
-        chosen = list(range(n))
+        sample = run.sample("test")
+        if sample.available > MAX_LESION_IMAGES:
+            raise ValueError(f"the held-out split has {sample.available:,} images, more than the "
+                             f"{MAX_LESION_IMAGES:,} a lesion study takes: give images=N")
     else:
-        chosen = spread_over_classes(data.test_labels, images)
-        if images > n:
-            note = f"the held-out split has {n:,} images; all of them are used ({images:,} asked for)"
-    idx = torch.tensor(chosen, dtype=torch.long)
-    x = normalize(data.test_images[idx], data.mean, data.std)
-    return run.model, x, data.test_labels[idx], run.label, note
+        sample = run.sample("test", images)
+    note = ""
+    if images is not None and images > sample.available:
+        note = f"the held-out split has {sample.available:,} images; all of them are used ({images:,} asked for)"
+    return run.model, sample.images, sample.labels, run.label, note

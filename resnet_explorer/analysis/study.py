@@ -11,17 +11,14 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import chain, zip_longest
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-from ..data import normalize
 from ..data.folder import IMAGE_EXTENSIONS
 from ..limits import ATTRIBUTE_BATCH, MAX_ATTRIBUTE_SAMPLES, MAX_USER_IMAGES, check_int
 from ..runs import Run
-from ..training.trainer import load_run_data
 from . import METHODS, AttributionResult, ImageError, attribute, load_image, mask_share, predict_top, sanity_check
 from .attribution import BASELINES, IG_MAX_STEPS, IG_START_STEPS, IG_TOLERANCE, black_baseline
 
@@ -97,49 +94,17 @@ def dataset_inputs(run: Run, samples: int = 8, indices: Sequence[int] | None = N
             read), an index outside the split, or an imported run (it has no dataset).
     """
     check_int("samples", samples, 1, MAX_ATTRIBUTE_SAMPLES)
-    if run.config is None:
+    if run.imported:
         raise ValueError(f"run {run.id} was imported from a checkpoint and has no dataset, so no held-out images: "
                          "upload an image instead")
-    data = load_run_data(run.config)
-    n = len(data.test_images)
+    sample = run.sample("test", None if indices is not None else samples, indices=indices)
     note = ""
-    if indices is not None:
-        chosen = list(indices)
-        bad = [i for i in chosen if not 0 <= i < n]
-        if bad:
-            raise ValueError(f"image indices {bad} are outside the held-out split (0..{n - 1})")
-    else:
-        chosen = spread_over_classes(data.test_labels, samples)
-        if samples > n:
-            note = f"the held-out split has {n:,} images; all of them are used ({samples:,} asked for)"
-    idx = torch.tensor(chosen, dtype=torch.long)
-    previews = data.test_images[idx]
+    if indices is None and samples > sample.available:
+        note = f"the held-out split has {sample.available:,} images; all of them are used ({samples:,} asked for)"
     return StudyInputs(
-        images=normalize(previews, data.mean, data.std), previews=previews,
-        names=[f"test #{i}" for i in chosen], labels=data.test_labels[idx],
-        masks=data.test_masks[idx] if data.test_masks is not None else None, note=note, mean=data.mean, std=data.std,
+        images=sample.images, previews=sample.raw, names=[f"test #{i}" for i in sample.indices], labels=sample.labels,
+        masks=sample.masks, note=note, mean=sample.mean, std=sample.std,
     )
-
-
-def spread_over_classes(labels: torch.Tensor, samples: int) -> list[int]:
-    """The first ``samples`` positions of ``labels`` taken round-robin over the classes.
-
-    Class 0's first position, class 1's first, ..., then each class's second, and so on; classes
-    in ascending order, positions in their order within ``labels``. A class that runs out is
-    skipped.
-
-    Args:
-        labels: (N,) integer class of each image.
-        samples: how many positions; all N when it is larger.
-
-    Returns:
-        min(samples, N) distinct positions in 0..N-1.
-    """
-    by_class: dict[int, list[int]] = {}
-    for i, label in enumerate(labels.tolist()):
-        by_class.setdefault(int(label), []).append(i)
-    rounds = zip_longest(*(by_class[k] for k in sorted(by_class)))
-    return [i for i in chain.from_iterable(rounds) if i is not None][:samples]
 
 
 _FIT_WORDS = {"crop": "scaled and centre-cropped", "pad": "scaled and padded", "stretch": "stretched"}

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import chain, zip_longest
 
 import torch
 
 from ..limits import MAX_DATA_BYTES, MAX_IMAGE_SIZE, MAX_TEST_IMAGES, MAX_TRAIN_IMAGES
 
-__all__ = ["ImageData", "channel_stats", "check_data_bytes", "check_size", "one_line", "stream_seed"]
+__all__ = ["ImageData", "channel_stats", "check_data_bytes", "check_size", "one_line", "spread_over_classes",
+           "stream_seed"]
 
 _SIZE_LIMITS = {"train_size": MAX_TRAIN_IMAGES, "test_size": MAX_TEST_IMAGES, "image_size": MAX_IMAGE_SIZE}
 
@@ -170,3 +172,24 @@ class ImageData:
     def image_size(self) -> int:
         """Side of the square images (H == W)."""
         return self.train_images.shape[2]
+
+
+def spread_over_classes(labels: torch.Tensor, samples: int) -> list[int]:
+    """The first ``samples`` positions of ``labels`` taken round-robin over the classes.
+
+    Class 0's first position, class 1's first, ..., then each class's second, and so on; classes
+    in ascending order, positions in their order within ``labels``. A class that runs out is
+    skipped.
+
+    Args:
+        labels: (N,) integer class of each image.
+        samples: how many positions; all N when it is larger.
+
+    Returns:
+        min(samples, N) distinct positions in 0..N-1.
+    """
+    by_class: dict[int, list[int]] = {}
+    for i, label in enumerate(labels.tolist()):
+        by_class.setdefault(int(label), []).append(i)
+    rounds = zip_longest(*(by_class[k] for k in sorted(by_class)))
+    return [i for i in chain.from_iterable(rounds) if i is not None][:samples]

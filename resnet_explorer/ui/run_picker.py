@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 import streamlit as st
 
-from ..runs import data_label, find_twin, list_runs, run_label, unique_labels
+from ..runs import data_label, find_twin, is_imported, list_runs, run_label, unique_labels
 
 T = TypeVar("T")
 NO_RUNS = "No runs yet: train one on the Train page (or `python -m resnet_explorer train`)."
@@ -40,14 +40,6 @@ class Picked(Generic[T]):
     @property
     def id(self) -> str:
         return self.row["id"]
-
-
-IMPORTED = "imported"  # a `list_runs` row's kind for pretrained weights (no config, no training tables)
-
-
-def is_imported(row: dict[str, Any]) -> bool:
-    """Whether a `list_runs` row is an imported run (pretrained weights: no dataset, no training tables)."""
-    return row.get("kind") == IMPORTED
 
 
 def row_label(row: dict[str, Any]) -> str:
