@@ -6,10 +6,9 @@ run is loaded with its weights on the device, `explain.analyse` measures it and 
 writes the result into the run's folder (``explain/<lens>/``), where the page reads it back; the
 result itself never crosses the pipe.
 
-The child is `python -m resnet_explorer.explain_worker`. Its first stdin line is
-{"device": ..., "tasks": [{"path": ..., "lens": ..., "options": {...}}, ...]}; a later "stop"
-line, or stdin closing (the parent is gone), stops the task in progress within one batch and
-skips the rest. Messages travel as JSON lines on its stdout:
+The child is `python -m resnet_explorer.explain_worker`, spoken to as every child is (`child`). Its
+header is {"device": ..., "tasks": [{"path": ..., "lens": ..., "options": {...}}, ...]}; Stop, or a
+parent that is gone, stops the task in progress within one batch and skips the rest. Its messages:
     ("started", i, label)             task i's run was loaded; label as `Run.label`
     ("progress", i, done, total)      task i advanced (at most every `PROGRESS_SECONDS`, and at its end)
     ("done", i, [paths written])      task i's result was saved
@@ -21,16 +20,14 @@ skips the rest. Messages travel as JSON lines on its stdout:
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .child import serve, start
 from .data.base import one_line
 from .stops import STOPPED_BEFORE_START
 
@@ -76,59 +73,17 @@ def run_tasks(tasks: Sequence[Mapping[str, Any]], device: str, channel: Any, sto
     channel.put(("finished",))
 
 
-class _Channel:
-    """`put(message)` as one JSON line on a stream the parent reads; once the parent is gone (a broken
-    pipe), messages are dropped and `gone` is set, which stops the analysis."""
-
-    def __init__(self, stream, gone: threading.Event) -> None:
-        self.stream, self.lock, self.gone = stream, threading.Lock(), gone
-
-    def put(self, message: tuple) -> None:
-        with self.lock:
-            if self.stream is None:
-                return
-            try:
-                self.stream.write(json.dumps(message) + "\n")
-                self.stream.flush()
-            except (OSError, ValueError):  # nobody reads any more
-                self.stream = None
-                self.gone.set()
-
-
 def main() -> None:
-    """`python -m resnet_explorer.explain_worker`: read the header line, run its tasks, watch stdin for "stop"."""
-    stop = threading.Event()
-    channel = _Channel(os.fdopen(os.dup(sys.stdout.fileno()), "w"), stop)
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints cannot corrupt the channel
-    try:
-        header = json.loads(sys.stdin.readline())
-
-        def watch() -> None:
-            for line in sys.stdin:
-                if line.strip() == "stop":
-                    stop.set()
-            stop.set()
-
-        threading.Thread(target=watch, daemon=True).start()
-        run_tasks(header["tasks"], header.get("device", "cpu"), channel, stop)
-    except BaseException as err:  # a bad header, KeyboardInterrupt: the parent must still hear the end
-        channel.put(("failed", -1, one_line(err) or type(err).__name__))
-        channel.put(("finished",))
+    """`python -m resnet_explorer.explain_worker`: the header is {"device": ..., "tasks": [...]}; the rest of
+    the protocol (stop, a parent that is gone) is `child.serve`'s."""
+    serve(lambda header, channel, stop: run_tasks(header["tasks"], header.get("device", "cpu"), channel, stop))
 
 
 def start_process(tasks: Sequence[Mapping[str, Any]], device: str) -> subprocess.Popen:
-    """Start `python -m resnet_explorer.explain_worker` for `tasks` ({"path", "lens", "options"} each);
-    read its stdout lines (JSON messages), write "stop\\n" to its stdin to stop it."""
-    package_root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
-    process = subprocess.Popen([sys.executable, "-m", "resnet_explorer.explain_worker"], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True, env=env)
-    header = {"device": device, "tasks": [
+    """Start `python -m resnet_explorer.explain_worker` for `tasks` ({"path", "lens", "options"} each)."""
+    return start("resnet_explorer.explain_worker", {"device": device, "tasks": [
         {"path": str(Path(t["path"]).resolve()), "lens": t["lens"], "options": dict(t.get("options") or {})}
-        for t in tasks]}
-    process.stdin.write(json.dumps(header) + "\n")
-    process.stdin.flush()
-    return process
+        for t in tasks]})
 
 
 if __name__ == "__main__":

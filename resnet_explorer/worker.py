@@ -7,7 +7,8 @@ on a 2-core CPU (bench/app_vs_cli.py), the thread-based preset took 8.2x the CLI
 with two Streamlit defaults since turned off in .streamlit/config.toml); in its own process, with
 those defaults off, 0.96-1.06x.
 
-The child is `python -m resnet_explorer.worker`; messages travel as JSON lines on its stdout:
+The child is `python -m resnet_explorer.worker`, spoken to as every child is (`child`: the header,
+Stop, a parent that is gone: then the run in progress ends "stopped"); its messages:
     ("run", i, run_id, run_path)      run i started: its folder was created
     ("event", i, kind, step, data)    a trainer event; data holds plain values only
     ("failed", i, message)            run i could not start (bad data, spec, ...)
@@ -17,15 +18,13 @@ The child is `python -m resnet_explorer.worker`; messages travel as JSON lines o
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import subprocess
-import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .child import Channel, serve, start
 from .data import ImageData
 from .data.base import one_line
 from .models import ModelSpec
@@ -77,58 +76,21 @@ def train_plans(plans: Sequence[tuple[ModelSpec, TrainConfig]], root: str | Path
     queue.put(("finished",))
 
 
-class _Channel:
-    """`put(message)` as one JSON line on a stream the parent reads (what `train_plans` needs)."""
-
-    def __init__(self, stream) -> None:
-        self.stream, self.lock = stream, threading.Lock()
-
-    def put(self, message: tuple) -> None:
-        with self.lock:
-            self.stream.write(json.dumps(message) + "\n")
-            self.stream.flush()
+def _work(header: dict[str, Any], channel: Channel, stop: threading.Event) -> None:
+    plans = [(ModelSpec.from_dict(p["spec"]), TrainConfig.from_dict(p["config"])) for p in header["plans"]]
+    train_plans(plans, header["root"], channel, stop)
 
 
 def main() -> None:
-    """`python -m resnet_explorer.worker`: the first stdin line is {"root": ..., "plans": [{"spec":
-    ..., "config": ...}]}; a later "stop" line, or stdin closing (the parent is gone), stops
-    training. Messages go to stdout as JSON lines; anything else printed goes to stderr."""
-    channel = _Channel(os.fdopen(os.dup(sys.stdout.fileno()), "w"))
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints cannot corrupt the channel
-    header = json.loads(sys.stdin.readline())
-    plans = [(ModelSpec.from_dict(p["spec"]), TrainConfig.from_dict(p["config"])) for p in header["plans"]]
-    stop = threading.Event()
-
-    def watch() -> None:
-        for line in sys.stdin:
-            if line.strip() == "stop":
-                stop.set()
-        stop.set()
-
-    threading.Thread(target=watch, daemon=True).start()
-    try:
-        train_plans(plans, header["root"], channel, stop)
-    except BaseException as err:  # e.g. KeyboardInterrupt: the parent must still hear the end
-        channel.put(("failed", -1, one_line(err) or type(err).__name__))
-        channel.put(("finished",))
+    """`python -m resnet_explorer.worker`: the header is {"root": ..., "plans": [{"spec": ..., "config": ...}]};
+    the rest of the protocol (stop, a parent that is gone) is `child.serve`'s."""
+    serve(_work)
 
 
 def start_process(plans: Sequence[tuple[ModelSpec, TrainConfig]], root: str | Path) -> subprocess.Popen:
-    """Start `python -m resnet_explorer.worker` for `plans`; read its stdout lines (JSON messages),
-    write "stop\n" to its stdin to stop it.
-
-    A fresh interpreter rather than multiprocessing: spawn re-imports the parent's __main__, which
-    inside Streamlit is the page script being run.
-    """
-    package_root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
-    process = subprocess.Popen([sys.executable, "-m", "resnet_explorer.worker"], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True, env=env)
-    header = {"root": str(Path(root).resolve()),
-              "plans": [{"spec": spec.to_dict(), "config": config.to_dict()} for spec, config in plans]}
-    process.stdin.write(json.dumps(header) + "\n")
-    process.stdin.flush()
-    return process
+    """Start `python -m resnet_explorer.worker` for `plans` (`child.start`)."""
+    return start("resnet_explorer.worker", {"root": str(Path(root).resolve()), "plans": [
+        {"spec": spec.to_dict(), "config": config.to_dict()} for spec, config in plans]})
 
 
 if __name__ == "__main__":

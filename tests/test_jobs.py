@@ -343,3 +343,39 @@ def test_queue_words():
     assert queue_text(2, 1, 1, "cpu") == \
         "queued, 2nd in line — one job at a time on cpu (training or analysis), another job is running"
     assert device_key("cpu") == "cpu" and device_key("CUDA:1") == "cuda:1"
+
+
+@pytest.mark.parametrize("child", ["training", "analysis"])
+def test_a_server_that_dies_mid_job_leaves_the_run_stopped_not_failed(child, tmp_path):
+    """The server side of a running job goes away (its pipes close, as when the server is killed): the
+    child's next message finds nobody reading, and the work ends "stopped" within a step, not
+    "failed: BrokenPipeError"; an analysis saves nothing half-made."""
+    from resnet_explorer import explain_worker
+    from resnet_explorer.runs import list_runs, load_run, start_run
+
+    if child == "training":
+        long = TrainConfig(steps=100_000, batch_size=16, train_size=64, test_size=32, image_size=16, probe_every=0,
+                           log_every=1, device="cpu")
+        process = start_process([(TINY, long)], tmp_path)
+        wanted = "event"  # the run is training
+    else:
+        _, writer = start_run(TINY, QUICK, tmp_path)
+        process = explain_worker.start_process(
+            [{"path": writer.path, "lens": "landscape", "options": {"dims": 2, "grid": 101, "images": 64}}], "cpu")
+        wanted = "progress"  # the analysis is under way
+    try:
+        for line in process.stdout:
+            if json.loads(line)[0] == wanted:
+                break
+        process.stdout.close()  # the server is gone: nobody reads, nobody writes
+        process.stdin.close()
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
+    path = Path(list_runs(tmp_path)[0]["path"])
+    if child == "training":
+        run = load_run(path, with_model=False)
+        assert run.status in ("stopped", "interrupted"), (run.status, run.message)
+        assert "BrokenPipe" not in run.message and "failed" not in run.message
+    else:
+        assert not (path / "explain" / "landscape").exists()
