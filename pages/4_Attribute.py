@@ -7,6 +7,7 @@ import torch
 
 from resnet_explorer.analysis import METHODS, ImageError, layer_choices, method_support
 from resnet_explorer.analysis.attribution import BASELINES, IG_MAX_STEPS, IG_START_STEPS, IG_TOLERANCE
+from resnet_explorer.analysis.common import AnalysisStopped
 from resnet_explorer.analysis.images import FITS
 from resnet_explorer.analysis.study import (
     dataset_inputs,
@@ -140,7 +141,10 @@ if go:
         for run in chosen:
             _ = run.normalisation  # ValueError when run.json cannot say how its images were normalised
         studies = []
-        with st.spinner("Attributing..."):
+        line = st.empty()  # the place in the device's line while training or an analysis holds it
+        with jobs.device_slot(device, lambda text: line.info(f"Attribution {text}", icon=":material/schedule:")), \
+                st.spinner("Attributing..."):
+            line.empty()
             for run in chosen:
                 if uploading:
                     if not uploads:
@@ -154,7 +158,7 @@ if go:
                                                sanity=sanity, baseline=baseline,
                                                steps=None if step_choice == "adaptive" else int(step_choice))))
         st.session_state[state.ATTR_RESULT] = studies
-    except ValueError as err:  # ImageError is a ValueError: bad uploads land here
+    except (ValueError, AnalysisStopped) as err:  # ImageError is a ValueError: bad uploads land here
         st.session_state.pop(state.ATTR_RESULT, None)  # the previous image's results would read as this one's
         st.error(str(err))
 

@@ -188,7 +188,8 @@ if go:
             bar.progress(done / max(total, 1), text=f"Profiling: forward pass {done} of {total}"
                          + (f", about {left:.0f} s left" if done and left >= 1 else ""))
 
-        profile = profile_units(run.model, inputs.images, lesions=lesions, progress=progress)
+        with jobs.device_slot(device, lambda text: bar.progress(0.0, text=f"Profile {text}")):
+            profile = profile_units(run.model, inputs.images, lesions=lesions, progress=progress)
         bar.empty()
         stop_slot.empty()
         st.session_state[RESULT] = (run.id, profile, inputs.note)

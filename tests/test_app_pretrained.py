@@ -247,3 +247,39 @@ def test_a_timm_safetensors_file_in_the_hugging_face_cache_imports(env, tmp_path
     assert not at.exception and not at.error and at.success
     info = json.loads((Path(list_runs(env)[0]["path"]) / "run.json").read_text())
     assert info["source"]["file"] == "model.safetensors" and info["source"]["layout"] == "torchvision"
+
+
+def test_a_profile_waits_in_the_devices_line_while_a_training_job_holds_it(env):
+    """A second session's profile is "queued" behind the training that holds the CPU, then runs."""
+    import threading
+    import time
+
+    from resnet_explorer.ui.jobs import QUEUE, InlineJob
+
+    QUEUE.reset()
+    training = InlineJob("cpu")  # stands for another session's training job, holding the CPU's one slot
+    QUEUE.enqueue(training)
+    assert QUEUE.wait_turn(training)
+    try:
+        at = import_from_hub(env)  # importing reads a file: it takes no slot
+        at.get("file_uploader")[-1].set_value([("p.png", photo(), "image/png")])
+        at.toggle(key="pre_lesions").set_value(False)
+        seen = []
+
+        def training_ends() -> None:
+            deadline = time.monotonic() + 60
+            while QUEUE.waiting("cpu") == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            seen.append((QUEUE.waiting("cpu"), QUEUE.training("cpu")))  # the profile in line, the training on
+            time.sleep(1.5)  # the page shows its place in line meanwhile
+            QUEUE.release(training)
+
+        ender = threading.Thread(target=training_ends)
+        ender.start()
+        at.button(key="FormSubmitter:pre_form-Profile").click().run()
+        ender.join()
+        assert seen == [(1, 1)]
+        assert not at.exception and not at.error and len(at.get("plotly_chart")) == 1
+        assert QUEUE.training("cpu") == 0 and QUEUE.waiting("cpu") == 0  # the profile gave its slot back
+    finally:
+        QUEUE.reset()

@@ -34,12 +34,14 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
+from ..analysis.common import AnalysisStopped
 from ..data.base import one_line
 from ..devices import resolve_device
 from ..limits import JOBS_PER_DEVICE
@@ -146,8 +148,10 @@ class TrainingQueue:
         with self._cond:
             self._waiting.setdefault(job.device, []).append(job)
 
-    def wait_turn(self, job: TrainingJob) -> bool:
-        """Block until `job` holds a slot (True) or has left the line (False)."""
+    def wait_turn(self, job: TrainingJob, timeout: float | None = None) -> bool:
+        """Block until `job` holds a slot (True) or has left the line (False); with a `timeout`, also
+        False once it has passed (`place` then tells a job still in line from one that left it)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while True:
                 line = self._waiting.get(job.device, [])
@@ -159,7 +163,10 @@ class TrainingQueue:
                     holding.append(job)
                     self._cond.notify_all()  # with a limit above one, the next may start too
                     return True
-                self._cond.wait()
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(left)
 
     def cancel(self, job: TrainingJob) -> bool:
         """Take a waiting job out of line; False if it was not waiting."""
@@ -200,6 +207,41 @@ class TrainingQueue:
 
 QUEUE = TrainingQueue()  # shared by every session of this server process
 _job_ids = itertools.count(1)
+
+
+class InlineJob:
+    """Work the page script runs itself (an attribution, a unit profile) in a slot of its device's line."""
+
+    def __init__(self, device: str) -> None:
+        self.id = next(_job_ids)
+        self.device = device_key(device)
+
+
+@contextmanager
+def device_slot(device: str, show: Callable[[str], None], queue: TrainingQueue | None = None) -> Iterator[None]:
+    """Hold a slot of `device`'s line (the one training and Explain analyses wait in) while the block runs.
+
+    While other jobs hold the slots, `show` is called with the place in line every `LIVE_SECONDS`
+    ("queued, 2nd in line — ..."); each call is a Streamlit call, so a click (Stop, any widget) that
+    reruns the page ends the wait there. The slot, or the place in line, is given back however the
+    block ends.
+
+    Raises:
+        AnalysisStopped: the line was reset while waiting (the server's queue was cleared).
+    """
+    queue = queue if queue is not None else QUEUE
+    job = InlineJob(device)
+    queue.enqueue(job)
+    try:
+        while not queue.wait_turn(job, timeout=LIVE_SECONDS):
+            place = queue.place(job)
+            if place is None:
+                raise AnalysisStopped("stopped while waiting in line")
+            show(queue_text(place[0], place[1], queue.limit, job.device))
+        yield
+    finally:
+        queue.cancel(job)
+        queue.release(job)
 
 
 class LiveFigure:
