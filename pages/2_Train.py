@@ -144,12 +144,7 @@ def live(job: jobs.TrainingJob) -> None:
     status = snap["status"]
     total = max(1, snap["total"])
     st.progress(min(1.0, snap["step"] / total), text=f"{snap['label']}: {jobs.phase_text(snap)}")
-    if status == "queued":
-        st.caption("It starts by itself when the runs ahead of it end; Stop takes it out of the line.")
-    if job.running:
-        stopping = job.stopping
-        st.button("Stopping…" if stopping else "Stop", key="train_stop", on_click=job.stop, icon=":material/stop:",
-                  disabled=stopping)
+    ended = jobs.job_panel(job, "train", "It", status == "queued")
     if snap["metrics"]:
         import pandas as pd
 
@@ -178,8 +173,7 @@ def live(job: jobs.TrainingJob) -> None:
         st.success(f"Run {snap['run_id']} {status}. Look inside it on the Inspect page.")
         final_numbers(snap, job.specs[0])
         st.page_link("pages/3_Inspect.py", label="Inspect this run", icon=":material/monitoring:")
-    if not job.running and st.session_state.get("train_seen_end") != job.id:
-        st.session_state["train_seen_end"] = job.id
+    if ended:
         compare_after_training(job, jobs.runs_root())  # Compare opens on this run and its twin
         st.rerun()  # once, so the page leaves live mode
 

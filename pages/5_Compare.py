@@ -70,8 +70,6 @@ if job is not None and len(job.specs) > 1:
     @st.fragment(run_every=jobs.LIVE_SECONDS if job.running else None)
     def progress(job: jobs.TrainingJob) -> None:
         snaps = job.snapshots()
-        if snaps[0]["status"] == "queued":
-            st.caption("The preset starts by itself when the runs ahead of it end; Stop takes it out of the line.")
         for snap in snaps:
             total = max(1, snap["total"])
             st.progress(min(1.0, snap["step"] / total), text=f"{snap['label']}: {jobs.status_line(snap)}")
@@ -82,13 +80,8 @@ if job is not None and len(job.specs) > 1:
             fig = jobs.live_figure("compare").get(key, lambda: plot_live_loss(
                 live, residual, {s["label"]: spec.depth for s, spec in zip(snaps, job.specs)}))
             st.plotly_chart(fig, key="compare_live", theme=None)
-        if job.running:
-            stopping = job.stopping
-            st.button("Stopping…" if stopping else "Stop", key="compare_stop", on_click=job.stop,
-                      icon=":material/stop:", disabled=stopping)
         finished = [s["run_id"] for s in snaps if s["run_id"]]
-        if not job.running and st.session_state.get("compare_seen_end") != job.id:
-            st.session_state["compare_seen_end"] = job.id
+        if jobs.job_panel(job, "compare", "The preset", snaps[0]["status"] == "queued"):
             if finished:  # show the preset's runs (none when it was stopped in the queue)
                 preselect("compare", finished)
             st.rerun()

@@ -134,13 +134,7 @@ def live(job: analysis_jobs.AnalysisJob) -> None:
     snap = job.snapshot()
     fraction = min(1.0, snap["done"] / snap["total"]) if snap["total"] else 0.0
     st.progress(fraction, text=analysis_jobs.progress_text(snap))
-    if snap["status"] == "queued":
-        st.caption("It starts by itself when the jobs ahead of it end; Stop takes it out of the line.")
-    if job.running:
-        st.button("Stopping…" if job.stopping else "Stop", key="explain_stop", on_click=job.stop,
-                  icon=":material/stop:", disabled=job.stopping)
-    elif st.session_state.get("explain_seen_end") != job.id:
-        st.session_state["explain_seen_end"] = job.id
+    if jobs.job_panel(job, "explain", "It", snap["status"] == "queued"):
         st.rerun()  # once, so the page leaves live mode and draws the saved results
 
 

@@ -244,6 +244,31 @@ def device_slot(device: str, show: Callable[[str], None], queue: TrainingQueue |
         queue.release(job)
 
 
+def job_panel(job: ChildJob, key: str, what: str, queued: bool) -> bool:
+    """What every page's panel of a running job shows besides its own progress: while `queued`, where it
+    waits; while running, Stop ("Stopping…" once pressed). Returns True once per job and session, the
+    first time the panel finds the job ended: the page then does its end work and reruns, once, to
+    leave live mode.
+
+    Args:
+        job: a `TrainingJob` or an `AnalysisJob`.
+        key: the page's prefix for widget and session keys ("train", "compare", "explain").
+        what: the job as the queued line names it ("It", "The preset").
+        queued: whether the job still waits in line.
+    """
+    if queued:
+        st.caption(f"{what} starts by itself when the jobs ahead of it end; Stop takes it out of the line.")
+    if job.running:
+        stopping = job.stopping
+        st.button("Stopping…" if stopping else "Stop", key=f"{key}_stop", on_click=job.stop, icon=":material/stop:",
+                  disabled=stopping)
+        return False
+    if st.session_state.get(f"{key}_seen_end") == job.id:
+        return False
+    st.session_state[f"{key}_seen_end"] = job.id
+    return True
+
+
 class LiveFigure:
     """Rebuild a live figure only when its data changed, and at most once per `min_seconds`.
 
