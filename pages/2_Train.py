@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from resnet_explorer.data import DATASETS
 from resnet_explorer.findings import progress_of, tail_mean
 from resnet_explorer.limits import MAX_BATCH_SIZE, MAX_IMAGE_SIZE, MAX_SEED, MAX_STEPS, MAX_TRAIN_IMAGES
 from resnet_explorer.models import ModelSpec, large_model_message, list_variants
@@ -49,7 +50,7 @@ except ValueError as err:
 
 with st.form("train_form"):
     c1, c2, c3, c4 = st.columns(4)
-    datasets = ["shapes-easy", "shapes", "cifar10", "cifar100", "folder"]
+    datasets = [name.split(":")[0] for name in DATASETS]  # "folder:PATH" is chosen as "folder"
     dataset = c1.selectbox("Dataset", datasets, key="train_dataset", index=datasets.index(QUICK["dataset"]),
                            help="shapes-easy (bigger, cleaner shapes) and shapes are embedded, no download; on "
                                 "shapes, plain nets can sit at chance for hundreds of steps. CIFAR reads ./data or "

@@ -41,7 +41,8 @@ def shapes():
 
 def test_public_api():
     assert sorted(data_pkg.__all__) == sorted(
-        ["ImageData", "load_data", "DATASETS", "augment_batch", "denormalize", "normalize", "SHAPES_CLASSES"])
+        ["ImageData", "load_data", "DATASETS", "augment_batch", "denormalize", "normalize", "SHAPES_CLASSES",
+         "spread_over_classes"])
     assert DATASETS == ("shapes", "shapes-easy", "cifar10", "cifar100", "folder:PATH")
     assert len(SHAPES_CLASSES) == 10 and len(set(SHAPES_CLASSES)) == 10
 

@@ -125,7 +125,9 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not isinstance(self.dataset, str) or not self.dataset:
-            raise ValueError("dataset must be shapes, cifar10, cifar100 or folder:PATH")
+            from ..data import DATASETS
+
+            raise ValueError(f"dataset must be one of {', '.join(DATASETS)}")
 
     @property
     def data_key(self) -> tuple:
