@@ -50,8 +50,8 @@ from ..models.resnet import ResNet
 from .common import AnalysisStopped, auto_batch, out_of_memory_as_one_line
 
 __all__ = [
-    "AUTO_BATCH", "DEFAULT_LESION_DRAWS", "DEFAULT_LESION_IMAGES", "LESION_CACHE_BYTES", "MAX_LESION_CONFIGS", "MAX_LESION_DRAWS",
-    "MAX_LESION_IMAGES", "AnalysisStopped", "LesionResult", "LesionStudy", "UnitInfo", "by_k", "deletable_units",
+    "AUTO_BATCH", "DEFAULT_LESION_DRAWS", "DEFAULT_LESION_IMAGES", "LESION_CACHE_BYTES", "MAX_LESION_CONFIGS",
+    "MAX_LESION_DRAWS", "MAX_LESION_IMAGES", "AnalysisStopped", "LesionConfig", "cached_passes", "LesionResult", "LesionStudy", "UnitInfo", "by_k", "deletable_units",
     "k_lesions", "lesion_study", "lesioned", "reordered", "reorderings", "single_lesions",
 ]
 
@@ -292,7 +292,7 @@ def reordered(model: nn.Module, swaps: Iterable[tuple[str, str]]) -> Iterator[nn
 # --- the evaluation engine --------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class _Config:
+class LesionConfig:
     """A changed net: units deleted (positions) and pairs swapped (positions), relative to the intact one."""
 
     deleted: tuple[int, ...] = ()
@@ -304,45 +304,60 @@ class _Config:
         return min([*self.deleted, *(p for pair in self.swaps for p in pair)])
 
 
-def _evaluate(model: ResNet, images: torch.Tensor, labels: torch.Tensor, configs: Sequence[_Config], *,
-              batch_size: int, progress: Progress | None, stop: threading.Event | None,
-              done: int = 0, total: int | None = None) -> tuple[list[float], list[float]]:
-    """Error and mean loss of the intact net (first) and of every config, over all images.
+def cached_passes(model: ResNet, images: torch.Tensor, configs: Sequence[LesionConfig], *, batch_size: int,
+                  intact: Callable[[int, torch.Tensor], None], changed: Callable[[int, int, torch.Tensor], None],
+                  stop: threading.Event | None, progress: Progress | None = None, done: int = 0,
+                  total: int | None = None, observe: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+                  stopped: Callable[[], Exception] | None = None) -> int:
+    """The engine every lesion and the unit profile share: each batch once through the intact net, keeping
+    every unit's input, then every changed net (`LesionConfig`) from the input of its first changed unit.
 
-    Each batch runs once through the intact net, keeping every unit's input; each config then
-    restarts from the input of its first changed unit. `progress` gets (done, total) after every
-    (batch, net) pair; `done` and `total` let several calls share one count.
+    In eval mode and without gradients; the model's modes, unit order and hooks are as before however it ends.
+
+    Args:
+        intact: called with (first image of the batch, the intact net's logits).
+        changed: called with (config index from 0, first image of the batch, that net's logits).
+        observe: called with (unit position, its input, its output) in the intact pass.
+        progress: gets (done, total) after every (batch, net) pair; `done` and `total` let several
+            calls share one count.
+        stopped: makes the exception raised when `stop` is set (default `AnalysisStopped`).
+
+    Returns:
+        The passes done (`done` plus this call's).
     """
     units = [u for _, u in model.units()]
     layout = _layout(model)
     stages = model.stages
-    device = next(model.parameters()).device
+    param = next(model.parameters())
     n = len(images)
     batches = math.ceil(n / batch_size)
     total = total if total is not None else done + batches * (1 + len(configs))
-    wrong = torch.zeros(1 + len(configs), dtype=torch.float64)
-    loss = torch.zeros(1 + len(configs), dtype=torch.float64)
+
+    def check() -> None:
+        if stop is not None and stop.is_set():
+            raise stopped() if stopped is not None else AnalysisStopped("lesion study stopped on request")
+
     modes = [(m, m.training) for m in model.modules()]
     try:
         model.eval()
         with torch.no_grad():
             for first in range(0, n, batch_size):
-                _check_stop(stop)
-                x = images[first:first + batch_size].to(device)
-                y = labels[first:first + batch_size].to(device)
+                check()
+                x = images[first:first + batch_size].to(device=param.device, dtype=param.dtype)
                 cache = []  # cache[p]: the input of unit p, (B, C_p, H_p, W_p)
                 h = model.forward_stem(x)
-                for unit in units:
+                for p, unit in enumerate(units):
                     cache.append(h)
-                    h = unit(h)
-                logits = model.forward_head(model.forward_final(h))
-                wrong[0] += (logits.argmax(dim=1) != y).sum().item()
-                loss[0] += F.cross_entropy(logits.float(), y, reduction="sum").item()
+                    out = unit(h)
+                    if observe is not None:
+                        observe(p, h, out)
+                    h = out
+                intact(first, model.forward_head(model.forward_final(h)))
                 done += 1
                 if progress is not None:
                     progress(done, total)
-                for j, config in enumerate(configs, start=1):
-                    _check_stop(stop)
+                for j, config in enumerate(configs):
+                    check()
                     start = config.start
                     handles = _delete_hooks(units, config.deleted)
                     try:
@@ -359,21 +374,36 @@ def _evaluate(model: ResNet, images: torch.Tensor, labels: torch.Tensor, configs
                             handle.remove()
                         if config.swaps:
                             _restore_order(stages, units)
-                    wrong[j] += (logits.argmax(dim=1) != y).sum().item()
-                    loss[j] += F.cross_entropy(logits.float(), y, reduction="sum").item()
+                    changed(j, first, logits)
                     done += 1
                     if progress is not None:
                         progress(done, total)
+                del cache
     finally:
         _restore_order(stages, units)
         for module, mode in modes:
             module.training = mode
+    return done
+
+
+def _evaluate(model: ResNet, images: torch.Tensor, labels: torch.Tensor, configs: Sequence[LesionConfig], *,
+              batch_size: int, progress: Progress | None, stop: threading.Event | None,
+              done: int = 0, total: int | None = None) -> tuple[list[float], list[float]]:
+    """Error and mean loss of the intact net (first) and of every config, over all images (`cached_passes`)."""
+    n = len(images)
+    wrong = torch.zeros(1 + len(configs), dtype=torch.float64)
+    loss = torch.zeros(1 + len(configs), dtype=torch.float64)
+    device = next(model.parameters()).device
+
+    def score(j: int, first: int, logits: torch.Tensor) -> None:
+        y = labels[first:first + batch_size].to(device)
+        wrong[j] += (logits.argmax(dim=1) != y).sum().item()
+        loss[j] += F.cross_entropy(logits.float(), y, reduction="sum").item()
+
+    cached_passes(model, images, configs, batch_size=batch_size, intact=lambda first, logits: score(0, first, logits),
+                  changed=lambda j, first, logits: score(j + 1, first, logits), stop=stop, progress=progress,
+                  done=done, total=total)
     return (wrong / n).tolist(), (loss / n).tolist()
-
-
-def _check_stop(stop: threading.Event | None) -> None:
-    if stop is not None and stop.is_set():
-        raise AnalysisStopped("lesion study stopped on request")
 
 
 def _layout(model: ResNet) -> list[tuple[int, int]]:
@@ -440,11 +470,11 @@ def _prepare(model: ResNet, images: torch.Tensor, labels: torch.Tensor, draws: i
 
 # --- the three analyses: plans (what to evaluate) and results ---------------------------------
 
-def _single_plan(infos: list[UnitInfo]) -> list[_Config]:
-    return [_Config(deleted=(u.position,)) for u in infos if u.deletable]
+def _single_plan(infos: list[UnitInfo]) -> list[LesionConfig]:
+    return [LesionConfig(deleted=(u.position,)) for u in infos if u.deletable]
 
 
-def _k_plan(infos: list[UnitInfo], ks: list[int], draws: int, seed: int) -> list[tuple[int, int, _Config]]:
+def _k_plan(infos: list[UnitInfo], ks: list[int], draws: int, seed: int) -> list[tuple[int, int, LesionConfig]]:
     """(k, draw, config): k of the deletable units, drawn without replacement; each k has its own
     stream (seed, k), so a k's draws do not depend on which other ks were asked for."""
     positions = [u.position for u in infos if u.deletable]
@@ -453,7 +483,7 @@ def _k_plan(infos: list[UnitInfo], ks: list[int], draws: int, seed: int) -> list
         rng = np.random.default_rng([seed, k, 0])
         for d in range(draws):
             chosen = sorted(positions[i] for i in rng.choice(len(positions), size=k, replace=False))
-            plan.append((k, d, _Config(deleted=tuple(chosen))))
+            plan.append((k, d, LesionConfig(deleted=tuple(chosen))))
     return plan
 
 
@@ -464,7 +494,7 @@ def _max_pairs(infos: list[UnitInfo]) -> int:
     return sum(n // 2 for n in per_stage.values())
 
 
-def _reorder_plan(infos: list[UnitInfo], ks: list[int], draws: int, seed: int) -> list[tuple[int, int, _Config]]:
+def _reorder_plan(infos: list[UnitInfo], ks: list[int], draws: int, seed: int) -> list[tuple[int, int, LesionConfig]]:
     """(k, draw, config): k disjoint pairs of swappable units, each pair within one stage, every
     such pair equally likely at each pick (a stage is chosen in proportion to its pairs left)."""
     plan = []
@@ -484,7 +514,7 @@ def _reorder_plan(infos: list[UnitInfo], ks: list[int], draws: int, seed: int) -
                 pair = (free[stage][a], free[stage][b])
                 del free[stage][b], free[stage][a]
                 pairs.append(pair)
-            plan.append((k, d, _Config(swaps=tuple(sorted(pairs)))))
+            plan.append((k, d, LesionConfig(swaps=tuple(sorted(pairs)))))
     return plan
 
 
@@ -538,7 +568,7 @@ def _reorder_result(model: ResNet, infos: list[UnitInfo], plan: list, base: tupl
     return _result(model, "reorder", rows, base, n, _max_pairs(infos), _REORDER_COLUMNS)
 
 
-def _measure(model: ResNet, images: torch.Tensor, labels: torch.Tensor, configs: list[_Config],
+def _measure(model: ResNet, images: torch.Tensor, labels: torch.Tensor, configs: list[LesionConfig],
              batch_size: int | None, progress: Progress | None, stop: threading.Event | None,
              ) -> tuple[tuple[float, float], Iterator[tuple[float, float]]]:
     _check_configs(len(configs))
@@ -705,7 +735,7 @@ def lesion_study(source: object, *, images: int | None = DEFAULT_LESION_IMAGES,
         plans["k_lesions"] = _k_plan(infos, k_values["k_lesions"], draws, seed)
     if "reorder" in k_values:
         plans["reorder"] = _reorder_plan(infos, k_values["reorder"], draws, seed)
-    configs = [c if isinstance(c, _Config) else c[2] for plan in plans.values() for c in plan]
+    configs = [c if isinstance(c, LesionConfig) else c[2] for plan in plans.values() for c in plan]
     base, measured = _measure(model, x, y, configs, batch_size, progress, stop)
     study = LesionStudy(label=label, notes=notes)
     n = len(x)

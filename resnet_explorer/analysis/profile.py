@@ -49,8 +49,8 @@ from torch import nn
 from ..findings.lenses import profile_lesion_findings, profile_ratio_findings
 from ..limits import MAX_USER_IMAGES, check_int
 from ..models.resnet import ResNet
-from .common import AnalysisStopped, auto_batch, eval_mode, out_of_memory_as_one_line
-from .lesion import deletable_units, lesioned
+from .common import AnalysisStopped, auto_batch, out_of_memory_as_one_line
+from .lesion import LesionConfig, cached_passes, deletable_units
 
 __all__ = [
     "AUTO_PROFILE_BATCH", "MAX_PROFILE_IMAGES", "PROFILE_CACHE_BYTES", "AnalysisStopped", "UnitProfile",
@@ -178,11 +178,6 @@ def _recording(units: list[nn.Module], f: list[list], x: list[list]) -> Iterator
             h.remove()
 
 
-def _check_stop(stop: threading.Event | None) -> None:
-    if stop is not None and stop.is_set():
-        raise AnalysisStopped("unit profile stopped on request")
-
-
 def _check_inputs(model: object, images: object) -> None:
     if not isinstance(model, ResNet):
         raise ValueError(f"the unit profile needs a ResNet from build_model, got {type(model).__name__}")
@@ -228,55 +223,54 @@ def profile_units(model: ResNet, images: torch.Tensor, *, lesions: bool = True, 
     units = [u for _, u in model.units()]
     targets = [u for u in infos if u.deletable] if lesions else []
     n = len(images)
-    batches = math.ceil(n / bs)
-    total = batches * (1 + len(targets))
-    done = 0
     param = next(model.parameters())
     f: list[list] = [[] for _ in units]
     x: list[list] = [[] for _ in units]
     inputs: list[list] = [[] for _ in units]
     stds: list[list] = [[] for _ in units]
+    batch_f: list[list] = [[] for _ in units]  # the taps' norms of the pass in progress: kept for the intact
+    batch_x: list[list] = [[] for _ in units]  # net's, dropped for a lesioned one's
     flips = np.zeros(len(units))
     drops = np.zeros(len(units))
     kls = np.zeros(len(units))
-    top1_sum = 0.0
-    asked = (f"profiling {n} image{'s' if n != 1 else ''} of {images.shape[-2]}x{images.shape[-1]} px in batches of {bs} on "
-             f"{param.device.type}; give fewer or smaller images, or a smaller batch size")
-    with out_of_memory_as_one_line(asked), eval_mode(model), torch.no_grad():
-        for first in range(0, n, bs):
-            _check_stop(stop)
-            batch = images[first:first + bs].to(device=param.device, dtype=param.dtype)
-            cache = []  # cache[p]: the input of unit p, (B, C_p, H_p, W_p)
-            with _recording(units, f, x):
-                h = model.forward_stem(batch)
-                for p, unit in enumerate(units):
-                    cache.append(h)
-                    inputs[p].append(_per_sample_norm(h).cpu())
-                    h = unit(h)
-                    stds[p].append(h.detach().float().flatten(1).std(dim=1).cpu())
-                logits = model.forward_head(model.forward_final(h))
-            log_p = logits.float().log_softmax(dim=1)  # (B, classes)
-            top = log_p.argmax(dim=1, keepdim=True)
-            p_top = log_p.gather(1, top).exp()
-            top1_sum += p_top.sum().item()
-            done += 1
-            if progress is not None:
-                progress(done, total)
-            for u in targets:
-                _check_stop(stop)
-                with lesioned(model, [u.name]):
-                    h = cache[u.position]
-                    for unit in units[u.position:]:
-                        h = unit(h)
-                    out = model.forward_head(model.forward_final(h))
-                log_q = out.float().log_softmax(dim=1)
-                flips[u.position] += (log_q.argmax(dim=1, keepdim=True) != top).sum().item()
-                drops[u.position] += (p_top - log_q.gather(1, top).exp()).sum().item()
-                kls[u.position] += (log_p.exp() * (log_p - log_q)).sum().item()
-                done += 1
-                if progress is not None:
-                    progress(done, total)
-            del cache
+    top1 = [0.0]
+    intact_pass: dict[str, torch.Tensor] = {}
+
+    def observe(p: int, h: torch.Tensor, out: torch.Tensor) -> None:
+        inputs[p].append(_per_sample_norm(h).cpu())
+        stds[p].append(out.detach().float().flatten(1).std(dim=1).cpu())
+
+    def keep(into: list[list], batch: list[list]) -> None:
+        for p, values in enumerate(batch):
+            into[p] += values
+            values.clear()
+
+    def intact(first: int, logits: torch.Tensor) -> None:
+        keep(f, batch_f)
+        keep(x, batch_x)
+        log_p = logits.float().log_softmax(dim=1)  # (B, classes)
+        top = log_p.argmax(dim=1, keepdim=True)
+        p_top = log_p.gather(1, top).exp()
+        top1[0] += p_top.sum().item()
+        intact_pass.update(log_p=log_p, top=top, p_top=p_top)
+
+    def changed(j: int, first: int, logits: torch.Tensor) -> None:
+        for values in (*batch_f, *batch_x):
+            values.clear()
+        position = targets[j].position
+        log_p, top, p_top = intact_pass["log_p"], intact_pass["top"], intact_pass["p_top"]
+        log_q = logits.float().log_softmax(dim=1)
+        flips[position] += (log_q.argmax(dim=1, keepdim=True) != top).sum().item()
+        drops[position] += (p_top - log_q.gather(1, top).exp()).sum().item()
+        kls[position] += (log_p.exp() * (log_p - log_q)).sum().item()
+
+    asked = (f"profiling {n} image{'s' if n != 1 else ''} of {images.shape[-2]}x{images.shape[-1]} px in batches of "
+             f"{bs} on {param.device.type}; give fewer or smaller images, or a smaller batch size")
+    with out_of_memory_as_one_line(asked), _recording(units, batch_f, batch_x):
+        cached_passes(model, images, [LesionConfig(deleted=(u.position,)) for u in targets], batch_size=bs,
+                      intact=intact, changed=changed, observe=observe, stop=stop, progress=progress,
+                      stopped=lambda: AnalysisStopped("unit profile stopped on request"))
+    top1_sum = top1[0]
     measured = {u.position for u in targets}
     rows = []
     for info, unit in zip(infos, units, strict=True):
