@@ -18,7 +18,9 @@ def _seed():
 # the longest leaves only short files for the end and the two workers finish together (longest processing
 # time first). Measured before: one worker 250 s of tests, the other 198 s. Order within a file is kept.
 LONGEST_FIRST = (
-    "tests/browser/test_browser.py",  # ~120-150 s: it trains the default and its twin through the page
+    "tests/browser/test_browser_train.py",  # ~110 s: it trains the default and its twin through the page
+    "tests/browser/test_browser_tour.py",  # ~55 s
+    "tests/browser/test_browser_home.py",  # ~40 s
     "tests/test_distributed.py",  # ~44 s: four torchrun launches
     "tests/test_app_train_inspect.py",  # ~36 s
     "tests/test_app_architecture.py",

@@ -1,0 +1,48 @@
+"""Fixtures of the browser tests: one served app per test file (so pytest-xdist can hand the files to
+different workers), Chromium, a page at 1400 px.
+
+No skip when Chromium is missing: CI installs it, and a missing browser must fail the run.
+"""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from resnet_explorer.ui.serve import CHROMIUM_ARGS, served_app
+
+from .helpers import chromium_path
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, runs_dir):
+    # one torch thread in the app's training process: it runs beside the other pytest worker's tests on
+    # two cores, and two spinning OpenMP threads there took the default run from ~30 s to ~120 s
+    # (the defaults leave chance with 1 thread as with 2: bench/train_defaults.py)
+    env = {"RESNET_EXPLORER_RUNS": str(runs_dir), "OMP_NUM_THREADS": "1"}
+    try:
+        with served_app(env, log=tmp_path_factory.mktemp("log") / "streamlit.log") as app:
+            yield app.url
+    except RuntimeError as err:
+        pytest.fail(str(err))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 2400}, accept_downloads=True)
+    pg = context.new_page()
+    yield pg
+    context.close()
