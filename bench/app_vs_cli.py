@@ -2,7 +2,7 @@
 
     python bench/app_vs_cli.py [--order cli,app] [--shots DIR]
 
-1. CLI: `python -m resnet_explorer degradation --seeds S --no-weights --out TMP/cli`, timed as a
+1. CLI: `python -m resnet_explorer degradation --seeds S --no-weights --runs TMP/cli`, timed as a
    whole (process start to exit).
 2. App: `streamlit run app.py` with a fresh runs folder, headless Chromium (Debian's
    /usr/bin/chromium) at 1400 px on the Compare page, the preset's "Train the preset" button
@@ -59,7 +59,7 @@ def cpu_seconds(match) -> float:
 def cli(out: Path, seeds: str) -> float:
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "resnet_explorer", "degradation", "--seeds", seeds, "--no-weights",
-                    "--out", str(out)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+                    "--runs", str(out)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
 
 

@@ -63,7 +63,7 @@ def main() -> int:
     out = Path(tempfile.mkdtemp(prefix="degradation_speed_"))
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "resnet_explorer", "degradation", "--seeds", args.seeds, "--no-weights",
-                    "--out", str(out)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+                    "--runs", str(out)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     total = time.perf_counter() - started
     n_seeds = len(args.seeds.split(","))
     target = 180 if n_seeds == 1 else 360 if n_seeds <= 3 else float("inf")

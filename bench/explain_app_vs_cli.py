@@ -48,8 +48,8 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="explain-bench-"))
     runs = scratch / "runs"
     try:
-        residual = Path(cli("train", "--model", args.model, *PRESET, "--out", str(runs)))
-        twin = Path(cli("train", "--model", args.model, "--plain", *PRESET, "--out", str(runs)))
+        residual = Path(cli("train", "--model", args.model, *PRESET, "--runs", str(runs)))
+        twin = Path(cli("train", "--model", args.model, "--plain", *PRESET, "--runs", str(runs)))
         saved = [folder / "explain" / "lesion" / "result.json" for folder in (residual, twin)]
 
         started = time.perf_counter()

@@ -42,7 +42,7 @@ def main() -> None:
         for plain in ([], ["--plain"]):
             run(["train", "--model", "resnet8", *plain, "--steps", "30", "--batch-size", "32", "--train-size", "512",
                  "--test-size", "256", "--image-size", "16", "--seed", "0", "--probe-every", "10", "--device", "cpu",
-                 "--out", str(runs)])
+                 "--runs", str(runs)])
         residual = sorted(p for p in runs.iterdir() if "resnet8" in p.name)[0]
         run(["lesion", str(residual), "--twin", "--images", "64", "--draws", "2", "--format", "json",
              "--out", str(base / "lesion")])

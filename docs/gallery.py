@@ -56,7 +56,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     runs = Path(tempfile.mkdtemp(prefix="gallery-runs-"))
     for model in ("resnet20", "plain20"):
-        subprocess.run([sys.executable, "-m", "resnet_explorer", "train", "--model", model, *TRAIN, "--out", str(runs)],
+        subprocess.run([sys.executable, "-m", "resnet_explorer", "train", "--model", model, *TRAIN, "--runs", str(runs)],
                        cwd=ROOT, check=True, capture_output=True)
     # the Explain page's three lenses, kept in the runs' folders (their CSVs and figures go to a scratch folder)
     residual = next(p for p in runs.iterdir() if "resnet20" in p.name)

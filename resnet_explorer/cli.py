@@ -5,9 +5,14 @@
     python -m resnet_explorer train --model resnet56 --steps 250
     torchrun --standalone --nproc_per_node 2 -m resnet_explorer train --model resnet56 --steps 250
     python -m resnet_explorer degradation
-    python -m resnet_explorer attribute RUN --methods saliency,gradcam --out DIR
+    python -m resnet_explorer attribute RUN --methods saliency,gradcam [--photos PATH] --out DIR
     python -m resnet_explorer import-weights resnet50.pth --model resnet50 [--classes names.txt]
     python -m resnet_explorer import-weights --list | --model resnet50 --download [IMAGENET1K_V1]
+
+Words: --runs is always the runs folder (written by train, degradation and import-weights; where run
+ids are looked up), --out an output folder for files that are not runs, --photos your own image file or
+folder, --samples and --images counts of images. Old spellings still accepted for one release, with a
+note: --out for the runs folder (train, degradation, import-weights), attribute --image, profile --images.
 
 Exit codes: 0 done; 1 failed; 2 bad arguments or config (one line on stderr, no traceback);
 3 diverged; 130 stopped with Ctrl-C.
@@ -44,11 +49,52 @@ GRID_ROWS = 32  # images drawn in an attribution PNG grid (all of them go to the
 TOP_LINES = 8  # images whose top predictions `attribute` prints (predictions.csv holds every image's)
 
 
+DEVICE_HELP = "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps (default auto)"
 OUT_OF_MEMORY = "out of memory; ask for a smaller model, batch or dataset, or fewer images"
 
 
 class CliError(Exception):
     """A user mistake: printed as one line, exit code 2."""
+
+
+RUNS_NOTE = "--out for the runs folder is now --runs; --out will mean an output folder in the next release"
+PHOTOS_NOTE = "{old} is now --photos (your photos); {old} will be gone from `{command}` in the next release"
+
+
+class _Spelling(argparse.Action):
+    """Store a value, and record which spelling of the flag gave it (see `_renamed`)."""
+
+    def __init__(self, option_strings, dest, new: str | None = None, note: str | None = None, **kwargs) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.new, self.note = new or option_strings[0], note
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        used = (self.dest, self.option_strings[0], self.new, self.note)
+        namespace._spellings = (*getattr(namespace, "_spellings", ()), used)
+
+
+def _renamed(p: argparse.ArgumentParser, new: str, old: str, note: str, **kwargs: Any) -> None:
+    """Add flag `new` (argparse's `kwargs`) and `old`, its spelling until the next release, into one dest.
+
+    `old` behaves exactly as `new` apart from `note`, printed on stderr as one line; both at once
+    are refused (`_check_spellings`, before the command runs).
+    """
+    action = p.add_argument(new, action=_Spelling, **kwargs)
+    p.add_argument(old, dest=action.dest, action=_Spelling, new=new, note=note, type=kwargs.get("type"),
+                   metavar=kwargs.get("metavar"), default=argparse.SUPPRESS,
+                   help=f"the old spelling of {new}, accepted until the next release")
+
+
+def _check_spellings(args: argparse.Namespace) -> None:
+    """Refuse a renamed flag given in both spellings; print the note of each old spelling used."""
+    used = getattr(args, "_spellings", ())
+    for dest, flag, new, note in used:
+        if note and any(d == dest and n is None for d, _, _, n in used):
+            raise CliError(f"give {new} or {flag} (its old spelling), not both")
+    if os.environ.get("RANK", "0") in ("", "0"):  # under torchrun, rank 0 alone says it
+        for note in dict.fromkeys(n for *_, n in used if n):
+            print(f"note: {note}", file=sys.stderr)
 
 
 # Characters a terminal acts on instead of showing: C0 and C1 controls (ESC starts ANSI sequences, CR
@@ -328,7 +374,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return EXIT_USAGE  # the same arguments fail alike on every rank: rank 0 says why
     if world.distributed:
         return _train_distributed(args, spec, config, world)
-    result, path = _run_training(spec, config, args.out, args.yes, save_model=not args.no_weights)
+    result, path = _run_training(spec, config, args.runs, args.yes, save_model=not args.no_weights)
     _say_if_at_chance(spec, result)
     if path.is_dir():
         print(path)
@@ -366,7 +412,7 @@ def _train_distributed(args: argparse.Namespace, spec, config, world) -> int:
             if world.main:
                 print(f"{world.size} processes ({world.backend}) x batch {config.batch_size} = global batch "
                       f"{world.size * config.batch_size}", file=stream, flush=True)
-            result, path = _run_training(spec, config, args.out, True, stream=stream,
+            result, path = _run_training(spec, config, args.runs, True, stream=stream,
                                          save_model=not args.no_weights, world=world)
     except DistributedError as err:
         print(f"error: {err}" if world.main else f"error: rank {world.rank}: {err}", file=sys.stderr)
@@ -405,7 +451,7 @@ def cmd_degradation(args: argparse.Namespace) -> int:
     paths = []
     for seed, config in zip(seeds, configs):
         for spec in specs:
-            result, path = _run_training(spec, config, args.out, True, save_model=not args.no_weights)
+            result, path = _run_training(spec, config, args.runs, True, save_model=not args.no_weights)
             if result.status != "done":
                 print(f"error: {spec.name} seed {seed} {ended(result.status, result.message)} ({path})",
                       file=sys.stderr)
@@ -466,8 +512,8 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     from .plots import render_attribution_png
     from .runs import load_run
 
-    if args.image and args.samples is not None:
-        raise CliError("give --samples or --image, not both")
+    if args.photos and args.samples is not None:
+        raise CliError("give --samples or --photos, not both")
     if args.steps is not None and args.steps < 1:
         raise CliError(f"--steps must be 1 or more (Integrated Gradients steps), got {args.steps}")
     import warnings
@@ -477,10 +523,10 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     device = resolve_device(args.device)
     path = _resolve_run_path(args.run, args.runs)
-    if not args.image:
+    if not args.photos:
         bare = load_run(path, with_model=False)  # before the weights are read: an imported net can be large
         if bare.imported:
-            raise CliError(f"run {bare.id} was imported from a checkpoint and has no dataset: give --image PATH")
+            raise CliError(f"run {bare.id} was imported from a checkpoint and has no dataset: give --photos PATH")
     out = check_output_dir(args.out)  # before the work, not after it
     run = load_run(path, device=str(device))
     if run.model is None:
@@ -490,11 +536,11 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     target = None
     if args.target is not None:
         target = classes.index(args.target) if args.target in classes else _class_index(args.target, len(classes))
-    if args.image and Path(args.image).expanduser().is_dir():
-        files, total = image_files(args.image, MAX_USER_IMAGES)
+    if args.photos and Path(args.photos).expanduser().is_dir():
+        files, total = image_files(args.photos, MAX_USER_IMAGES)
         inputs = images_inputs(run, [(f.name, f) for f in files], total=total)
-    elif args.image:
-        inputs = upload_inputs(run, Path(args.image), Path(args.image).name)
+    elif args.photos:
+        inputs = upload_inputs(run, Path(args.photos), Path(args.photos).name)
     else:
         inputs = dataset_inputs(run, 8 if args.samples is None else args.samples)
     study = run_study(run.model, inputs, methods, target=target, layer=args.layer, sanity=not args.no_sanity,
@@ -677,23 +723,23 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from .runs import load_run
 
     formats = check_formats(args.format.split(","))
-    if args.images and args.samples is not None:
-        raise CliError("give --images or --samples, not both")
+    if args.photos and args.samples is not None:
+        raise CliError("give --photos or --samples, not both")
     samples = 64 if args.samples is None else args.samples
     if not 1 <= samples <= MAX_USER_IMAGES:
         raise CliError(f"--samples must be 1 to {MAX_USER_IMAGES}, got {samples}")
     device = resolve_device(args.device)
     path = Path(_resolve_run_path(args.run, args.runs))
     bare = load_run(path, with_model=False)
-    if not args.images and bare.imported:
-        raise CliError(f"run {bare.id} was imported from a checkpoint and has no dataset: give --images FOLDER "
+    if not args.photos and bare.imported:
+        raise CliError(f"run {bare.id} was imported from a checkpoint and has no dataset: give --photos FOLDER "
                        "(your own photos)")
-    files, total = image_files(args.images, MAX_USER_IMAGES) if args.images else ([], 0)
+    files, total = image_files(args.photos, MAX_USER_IMAGES) if args.photos else ([], 0)
     out = check_output_dir(args.out)
     run = load_run(path, device=str(device))
     if run.model is None:
         raise CliError(f"run {run.id} has no saved weights (model.pt) to look inside")
-    if args.images:
+    if args.photos:
         inputs = images_inputs(run, [(f.name, f) for f in files], total=total)
     else:
         inputs = dataset_inputs(run, samples)
@@ -766,7 +812,7 @@ def cmd_import_weights(args: argparse.Namespace) -> int:
         raise CliError("give a checkpoint FILE or --download, not both")
     if args.classes is not None and not Path(args.classes).is_file():
         raise CliError(f"no class names file {args.classes}")
-    check_output_dir(args.out)
+    check_output_dir(args.runs)
     if args.download:
         entry = published(args.model, None if args.download is True else args.download)
         print(f"{entry.label}: {entry.url} -> {hub_dir()}", file=sys.stderr)
@@ -777,8 +823,8 @@ def cmd_import_weights(args: argparse.Namespace) -> int:
         raise CliError(f"no checkpoint file {args.file}")
     else:
         file = Path(args.file)
-    before = {p.name for p in Path(args.out).iterdir()} if Path(args.out).is_dir() else set()
-    path = import_weights(file, args.model, args.out, classes=args.classes, resize=args.resize, reuse=True)
+    before = {p.name for p in Path(args.runs).iterdir()} if Path(args.runs).is_dir() else set()
+    path = import_weights(file, args.model, args.runs, classes=args.classes, resize=args.resize, reuse=True)
     run = load_run(path, with_model=False)
     if path.name in before:
         print(f"note: {file} was imported before, as this run (same file, net, classes and resize): reused",
@@ -808,7 +854,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int)
     p.add_argument("--in-channels", type=int)
     p.add_argument("--input-size", type=int, help="square input side (default 224 imagenet, 32 cifar)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--blocks", action="store_true", help="also print the per-unit table")
     p.add_argument("--summary-depth", type=int, default=0, help="print torchinfo's layer table to this depth")
     p.add_argument("--yes", action="store_true", help="build a very large model without asking")
@@ -845,17 +891,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", help="Grad-CAM layer: a stage (layer3) or a unit (layer3.8); default the last unit")
     p.add_argument("--samples", type=int, help="held-out images to explain, spread over the classes (default 8, "
                    f"at most {MAX_ATTRIBUTE_SAMPLES:,}; the PNG grids show the first {GRID_ROWS})")
-    p.add_argument("--image", help="explain this image file, or the images in this folder, instead (PNG/JPEG, any "
-                   f"mode; a folder's first {MAX_USER_IMAGES} by name)")
+    _renamed(p, "--photos", "--image", PHOTOS_NOTE.format(old="--image", command="attribute"), metavar="PATH",
+             help="explain this image file, or the images in this folder, instead (PNG/JPEG, any "
+                  f"mode; a folder's first {MAX_USER_IMAGES} by name)")
     p.add_argument("--target", help="class name or number to explain (default: each image's prediction)")
     p.add_argument("--steps", type=int, default=None,
                    help=f"Integrated Gradients steps for every image (default: adaptive, {IG_START_STEPS} doubling "
-                        f"until the completeness gap is under {IG_TOLERANCE:.0%}, at most {IG_MAX_STEPS})")
+                        f"until the completeness gap is under {IG_TOLERANCE:.0%}%, at most {IG_MAX_STEPS})")  # %% for argparse
     p.add_argument("--baseline", choices=list(BASELINES), default="zeros",
                    help="baseline of Integrated Gradients, DeepLIFT and Occlusion: zeros (the dataset mean), "
                         "black, or blur (a blurred copy of the image); default zeros")
     p.add_argument("--no-sanity", action="store_true", help="skip the model-randomisation sanity check")
-    p.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default cpu)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--runs", default="runs", help="the runs folder for run ids (default ./runs)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=cmd_attribute)
@@ -870,7 +917,7 @@ def build_parser() -> argparse.ArgumentParser:
         for option in entry.options:
             p.add_argument(f"--{option.name}", type=option.kind, default=option.default, choices=option.choices,
                            help=option.cli_help())
-        p.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default cpu)")
+        p.add_argument("--device", default="auto", help=DEVICE_HELP)
         p.add_argument("--runs", default="runs", help="the runs folder for run ids (default ./runs)")
         p.add_argument("--format", default="html,png", help=f"figure formats: comma list of {', '.join(FIGURE_FORMATS)}")
         p.add_argument("--out", required=True, help="output folder")
@@ -889,13 +936,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "what deleting the unit alone changes (the share of images whose top class "
                                    "flips, the drop in its probability). Writes a CSV and the figure into --out.")
     p.add_argument("run", help="run id or folder (an imported pretrained net or a trained run)")
-    p.add_argument("--images", metavar="FOLDER", help=f"your images (the first {MAX_USER_IMAGES} by name); needed "
-                                                       "for an imported net")
+    _renamed(p, "--photos", "--images", PHOTOS_NOTE.format(old="--images", command="profile"), metavar="FOLDER",
+             help=f"your photos (the first {MAX_USER_IMAGES} by name); needed for an imported net")
     p.add_argument("--samples", type=int, help="held-out images of a trained run, spread over the classes "
                                                "(default 64)")
     p.add_argument("--no-lesions", action="store_true", help="skip the single-unit lesions (one forward pass "
                                                              "instead of about units/2 + 1)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--out", default="profile", help="output folder (default ./profile)")
     p.add_argument("--format", default="html,png", help=f"comma list of {', '.join(FIGURE_FORMATS)} (default html,png)")
     p.add_argument("--runs", default="runs", help="the runs folder for run ids (default ./runs)")
@@ -920,7 +967,8 @@ def build_parser() -> argparse.ArgumentParser:
                                               "it publishes, else 256)")
     p.add_argument("--classes", help="text file of class names, one per line, one per output (default: the "
                                      "ImageNet names for 1,000 outputs, else 0..n-1)")
-    p.add_argument("--out", default="runs", help="the runs folder (default ./runs)")
+    _renamed(p, "--runs", "--out", RUNS_NOTE, default="runs", help="the runs folder to write the run into "
+                                                                   "(default ./runs)")
     p.set_defaults(func=cmd_import_weights)
     return parser
 
@@ -966,14 +1014,14 @@ def _train_args(p: argparse.ArgumentParser, d) -> None:
     p.add_argument("--no-augment", dest="augment", action="store_false", default=d.augment,
                    help="no random crop / flip")
     p.add_argument("--augment", dest="augment", action="store_true", help="random crop and flip (He et al. 2015)")
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--device", default=d.device, help=DEVICE_HELP.replace("auto)", "%(default)s)"))
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--probe-every", type=int, default=d.probe_every, help="probe every K steps (0: off)")
     p.add_argument("--log-every", type=int, default=d.log_every, help="log averaged loss/accuracy every K steps")
     p.add_argument("--eval-every", type=int, default=d.eval_every,
                    help="evaluate every K steps (0: automatic, within 10%% of the run's compute; the end always)")
     p.add_argument("--eval-size", type=int, default=d.eval_size, help="held-out images per intermediate evaluation")
-    p.add_argument("--out", default="runs", help="the runs folder (default ./runs)")
+    _renamed(p, "--runs", "--out", RUNS_NOTE, default="runs", help="the runs folder to write runs into (default ./runs)")
     p.add_argument("--yes", action="store_true", help="train a very large model without asking")
     p.add_argument("--no-weights", action="store_true", help="do not save model.pt (curves and probes only)")
 
@@ -985,6 +1033,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_OK
     try:
+        _check_spellings(args)
         return args.func(args)
     except (CliError, ValueError) as err:
         print(f"error: {terminal_safe(err)}", file=sys.stderr)

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from resnet_explorer.cli import main
+from resnet_explorer.cli import PHOTOS_NOTE, RUNS_NOTE, build_parser, main
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -89,7 +89,7 @@ TINY_TRAIN = ["--steps", "4", "--batch-size", "16", "--train-size", "64", "--tes
 
 
 def test_train_prints_the_run_folder_last(tmp_path):
-    out = run("train", "--model", "resnet20", *TINY_TRAIN, "--out", str(tmp_path))
+    out = run("train", "--model", "resnet20", *TINY_TRAIN, "--runs", str(tmp_path))
     assert out.returncode == 0, out.stderr
     folder = out.stdout.strip().splitlines()[-1]
     assert folder.startswith(str(tmp_path))
@@ -98,11 +98,16 @@ def test_train_prints_the_run_folder_last(tmp_path):
             "model.pt"} <= names
     assert "done: trained 4 steps" in out.stderr and "[" in out.stderr  # progress and summary
     assert "note: resnet20 has not left chance" in out.stderr  # 4 steps: the run says it learnt nothing yet
+    assert "--runs" not in out.stderr  # the new spelling: no note about the old one
 
 
 def test_train_plain_twin(tmp_path, capsys):
+    # --out, the old spelling of --runs: the run goes to the runs folder as before, with a note
     assert main(["train", "--model", "resnet20", "--plain", *TINY_TRAIN, "--out", str(tmp_path)]) == 0
-    assert "plain20" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    folder = __import__("pathlib").Path(out.strip().splitlines()[-1])
+    assert "plain20" in folder.name and folder.parent == tmp_path and (folder / "run.json").is_file()
+    assert err.count(f"note: {RUNS_NOTE}\n") == 1
 
 
 def test_attribute_baseline_and_adaptive_steps(tmp_path, capsys):
@@ -137,7 +142,7 @@ def test_attribute_baseline_and_adaptive_steps(tmp_path, capsys):
     ],
 )
 def test_train_bad_input_exits_2(tmp_path, args, fragment, capsys):
-    assert main(["train", *args, "--out", str(tmp_path)]) == 2
+    assert main(["train", *args, "--runs", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert fragment.lower() in err.lower() and len(err.strip().splitlines()) == 1
     assert not list(tmp_path.iterdir())  # nothing half-made
@@ -157,9 +162,10 @@ def test_train_divergence_exits_3(tmp_path, capsys):
 
 def test_degradation_preset_prints_table_and_verdicts(tmp_path, capsys):
     args = ["degradation", "--depths", "8,14", "--steps", "3", "--train-size", "64", "--test-size", "32",
-            "--batch-size", "16", "--probe-every", "0", "--no-weights", "--out", str(tmp_path)]
+            "--batch-size", "16", "--probe-every", "0", "--no-weights", "--runs", str(tmp_path)]
     assert main(args) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "--runs" not in err
     for model in ("plain8", "plain14", "resnet8", "resnet14"):
         assert model in out
     # 3 steps: every net is still at chance, so the verdicts say so instead of claiming a result
@@ -174,8 +180,9 @@ def test_degradation_preset_prints_table_and_verdicts(tmp_path, capsys):
 def test_degradation_counts_verdicts_over_seeds(tmp_path, capsys):
     args = ["degradation", "--depths", "8,14", "--seeds", "0,1", "--steps", "2", "--train-size", "32",
             "--test-size", "16", "--batch-size", "16", "--probe-every", "0", "--no-weights", "--out", str(tmp_path)]
-    assert main(args) == 0
-    out = capsys.readouterr().out
+    assert main(args) == 0  # --out, the old spelling of --runs
+    out, err = capsys.readouterr()
+    assert err.count(f"note: {RUNS_NOTE}\n") == 1
     assert "seeds 0, 1" in out and "mean ± sd over seeds" in out
     assert re.search(r"neither plain14 nor plain8 left chance in 2 seeds \(final train loss [\d.]+ ± [\d.]+ vs", out)
     seeds = sorted(json.loads((f / "run.json").read_text())["seed"] for f in tmp_path.iterdir())
@@ -211,3 +218,126 @@ def test_closed_pipe_is_not_a_traceback():
     proc.stdout.close()  # like `| head -1`
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0 and "Traceback" not in err
+
+
+def _commands() -> dict:
+    import argparse
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices
+
+
+def test_every_command_has_help_and_defaults_to_the_auto_device(capsys):
+    with_device = set()
+    for name, parser in _commands().items():
+        text = parser.format_help()  # raised for `attribute` once: a bare % in a help text
+        if "--device" in text:
+            with_device.add(name)
+            assert parser.get_default("device") == "auto", name
+            assert "(default auto)" in " ".join(text.split()), name
+    assert {"info", "train", "degradation", "attribute", "lesion", "paths", "landscape", "profile"} <= with_device
+
+
+# A renamed flag: (the arguments before it, its old spelling, the new one, a value)
+RENAMED = [
+    (["train", "--model", "resnet8"], "--out", "--runs", "elsewhere"),
+    (["degradation"], "--out", "--runs", "elsewhere"),
+    (["import-weights", "r18.pth", "--model", "resnet18"], "--out", "--runs", "elsewhere"),
+    (["attribute", "RUN", "--out", "attr"], "--image", "--photos", "photo.png"),
+    (["profile", "RUN"], "--images", "--photos", "photos"),
+]
+RENAMED_IDS = [f"{argv[0]} {old}" for argv, old, _, _ in RENAMED]
+
+
+@pytest.mark.parametrize("argv, old, new, value", RENAMED, ids=RENAMED_IDS)
+def test_an_old_spelling_parses_as_the_new_one(argv, old, new, value):
+    def parsed(*extra: str) -> dict:
+        args = vars(build_parser().parse_args([*argv, *extra]))
+        return {k: v for k, v in args.items() if k != "_spellings"}
+
+    dest = new.lstrip("-")
+    assert parsed(old, value) == parsed(new, value) and parsed(new, value)[dest] == value
+    assert parsed()[dest] == ("runs" if dest == "runs" else None)  # neither spelling: the default, as before
+
+
+@pytest.mark.parametrize("argv, old, new, value", RENAMED, ids=RENAMED_IDS)
+def test_both_spellings_at_once_are_one_line_exit_2(argv, old, new, value, tmp_path, capsys, monkeypatch):
+    import resnet_explorer.cli as cli
+
+    monkeypatch.chdir(tmp_path)
+    for name in [n for n in vars(cli) if n.startswith("cmd_")]:  # refused before any command runs
+        monkeypatch.setattr(cli, name, lambda args: pytest.fail("the command ran"))
+    assert main([*argv, new, value, old, value]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: give {new} or {old} (its old spelling), not both\n"
+    assert not list(tmp_path.iterdir())  # refused before anything is made
+
+
+def test_import_weights_runs_and_its_old_spelling_out(tmp_path, capsys):
+    import torch
+
+    from resnet_explorer import build_model
+
+    file, root = tmp_path / "r18.pth", tmp_path / "runs"
+    torch.save(build_model("resnet18").state_dict(), file)
+    assert main(["import-weights", str(file), "--model", "resnet18", "--out", str(root)]) == 0
+    out, err = capsys.readouterr()
+    first = out.strip().splitlines()[-1]
+    assert first.startswith(str(root)) and err.count(f"note: {RUNS_NOTE}\n") == 1
+    assert main(["import-weights", str(file), "--model", "resnet18", "--runs", str(root)]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip().splitlines()[-1] == first and "reused" in err  # the same runs folder, the same run
+    assert "--runs" not in err
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    assert main(["train", "--model", "resnet8", *TINY_TRAIN, "--probe-every", "0", "--runs", str(root)]) == 0
+    return next(root.iterdir())
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png"):
+        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(folder / name)
+    return folder
+
+
+@pytest.mark.parametrize("command, old, target", [
+    (["attribute", "--methods", "saliency", "--no-sanity"], "--image", "a.png"),
+    (["attribute", "--methods", "saliency", "--no-sanity"], "--image", "."),
+    (["profile", "--no-lesions", "--format", "html"], "--images", "."),
+], ids=["attribute file", "attribute folder", "profile folder"])
+def test_photos_and_its_old_spellings_write_the_same_files(command, old, target, tiny_run, photos, tmp_path,
+                                                           capsys):
+    written = {}
+    for flag in ("--photos", old):
+        out = tmp_path / flag.lstrip("-")
+        argv = [command[0], str(tiny_run), *command[1:], flag, str(photos / target), "--out", str(out)]
+        assert main(argv) == 0, capsys.readouterr().err
+        err = capsys.readouterr().err
+        note = f"note: {PHOTOS_NOTE.format(old=old, command=command[0])}\n"
+        assert err.count(note) == (flag == old) and ("--photos" in err) == (flag == old), err
+        written[flag] = {p.name: _contents(p) for p in out.iterdir() if p.suffix in (".csv", ".npz")}
+    assert written["--photos"] and written["--photos"].keys() == written[old].keys()
+    for name, contents in written["--photos"].items():
+        assert contents == written[old][name], name
+    if command[0] == "attribute":  # the photos were read, not the run's held-out images
+        top = written[old]["predictions.csv"]  # the top 5 of each image
+        assert top.count("a.png") == 5 and top.count("b.png") == (5 if target == "." else 0)
+
+
+def _contents(path):
+    """A CSV's text, or an npz's arrays as lists (the zip's own timestamps differ between writes)."""
+    import numpy as np
+
+    if path.suffix == ".csv":
+        return path.read_text()
+    with np.load(path) as arrays:
+        return {k: arrays[k].tolist() for k in arrays.files}

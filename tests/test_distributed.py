@@ -124,7 +124,7 @@ def _torchrun_env(monkeypatch, rank: int, port: int = 29500) -> None:
 def test_refusals_under_torchrun_are_one_line(monkeypatch, capsys, tmp_path, rank):
     _torchrun_env(monkeypatch, rank)
     args = ["train", "--model", "resnet8", "--steps", "1", "--batch-size", "8", "--train-size", "64",
-            "--test-size", "16", "--image-size", "16", "--out", str(tmp_path / "runs")]
+            "--test-size", "16", "--image-size", "16", "--runs", str(tmp_path / "runs")]
     assert main([*args, "--device", "mps"]) == 2  # refused before any process group is joined
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: {'' if rank == 0 else 'rank 1: '}mps cannot train with 2 processes (torch.distributed "
@@ -138,7 +138,7 @@ def test_refusals_under_torchrun_are_one_line(monkeypatch, capsys, tmp_path, ran
 
 def test_other_training_commands_refuse_torchrun(monkeypatch, capsys, tmp_path):
     _torchrun_env(monkeypatch, 0)
-    assert main(["degradation", "--depths", "8,14", "--steps", "1", "--device", "cpu", "--out", str(tmp_path)]) == 2
+    assert main(["degradation", "--depths", "8,14", "--steps", "1", "--device", "cpu", "--runs", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == ("error: only `train` runs on several processes: start this command "
                                                "without torchrun")
 
@@ -149,7 +149,7 @@ def test_a_group_that_cannot_be_joined_is_one_line(monkeypatch, capsys, tmp_path
         taken.listen()
         _torchrun_env(monkeypatch, 0, port=taken.getsockname()[1])  # rank 0 cannot serve the group there
         code = main(["train", "--model", "resnet8", "--steps", "1", "--batch-size", "8", "--train-size", "64",
-                     "--test-size", "16", "--image-size", "16", "--device", "cpu", "--out", str(tmp_path / "runs")])
+                     "--test-size", "16", "--image-size", "16", "--device", "cpu", "--runs", str(tmp_path / "runs")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and err[0].startswith("error: could not join the 2 processes (gloo): ")
     assert not torch.distributed.is_initialized()

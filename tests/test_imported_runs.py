@@ -82,10 +82,10 @@ def test_attribute_cli_needs_an_image_for_an_imported_run(root, ids, tmp_path, c
     out = tmp_path / "attr"
     assert main(["attribute", ids["imported"], "--runs", str(root), "--out", str(out)]) == 2
     line = err_line(capsys)
-    assert f"run {ids['imported']} was imported from a checkpoint and has no dataset: give --image PATH" in line
+    assert f"run {ids['imported']} was imported from a checkpoint and has no dataset: give --photos PATH" in line
     assert not out.exists()  # refused before the output folder is made
     assert main(["attribute", ids["imported"], "--runs", str(root), "--samples", "2", "--out", str(out)]) == 2
-    assert "give --image PATH" in err_line(capsys)
+    assert "give --photos PATH" in err_line(capsys)
     image = tmp_path / "photo.png"
     image.write_bytes(png())
     assert main(["attribute", ids["imported"], "--runs", str(root), "--image", str(image), "--methods", "saliency",

@@ -196,7 +196,7 @@ def test_attribute_cli_on_a_folder_writes_predictions_and_prints_the_top_five(im
 def test_profile_cli_on_a_folder_of_photos_writes_the_table_and_figure(imported, tmp_path, capsys):
     out = tmp_path / "prof"
     assert main(["profile", str(imported), "--out", str(out)]) == 2  # an imported net has no held-out images
-    assert "give --images FOLDER" in capsys.readouterr().err and not out.exists()
+    assert "give --photos FOLDER" in capsys.readouterr().err and not out.exists()
     folder = tmp_path / "photos"
     folder.mkdir()
     for name, size in [("one.png", (320, 240)), ("two.png", (200, 300))]:
