@@ -4,11 +4,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from resnet_explorer.compare import degradation_finding, group_runs, run_progress
-from resnet_explorer.estimates import cached_preset_estimate
-from resnet_explorer.findings import gradient_finding, ratio_finding
+from resnet_explorer.jobs.estimates import cached_preset_estimate
 from resnet_explorer.models.spec import NAMING_RULE
 from resnet_explorer.plots import plot_grad_flow_heatmap, plot_residual_norms, plot_training_curves
+from resnet_explorer.reports.compare import degradation_finding, group_runs, run_progress
+from resnet_explorer.reports.findings import gradient_finding, ratio_finding
 from resnet_explorer.runs import list_runs, load_run
 from resnet_explorer.training.presets import DEGRADATION_COMMAND, degradation_config, degradation_specs, describe
 from resnet_explorer.ui import jobs, state

@@ -40,7 +40,7 @@ def cell(task: tuple[str, int, int, dict]) -> dict:
     import pandas as pd
     import torch
 
-    from resnet_explorer.findings import tail_mean
+    from resnet_explorer.reports.findings import tail_mean
     from resnet_explorer.training import train
     from resnet_explorer.training.presets import degradation_config
 
@@ -54,7 +54,7 @@ def cell(task: tuple[str, int, int, dict]) -> dict:
 
 
 def verdicts(cells: list[dict], threads: int):
-    from resnet_explorer.findings import degradation_checks
+    from resnet_explorer.reports.findings import degradation_checks
 
     losses: dict[str, dict[int, float]] = {}
     for c in cells:

@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from resnet_explorer import ModelSpec, count_parameters  # noqa: E402
-from resnet_explorer.graph import build_graph  # noqa: E402
+from resnet_explorer.models.graph import build_graph  # noqa: E402
 from resnet_explorer.plots import plot_block_graph  # noqa: E402
 
 TARGET_S = 2.0

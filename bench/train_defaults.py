@@ -46,8 +46,8 @@ def cell(task: tuple[str, int, int]) -> dict:
     import pandas as pd
     import torch
 
-    from resnet_explorer.findings import progress_of
     from resnet_explorer.models import ModelSpec
+    from resnet_explorer.reports.findings import progress_of
     from resnet_explorer.training import train
 
     assert torch.get_num_threads() == threads

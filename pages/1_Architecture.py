@@ -7,11 +7,11 @@ import streamlit as st
 
 from resnet_explorer.devices import resolve_device
 from resnet_explorer.export import rows_to_csv
-from resnet_explorer.findings.architecture import stage_bars_caption, twin_difference, twin_help
-from resnet_explorer.graph import build_graph, layer_rows
 from resnet_explorer.models import ModelSpec, large_model_message
+from resnet_explorer.models.graph import build_graph, layer_rows
 from resnet_explorer.plots import default_expanded, plot_block_graph, plot_stage_bars, si_count
 from resnet_explorer.plots.architecture import MAX_DRAWN_UNITS
+from resnet_explorer.reports.findings.architecture import stage_bars_caption, twin_difference, twin_help
 from resnet_explorer.ui import state
 from resnet_explorer.ui.nav import through_app
 from resnet_explorer.ui.widgets import figure_downloads, filterable_table, model_picker, spec_to_query, table

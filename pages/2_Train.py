@@ -3,10 +3,10 @@
 import streamlit as st
 
 from resnet_explorer.data import DATASETS
-from resnet_explorer.findings import progress_of, tail_mean
 from resnet_explorer.limits import MAX_BATCH_SIZE, MAX_IMAGE_SIZE, MAX_SEED, MAX_STEPS, MAX_TRAIN_IMAGES
 from resnet_explorer.models import ModelSpec, large_model_message, list_variants
 from resnet_explorer.plots import plot_live_loss, plot_training_curves
+from resnet_explorer.reports.findings import progress_of, tail_mean
 from resnet_explorer.training.presets import QUICK, quick_config
 from resnet_explorer.ui import jobs, state
 from resnet_explorer.ui.nav import through_app

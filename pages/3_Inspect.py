@@ -4,8 +4,6 @@ from pathlib import Path
 
 import streamlit as st
 
-from resnet_explorer.compare import RESPONSES_EVAL
-from resnet_explorer.findings import gradient_finding, progress_of, ratio_finding, responses_finding
 from resnet_explorer.plots import (
     available_steps,
     plot_grad_flow_heatmap,
@@ -15,6 +13,8 @@ from resnet_explorer.plots import (
     plot_responses,
     plot_training_curves,
 )
+from resnet_explorer.reports.compare import RESPONSES_EVAL
+from resnet_explorer.reports.findings import gradient_finding, progress_of, ratio_finding, responses_finding
 from resnet_explorer.runs import TABLES, list_runs, load_run
 from resnet_explorer.ui import jobs
 from resnet_explorer.ui.nav import through_app

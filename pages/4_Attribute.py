@@ -19,8 +19,8 @@ from resnet_explorer.analysis.study import (
     summary,
 )
 from resnet_explorer.data import denormalize
-from resnet_explorer.findings import progress_of
 from resnet_explorer.plots import plot_attribution_grid, plot_attribution_scores
+from resnet_explorer.reports.findings import progress_of
 from resnet_explorer.runs import list_runs, load_run
 from resnet_explorer.ui import jobs, state
 from resnet_explorer.ui.nav import through_app

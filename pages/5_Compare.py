@@ -4,10 +4,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from resnet_explorer.compare import comparison_figures, comparison_findings, group_rows, summary_rows
 from resnet_explorer.export import ExportError
 from resnet_explorer.plots import plot_live_loss
-from resnet_explorer.report import report_zip
+from resnet_explorer.reports.bundle import report_zip
+from resnet_explorer.reports.compare import comparison_figures, comparison_findings, group_rows, summary_rows
 from resnet_explorer.runs import list_runs, load_run
 from resnet_explorer.training.presets import (
     DEGRADATION,

@@ -1,4 +1,4 @@
-"""Explain: lesions, paths and the loss landscape of a trained run, its twin side by side (resnet_explorer.explain)."""
+"""Explain: lesions, paths and the loss landscape of a trained run, its twin side by side (resnet_explorer.reports.explain)."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -6,9 +6,9 @@ from typing import Any
 
 import streamlit as st
 
-from resnet_explorer import explain
-from resnet_explorer.findings import progress_of
 from resnet_explorer.models import ModelSpec
+from resnet_explorer.reports import explain
+from resnet_explorer.reports.findings import progress_of
 from resnet_explorer.runs import list_runs, load_run
 from resnet_explorer.ui import analysis_jobs, jobs
 from resnet_explorer.ui.nav import through_app

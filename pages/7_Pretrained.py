@@ -10,11 +10,11 @@ from resnet_explorer.analysis import ImageError
 from resnet_explorer.analysis.common import AnalysisStopped
 from resnet_explorer.analysis.profile import profile_units
 from resnet_explorer.analysis.study import dataset_inputs, image_files, images_inputs
-from resnet_explorer.checkpoints import import_weights, importable_names
 from resnet_explorer.limits import MAX_CHECKPOINT_BYTES
 from resnet_explorer.plots.profile import plot_unit_profile
-from resnet_explorer.published import cached_checkpoints, guess_model, published, what_it_is
 from resnet_explorer.runs import list_runs, load_run
+from resnet_explorer.runs.checkpoints import import_weights, importable_names
+from resnet_explorer.runs.published import cached_checkpoints, guess_model, published, what_it_is
 from resnet_explorer.ui import jobs
 from resnet_explorer.ui.nav import through_app
 from resnet_explorer.ui.run_picker import is_imported, shown_names

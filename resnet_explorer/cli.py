@@ -34,8 +34,8 @@ from typing import Any
 
 from . import __version__
 from .formats import FIGURE_FORMATS, INFO_FORMATS, REPORT_FORMATS, check_formats
+from .jobs.stops import ended
 from .limits import MAX_USER_IMAGES
-from .stops import ended
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -200,9 +200,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from .devices import resolve_device
     from .export import ExportError, check_output_dir, rows_to_csv, write_atomic, write_figure
-    from .graph import build_graph, layer_rows
     from .limits import MAX_INPUT_SIZE, check_int
     from .models import build_model, large_model_message
+    from .models.graph import build_graph, layer_rows
     from .plots import plot_block_graph
 
     spec = _spec_from_args(args)
@@ -385,7 +385,7 @@ def _say_if_at_chance(spec, result) -> None:
     """One line on stderr when the run ended without leaving chance (the rule every page uses)."""
     import pandas as pd
 
-    from .findings import progress_of
+    from .reports.findings import progress_of
 
     evals = pd.DataFrame(result.evals) if result.evals else None
     progress = progress_of(spec.name, spec.num_classes, pd.DataFrame(result.metrics), evals)
@@ -438,7 +438,7 @@ def _ints(text: str, option: str) -> list[int]:
 
 def cmd_degradation(args: argparse.Namespace) -> int:
     """He et al. 2015 Fig. 6 in miniature: plain and residual twins at two depths, equal budgets, per seed."""
-    from .compare import comparison_findings, group_rows
+    from .reports.compare import comparison_findings, group_rows
     from .runs import load_run
     from .training.presets import degradation_specs, describe
 
@@ -631,7 +631,7 @@ class Counter:
 
 
 def _explain_options(args: argparse.Namespace) -> dict[str, Any]:
-    from .explain import LENSES
+    from .reports.explain import LENSES
 
     return {o.name: getattr(args, o.name) for o in LENSES[args.lens].options if getattr(args, o.name, None) is not None}
 
@@ -640,8 +640,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     """`lesion`, `paths` and `landscape`: one lens on a run (and its twin), CSV and figures into --out."""
     from .analysis.common import AnalysisStopped
     from .devices import resolve_device
-    from .explain import LENSES, analyse, check_options, check_run, figures, lens_folder, refusal, save, tables
     from .export import ExportError, check_output_dir, write_atomic, write_figure
+    from .reports.explain import LENSES, analyse, check_options, check_run, figures, lens_folder, refusal, save, tables
     from .runs import find_twin, list_runs, load_run
 
     lens = args.lens
@@ -771,7 +771,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """Comparison figures, tables and an offline index.html for one or more runs."""
     from .export import ExportError, check_output_dir
-    from .report import check_formats, write_report_files
+    from .reports.bundle import check_formats, write_report_files
 
     paths = [_resolve_run_path(run, args.runs) for run in args.run]
     formats = check_formats(args.format.split(","))  # refused before the output folder is made
@@ -791,10 +791,10 @@ def cmd_import_weights(args: argparse.Namespace) -> int:
     With --list, the checkpoints in torch's hub cache instead; with --download, torchvision's published
     file for --model (fetched into the hub cache, its SHA-256 prefix checked) unless it is there already.
     """
-    from .checkpoints import import_spec, import_weights, importable_names
     from .export import check_output_dir
-    from .published import cached_checkpoints, download, hub_dir, published, what_it_is
     from .runs import load_run
+    from .runs.checkpoints import import_spec, import_weights, importable_names
+    from .runs.published import cached_checkpoints, download, hub_dir, published, what_it_is
 
     if args.list:
         rows, total, folders = cached_checkpoints()
@@ -907,7 +907,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=cmd_attribute)
 
-    from .explain import LENSES
+    from .reports.explain import LENSES
 
     for entry in LENSES.values():  # every flag from the lens's options: its type, bound, default and help
         p = sub.add_parser(entry.name, help=entry.summary + "; CSV and figures into --out, the folder printed last")

@@ -51,7 +51,7 @@ MAX_PICKLE_DEPTH = 64  # nesting of one object (a state dict in a checkpoint's d
 MAX_RUN_JSON_BYTES = 64_000_000  # run.json (100,000 class names of 100 characters take 10 MB)
 MAX_CIFAR_FILE_BYTES = 200_000_000  # the largest, cifar-100-python/train, takes 155 MB
 
-# ---- explain: lesions, paths, loss landscape (resnet_explorer.explain) ------------------------
+# ---- explain: lesions, paths, loss landscape (resnet_explorer.reports.explain) ------------------------
 MAX_LESION_IMAGES = 10_000  # held-out images evaluated for every lesioned or reordered net
 MAX_LESION_DRAWS = 100  # random draws per k (the paper's Fig. 5 averages a few)
 MAX_LESION_CONFIGS = 10_000  # lesioned or reordered nets in one call (resnet56, all k, 100 draws: 2,700)

@@ -122,7 +122,7 @@ def test_layer_table_filter(at):
 
 
 def test_layer_table_is_built_only_in_its_view(at, monkeypatch):
-    from resnet_explorer import graph
+    from resnet_explorer.models import graph
     from resnet_explorer.ui import state
 
     calls = []
@@ -185,8 +185,8 @@ def _stage_label_slack(fig, width: int = 1400, px_per_char: int = 7) -> float:
 
 
 def test_deep_stage_expansion_stays_legible():
-    from resnet_explorer.graph import build_graph
     from resnet_explorer.models import ModelSpec
+    from resnet_explorer.models.graph import build_graph
     from resnet_explorer.plots import plot_block_graph
     from resnet_explorer.plots.architecture import MAX_DRAWN_UNITS
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from resnet_explorer import ModelSpec, explain
+from resnet_explorer import ModelSpec
 from resnet_explorer.data import load_data
+from resnet_explorer.reports import explain
 from resnet_explorer.runs import RunWriter, list_runs
 from resnet_explorer.training import TrainConfig, train
 from resnet_explorer.ui import jobs
@@ -146,7 +147,7 @@ def test_landscape_contours_and_surfaces_side_by_side(runs):
 
 def test_a_landscape_at_chance_gets_no_comparison(runs):
     from resnet_explorer.analysis.landscape import summarize
-    from resnet_explorer.findings.evidence import Progress
+    from resnet_explorer.reports.findings.evidence import Progress
 
     at = page()
     snap = run_lens(at, "landscape", grid=3, images=16)

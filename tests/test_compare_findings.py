@@ -6,8 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from resnet_explorer.compare import comparison_findings, twin_checks
 from resnet_explorer.models import ModelSpec
+from resnet_explorer.reports.compare import comparison_findings, twin_checks
 from resnet_explorer.runs import Run
 from resnet_explorer.training.presets import quick_config
 

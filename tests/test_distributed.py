@@ -176,7 +176,7 @@ def test_torchrun_cli_writes_one_complete_run(tmp_path):
     assert run.evals["images"].iloc[-1] == 32  # the last evaluation covers the whole split, split over ranks
     # the 64 training images make 4 global batches of 16: epochs count global batches
     assert run.metrics["epoch"].iloc[-1] == pytest.approx(6 / 4)
-    from resnet_explorer.compare import summary_rows
+    from resnet_explorer.reports.compare import summary_rows
     from resnet_explorer.training.presets import describe
 
     assert summary_rows([run])[0]["batch_size"] == 16  # Compare and report show the global batch

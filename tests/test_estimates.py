@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from resnet_explorer import estimates
-from resnet_explorer.estimates import (
+from resnet_explorer.jobs import estimates
+from resnet_explorer.jobs.estimates import (
     Estimate,
     cached_preset_estimate,
     minutes_text,

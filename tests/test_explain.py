@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from resnet_explorer import explain
 from resnet_explorer.cli import main
 from resnet_explorer.data import load_data
 from resnet_explorer.models import ModelSpec
+from resnet_explorer.reports import explain
 from resnet_explorer.runs import RunWriter, load_run
 from resnet_explorer.training import TrainConfig, train
 
@@ -150,8 +150,8 @@ def test_a_lens_registered_alone_reaches_the_cli_the_page_and_the_report(twins, 
     import plotly.graph_objects as go
     from streamlit.testing.v1 import AppTest
 
-    from resnet_explorer.options import Option
-    from resnet_explorer.report import write_report_files
+    from resnet_explorer.jobs.options import Option
+    from resnet_explorer.reports.bundle import write_report_files
 
     @dataclasses.dataclass
     class ToyResult:

@@ -5,7 +5,7 @@ import pytest
 
 from resnet_explorer import ModelSpec
 from resnet_explorer.export import figure_to_html, figure_to_image, rows_to_csv, write_atomic, write_figure
-from resnet_explorer.graph import build_graph
+from resnet_explorer.models.graph import build_graph
 from resnet_explorer.plots import plot_block_graph
 
 CHROMIUM = shutil.which("chromium") or shutil.which("google-chrome")

@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from resnet_explorer.findings import (
+from resnet_explorer.reports.findings import (
     GRADIENT_FACTOR,
     LOSS_FLOOR,
     REFINE_FACTOR,

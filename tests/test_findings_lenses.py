@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from resnet_explorer.findings import architecture as arch
-from resnet_explorer.findings import lenses
-from resnet_explorer.graph import build_graph
 from resnet_explorer.models import ModelSpec
+from resnet_explorer.models.graph import build_graph
+from resnet_explorer.reports.findings import architecture as arch
+from resnet_explorer.reports.findings import lenses
 
 # --- loss landscape: share of bending points ---------------------------------------------------------
 

@@ -1,7 +1,7 @@
 import pytest
 
 from resnet_explorer import ModelSpec, build_model, list_variants
-from resnet_explorer.graph import build_graph, layer_rows
+from resnet_explorer.models.graph import build_graph, layer_rows
 from resnet_explorer.plots import default_expanded, plot_block_graph
 
 # torchvision's model table (GFLOPS column = multiply-accumulates) at 224x224.

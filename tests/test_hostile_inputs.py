@@ -200,7 +200,7 @@ def test_failed_start_leaves_no_folder(tmp_path, capsys):
 
 # ---- 3: disk full mid-run ------------------------------------------------------------------------
 def test_disk_full_while_saving_the_model_fails_the_run_and_keeps_the_files(tmp_path, capsys, monkeypatch):
-    import resnet_explorer.runs as runs
+    import resnet_explorer.runs.store as runs
 
     def full(model, path):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
@@ -223,7 +223,7 @@ def test_disk_full_on_a_csv_names_it(tmp_path):
     config = TrainConfig(steps=6, batch_size=16, train_size=64, test_size=32, image_size=16, probe_every=0,
                          log_every=1, device="cpu")
     writer = RunWriter(tmp_path, ModelSpec(layers=(1, 1, 1)), config, flush_seconds=0.0)
-    import resnet_explorer.runs as runs
+    import resnet_explorer.runs.store as runs
 
     real, calls = runs.write_atomic, []
 
@@ -514,14 +514,14 @@ def test_an_import_killed_before_its_rename_is_never_a_run_and_is_cleaned(tmp_pa
     import torch
 
     from resnet_explorer import build_model
-    from resnet_explorer.checkpoints import import_weights
     from resnet_explorer.runs import STAGING_SUFFIX
+    from resnet_explorer.runs.checkpoints import import_weights
 
     file, root = tmp_path / "r18.pth", tmp_path / "runs"
     torch.save(build_model("resnet18").state_dict(), file)
     script = textwrap.dedent(f"""
         import os, signal
-        from resnet_explorer.checkpoints import import_weights
+        from resnet_explorer.runs.checkpoints import import_weights
         real = os.replace
         def replace(src, dst):  # SIGKILL just before the staging folder takes its name
             if str(src).endswith({STAGING_SUFFIX!r}):
@@ -543,8 +543,8 @@ def test_an_import_killed_before_its_rename_is_never_a_run_and_is_cleaned(tmp_pa
 
 
 def test_a_staging_folder_of_a_live_import_is_left_alone(tmp_path):
-    from resnet_explorer.liveness import process_identity
     from resnet_explorer.runs import STAGING_SUFFIX, remove_stale_staging
+    from resnet_explorer.runs.liveness import process_identity
 
     live, dead = tmp_path / f".a{STAGING_SUFFIX}", tmp_path / f".b{STAGING_SUFFIX}"
     for folder, writer in ((live, process_identity()), (dead, {**process_identity(), "pid_started": 1.0})):

@@ -18,10 +18,10 @@ import pytest
 import torch
 
 from resnet_explorer import ModelSpec, build_model
-from resnet_explorer import checkpoints as ck
 from resnet_explorer.cli import main
 from resnet_explorer.data.imagenet import IMAGENET_MEAN, IMAGENET_STD, imagenet_classes
 from resnet_explorer.runs import Run, list_runs, load_run
+from resnet_explorer.runs import checkpoints as ck
 
 
 @pytest.fixture(scope="module")

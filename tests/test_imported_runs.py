@@ -16,11 +16,11 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from resnet_explorer import ModelSpec, build_model
-from resnet_explorer import checkpoints as ck
 from resnet_explorer.cli import main
-from resnet_explorer.compare import comparison_figures, group_rows, run_labels, summary_rows
 from resnet_explorer.data import load_data
+from resnet_explorer.reports.compare import comparison_figures, group_rows, run_labels, summary_rows
 from resnet_explorer.runs import RunWriter, find_twin, list_runs, load_run, twin_key
+from resnet_explorer.runs import checkpoints as ck
 from resnet_explorer.training import TrainConfig, train
 from resnet_explorer.ui.run_picker import best_finished, describe
 
@@ -108,7 +108,7 @@ def test_lenses_refuse_an_imported_run_in_one_line(root, ids, lens, tmp_path, ca
 
 
 def test_analyse_refuses_an_imported_run(root, ids):
-    from resnet_explorer.explain import analyse
+    from resnet_explorer.reports.explain import analyse
 
     run = load_run(root / ids["imported"])
     with pytest.raises(ValueError, match="no dataset to measure on"):

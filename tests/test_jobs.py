@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from resnet_explorer import ModelSpec
+from resnet_explorer.jobs.worker import start_process
 from resnet_explorer.training import TrainConfig
 from resnet_explorer.ui.jobs import (
     QUEUE,
@@ -22,7 +23,6 @@ from resnet_explorer.ui.jobs import (
     phase_text,
     queue_text,
 )
-from resnet_explorer.worker import start_process
 
 TINY = ModelSpec(stem="cifar", layers=(1, 1, 1), width_multiplier=0.5)
 QUICK = TrainConfig(steps=2, batch_size=16, train_size=64, test_size=32, image_size=16, probe_every=0, device="cpu")
@@ -350,7 +350,7 @@ def test_a_server_that_dies_mid_job_leaves_the_run_stopped_not_failed(child, tmp
     """The server side of a running job goes away (its pipes close, as when the server is killed): the
     child's next message finds nobody reading, and the work ends "stopped" within a step, not
     "failed: BrokenPipeError"; an analysis saves nothing half-made."""
-    from resnet_explorer import explain_worker
+    from resnet_explorer.jobs import explain_worker
     from resnet_explorer.runs import list_runs, load_run, start_run
 
     if child == "training":

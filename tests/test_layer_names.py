@@ -2,8 +2,8 @@
 
 import pytest
 
-from resnet_explorer.layer_names import HEAD_MODULES, depth_key, stage_of, unit_of
 from resnet_explorer.models import ModelSpec, build_model
+from resnet_explorer.models.layer_names import HEAD_MODULES, depth_key, stage_of, unit_of
 
 
 @pytest.mark.parametrize("name, unit, stage", [

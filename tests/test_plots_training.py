@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from resnet_explorer.layer_names import depth_key
+from resnet_explorer.models.layer_names import depth_key
 from resnet_explorer.plots import (
     available_steps,
     plot_grad_flow_heatmap,

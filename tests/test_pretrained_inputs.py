@@ -14,7 +14,6 @@ import torch
 from PIL import Image
 
 from resnet_explorer import build_model
-from resnet_explorer import checkpoints as ck
 from resnet_explorer.analysis import ImageError, load_image, predict, predict_top
 from resnet_explorer.analysis.study import (
     TOP_K,
@@ -28,6 +27,7 @@ from resnet_explorer.analysis.study import (
 )
 from resnet_explorer.cli import main
 from resnet_explorer.limits import MAX_USER_IMAGES
+from resnet_explorer.runs import checkpoints as ck
 from resnet_explorer.runs import load_run
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from resnet_explorer import build_model
-from resnet_explorer import published as pub
-from resnet_explorer.checkpoints import import_weights, importable_names
 from resnet_explorer.cli import main
 from resnet_explorer.runs import load_run
+from resnet_explorer.runs import published as pub
+from resnet_explorer.runs.checkpoints import import_weights, importable_names
 
 
 def test_every_published_entry_is_an_importable_net_with_a_hash_named_file():

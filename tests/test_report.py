@@ -17,9 +17,9 @@ import pytest
 
 from resnet_explorer import ModelSpec, export
 from resnet_explorer.cli import main
-from resnet_explorer.compare import comparison_figures, run_labels, summary_rows
-from resnet_explorer.graph import build_graph
-from resnet_explorer.report import report_zip, write_report
+from resnet_explorer.models.graph import build_graph
+from resnet_explorer.reports.bundle import report_zip, write_report
+from resnet_explorer.reports.compare import comparison_figures, run_labels, summary_rows
 from resnet_explorer.runs import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,7 +170,7 @@ def test_index_links_every_figure_and_is_offline(full_report, runs):
     for path in runs.values():
         assert f"runs/{path.name}/run.json" in links
     # the findings, the Compare page's sentences: four steps leave both nets at chance, and it says so
-    from resnet_explorer.compare import comparison_findings
+    from resnet_explorer.reports.compare import comparison_findings
 
     findings = comparison_findings([load_run(p, with_model=False) for p in (runs["resnet20"], runs["plain20"])])
     assert "<h2>What these runs show</h2>" in index and len(findings) == 2

@@ -1,4 +1,4 @@
-"""A stop is worded once (`resnet_explorer.stops`), and the status lines composed from it never repeat themselves:
+"""A stop is worded once (`resnet_explorer.jobs.stops`), and the status lines composed from it never repeat themselves:
 a job stopped in line, a run or task the stop reached before it began, a run stopped mid-way."""
 
 import queue
@@ -7,11 +7,11 @@ import threading
 
 import pytest
 
-from resnet_explorer.explain_worker import run_tasks
-from resnet_explorer.stops import STOPPED_BEFORE_START, STOPPED_IN_LINE, ended
+from resnet_explorer.jobs.explain_worker import run_tasks
+from resnet_explorer.jobs.stops import STOPPED_BEFORE_START, STOPPED_IN_LINE, ended
+from resnet_explorer.jobs.worker import train_plans
 from resnet_explorer.ui.analysis_jobs import AnalysisJob, progress_text, stopped_text
 from resnet_explorer.ui.jobs import QUEUE, TrainingJob, TrainingQueue, phase_text, status_line
-from resnet_explorer.worker import train_plans
 from tests.test_jobs import QUICK, TINY, FakeStarter, wait_for
 
 

@@ -65,7 +65,22 @@ def test_no_module_uses_another_modules_private_names():
 
 def test_the_source_files_are_all_there():
     names = {p.relative_to(ROOT).as_posix() for p in source_files()}
-    assert {"app.py", f"{PACKAGE}/runs.py", f"{PACKAGE}/plots/training.py", "pages/3_Inspect.py"} <= names
+    assert {"app.py", f"{PACKAGE}/runs/store.py", f"{PACKAGE}/plots/training.py", "pages/3_Inspect.py"} <= names
+
+
+def test_the_package_root_keeps_only_the_public_api_and_leaf_helpers():
+    """Modules are grouped by job (models, data, training, analysis, plots, runs, reports, jobs, ui); the root
+    holds the public API, the CLI and the helpers every group may use, and nothing that imports a group."""
+    root = ROOT / PACKAGE
+    modules = {p.name for p in root.glob("*.py")}
+    assert modules == {"__init__.py", "__main__.py", "cli.py", "limits.py", "devices.py", "formats.py", "export.py",
+                       "pickle_guard.py"}, modules
+    groups = {p.name for p in root.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert groups == {"models", "data", "training", "analysis", "plots", "runs", "reports", "jobs", "ui"}, groups
+    for leaf in ("limits.py", "devices.py", "formats.py", "pickle_guard.py"):
+        tree = ast.parse((root / leaf).read_text())
+        imported = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level > 0]
+        assert all(node.module in {"limits", "devices", "formats"} and node.level == 1 for node in imported), leaf
 
 
 @pytest.mark.parametrize("source", [

@@ -1,6 +1,6 @@
 """Analysis of trained nets: pixel attribution (captum), its sanity checks, image loading, and the
 lesion, path and loss-landscape studies (`.lesion`, `.paths`, `.landscape`; run through
-`resnet_explorer.explain`), which raise `AnalysisStopped` when their stop event is set.
+`resnet_explorer.reports.explain`), which raise `AnalysisStopped` when their stop event is set.
 
 Methods: saliency, integrated gradients, SmoothGrad, Grad-CAM, occlusion and DeepLIFT, one
 `AttributionMethod` subclass each (in `.attribution`), registered by name in `METHODS` (which

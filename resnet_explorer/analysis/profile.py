@@ -46,9 +46,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..findings.lenses import profile_lesion_findings, profile_ratio_findings
 from ..limits import MAX_USER_IMAGES, check_int
 from ..models.resnet import ResNet
+from ..reports.findings.lenses import profile_lesion_findings, profile_ratio_findings
 from .common import AnalysisStopped, auto_batch, out_of_memory_as_one_line
 from .lesion import LesionConfig, cached_passes, deletable_units
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import plotly.graph_objects as go
 
-from ..graph import BlockGraph, Node
+from ..models.graph import BlockGraph, Node
 from .style import OTHER_COLOUR, SKIP_STYLE, STAGE_COLOURS, wrap_subtitle
 
 __all__ = ["AUTO_EXPAND_UNITS", "MAX_DRAWN_UNITS", "default_expanded", "si_count", "plot_block_graph",

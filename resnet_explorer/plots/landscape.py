@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..analysis.landscape import LandscapeResult, summarize
-from ..findings.lenses import landscape_clause, landscape_comparison
+from ..reports.findings.lenses import landscape_clause, landscape_comparison
 from .style import (
     HEATMAP_SCALE,
     ROW_HEIGHT,

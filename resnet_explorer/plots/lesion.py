@@ -16,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..analysis.lesion import LesionResult, by_k
-from ..findings.lenses import halfway_sentence, single_lesion_sentence
+from ..reports.findings.lenses import halfway_sentence, single_lesion_sentence
 from .style import Residual, apply_layout, no_data_figure, rgba, run_styles, wrap_subtitle
 
 __all__ = ["plot_k_lesions", "plot_reorderings", "plot_single_lesions"]

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..analysis.paths import PathResult, path_length_shares
-from ..findings.lenses import path_shape
+from ..reports.findings.lenses import path_shape
 from .style import Residual, apply_layout, log_axis, no_data_figure, rgba, run_styles, wrap_subtitle
 
 __all__ = ["plot_path_gradients"]

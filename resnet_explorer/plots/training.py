@@ -18,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..layer_names import depth_key, stage_of, unit_of
+from ..models.layer_names import depth_key, stage_of, unit_of
 from .style import (
     HEATMAP_SCALE,
     NO_DATA,

@@ -25,8 +25,8 @@ from typing import Any
 
 import streamlit as st
 
-from ..explain_worker import start_process
-from ..stops import NEVER_STARTED, ended
+from ..jobs.explain_worker import start_process
+from ..jobs.stops import NEVER_STARTED, ended
 from . import jobs
 from .state import ANALYSIS_JOB
 

@@ -44,11 +44,11 @@ import streamlit as st
 from ..analysis.common import AnalysisStopped
 from ..data.base import one_line
 from ..devices import resolve_device
+from ..jobs.stops import NEVER_STARTED, STOPPED_BEFORE_START, STOPPED_IN_LINE
+from ..jobs.worker import start_process
 from ..limits import JOBS_PER_DEVICE
 from ..models import ModelSpec
-from ..stops import NEVER_STARTED, STOPPED_BEFORE_START, STOPPED_IN_LINE
 from ..training import TrainConfig
-from ..worker import start_process
 
 JOB = "rx_job"
 LIVE_SECONDS = 1.0  # how often a page's live fragment polls a running job (progress text)

@@ -21,8 +21,8 @@ def test_train_default_and_its_twin_claims_only_what_the_runs_show(server, page,
     Both must leave chance, and no page may call their gap the degradation problem, or claim for the
     residual net an advantage that the findings (computed here from the run folders) do not. Compare
     opens on the run just trained, then on it and its twin."""
-    from resnet_explorer.compare import RESPONSES_EVAL, comparison_findings, response_tables, run_progress
-    from resnet_explorer.findings import gradient_finding, responses_finding
+    from resnet_explorer.reports.compare import RESPONSES_EVAL, comparison_findings, response_tables, run_progress
+    from resnet_explorer.reports.findings import gradient_finding, responses_finding
     from resnet_explorer.runs import list_runs, load_run
 
     page.goto(f"{server}/Train")

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .devices import resolve_device
-from .models import ModelSpec, build_model
-from .runs import Run
+from ..devices import resolve_device
+from ..models import ModelSpec, build_model
+from ..runs import Run
 
 TIMED_STEPS = 20  # steps timed after one warm-up step: about a second on a quiet 2-core CPU
 TIMING_BUDGET = 2.0  # seconds of timing at most: a busy machine gets fewer steps timed (at least one)

@@ -16,7 +16,7 @@ itself), so it changes with the net:
 
 from __future__ import annotations
 
-from ..graph import BlockGraph, Node
+from ...models.graph import BlockGraph, Node
 from .evidence import Difference
 
 __all__ = ["EVEN_FACTOR", "compute_sentence", "params_sentence", "stage_bars_caption", "twin_difference",

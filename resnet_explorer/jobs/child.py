@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .data.base import one_line
+from ..data.base import one_line
 
 __all__ = ["Channel", "serve", "start"]
 
@@ -77,7 +77,7 @@ def serve(work: Callable[[Mapping[str, Any], Channel, threading.Event], None]) -
 def start(module: str, header: Mapping[str, Any]) -> subprocess.Popen:
     """Start ``python -m <module>`` with this package importable and send it `header`; read its stdout
     lines (JSON messages), write "stop\\n" to its stdin to stop it."""
-    package_root = str(Path(__file__).resolve().parents[1])
+    package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
     process = subprocess.Popen([sys.executable, "-m", module], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                text=True, env=env)

@@ -7,7 +7,7 @@ on a 2-core CPU (bench/app_vs_cli.py), the thread-based preset took 8.2x the CLI
 with two Streamlit defaults since turned off in .streamlit/config.toml); in its own process, with
 those defaults off, 0.96-1.06x.
 
-The child is `python -m resnet_explorer.worker`, spoken to as every child is (`child`: the header,
+The child is `python -m resnet_explorer.jobs.worker`, spoken to as every child is (`child`: the header,
 Stop, a parent that is gone: then the run in progress ends "stopped"); its messages:
     ("run", i, run_id, run_path)      run i started: its folder was created
     ("event", i, kind, step, data)    a trainer event; data holds plain values only
@@ -24,14 +24,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..data import ImageData
+from ..data.base import one_line
+from ..models import ModelSpec
+from ..runs import new_run_id, run_dir, start_run
+from ..training import Event, TrainConfig
+from ..training.trainer import load_config_data
 from .child import Channel, serve, start
-from .data import ImageData
-from .data.base import one_line
-from .models import ModelSpec
-from .runs import new_run_id, run_dir, start_run
 from .stops import STOPPED_BEFORE_START
-from .training import Event, TrainConfig
-from .training.trainer import load_config_data
 
 
 def light(event: Event) -> dict[str, Any] | None:
@@ -82,14 +82,14 @@ def _work(header: dict[str, Any], channel: Channel, stop: threading.Event) -> No
 
 
 def main() -> None:
-    """`python -m resnet_explorer.worker`: the header is {"root": ..., "plans": [{"spec": ..., "config": ...}]};
+    """`python -m resnet_explorer.jobs.worker`: the header is {"root": ..., "plans": [{"spec": ..., "config": ...}]};
     the rest of the protocol (stop, a parent that is gone) is `child.serve`'s."""
     serve(_work)
 
 
 def start_process(plans: Sequence[tuple[ModelSpec, TrainConfig]], root: str | Path) -> subprocess.Popen:
-    """Start `python -m resnet_explorer.worker` for `plans` (`child.start`)."""
-    return start("resnet_explorer.worker", {"root": str(Path(root).resolve()), "plans": [
+    """Start `python -m resnet_explorer.jobs.worker` for `plans` (`child.start`)."""
+    return start("resnet_explorer.jobs.worker", {"root": str(Path(root).resolve()), "plans": [
         {"spec": spec.to_dict(), "config": config.to_dict()} for spec, config in plans]})
 
 

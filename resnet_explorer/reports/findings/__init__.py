@@ -10,7 +10,7 @@ what a paper reports, the text says so and gives the paper's claim as the paper'
   flow, layer responses);
 - `lenses`: the Explain and Pretrained pages' sentences (loss landscape, lesions, paths, unit profile);
 - `architecture`: the Architecture page's computed captions (MAC and parameter shares per stage, what a
-  net and its twin differ in). Imported as submodules (`from resnet_explorer.findings import lenses`):
+  net and its twin differ in). Imported as submodules (`from resnet_explorer.reports.findings import lenses`):
   they read block graphs and lens results, which the training captions do not need.
 """
 

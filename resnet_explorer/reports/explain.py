@@ -31,11 +31,13 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from .analysis.landscape import LandscapeResult, run_landscape
-from .analysis.lesion import LesionResult, LesionStudy, lesion_study
-from .analysis.paths import PathResult, path_gradients
-from .export import write_atomic
-from .limits import (
+from ..analysis.landscape import LandscapeResult, run_landscape
+from ..analysis.lesion import LesionResult, LesionStudy, lesion_study
+from ..analysis.paths import PathResult, path_gradients
+from ..export import write_atomic
+from ..jobs.options import Option
+from ..jobs.options import check_options as _check_options
+from ..limits import (
     MAX_LANDSCAPE_GRID,
     MAX_LANDSCAPE_IMAGES,
     MAX_LANDSCAPE_SPAN,
@@ -45,12 +47,10 @@ from .limits import (
     MAX_PATH_IMAGES,
     MAX_SEED,
 )
-from .options import Option
-from .options import check_options as _check_options
-from .plots.landscape import plot_landscape_1d, plot_landscape_contours, plot_landscape_surfaces
-from .plots.lesion import plot_k_lesions, plot_reorderings, plot_single_lesions
-from .plots.paths import plot_path_gradients
-from .runs import Run, inside_run
+from ..plots.landscape import plot_landscape_1d, plot_landscape_contours, plot_landscape_surfaces
+from ..plots.lesion import plot_k_lesions, plot_reorderings, plot_single_lesions
+from ..plots.paths import plot_path_gradients
+from ..runs import Run, inside_run
 
 __all__ = ["FOLDER", "LENSES", "Lens", "Result", "analyse", "check_options", "check_run", "figures", "lens_folder",
            "load", "refusal", "register", "save", "saved_lenses", "tables"]

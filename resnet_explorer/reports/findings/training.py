@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..layer_names import depth_key
+from ...models.layer_names import depth_key
 from .evidence import SEED_MARGIN, Difference, Progress, spread
 
 TAIL_FRACTION = 0.2  # final training loss/error: mean over the last 20% of logged rows

@@ -25,16 +25,16 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from . import __version__
+from .. import __version__
+from ..export import rows_to_csv, write_atomic, write_figure
+from ..formats import REPORT_FORMATS
+from ..formats import check_formats as _check_formats
+from ..runs import TABLES, Run, inside_run, load_run, run_dir
 from .compare import comparison_figures, comparison_findings, run_labels, summary_rows
 from .explain import FOLDER as EXPLAIN_FOLDER
 from .explain import LENSES, lens_folder, saved_lenses
 from .explain import figures as lens_figures
 from .explain import load as load_lens
-from .export import rows_to_csv, write_atomic, write_figure
-from .formats import REPORT_FORMATS
-from .formats import check_formats as _check_formats
-from .runs import TABLES, Run, inside_run, load_run, run_dir
 
 FORMATS = REPORT_FORMATS
 STATIC_WIDTH = 1100  # px of PNG/SVG figures (PNG pixels x2): fits the index page's 1200 px column

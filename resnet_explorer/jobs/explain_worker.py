@@ -6,7 +6,7 @@ run is loaded with its weights on the device, `explain.analyse` measures it and 
 writes the result into the run's folder (``explain/<lens>/``), where the page reads it back; the
 result itself never crosses the pipe.
 
-The child is `python -m resnet_explorer.explain_worker`, spoken to as every child is (`child`). Its
+The child is `python -m resnet_explorer.jobs.explain_worker`, spoken to as every child is (`child`). Its
 header is {"device": ..., "tasks": [{"path": ..., "lens": ..., "options": {...}}, ...]}; Stop, or a
 parent that is gone, stops the task in progress within one batch and skips the rest. Its messages:
     ("started", i, label)             task i's run was loaded; label as `Run.label`
@@ -27,8 +27,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..data.base import one_line
 from .child import serve, start
-from .data.base import one_line
 from .stops import STOPPED_BEFORE_START
 
 PROGRESS_SECONDS = 0.25  # least time between two progress messages of a task
@@ -40,9 +40,9 @@ def run_tasks(tasks: Sequence[Mapping[str, Any]], device: str, channel: Any, sto
     A task that fails is reported and the next one still runs; once `stop` is set, the task in
     progress ends "stopped" and the rest are reported "stopped" without starting.
     """
-    from . import explain
-    from .analysis.common import AnalysisStopped
-    from .runs import load_run
+    from ..analysis.common import AnalysisStopped
+    from ..reports import explain
+    from ..runs import load_run
 
     for i, task in enumerate(tasks):
         if stop.is_set():
@@ -74,14 +74,14 @@ def run_tasks(tasks: Sequence[Mapping[str, Any]], device: str, channel: Any, sto
 
 
 def main() -> None:
-    """`python -m resnet_explorer.explain_worker`: the header is {"device": ..., "tasks": [...]}; the rest of
+    """`python -m resnet_explorer.jobs.explain_worker`: the header is {"device": ..., "tasks": [...]}; the rest of
     the protocol (stop, a parent that is gone) is `child.serve`'s."""
     serve(lambda header, channel, stop: run_tasks(header["tasks"], header.get("device", "cpu"), channel, stop))
 
 
 def start_process(tasks: Sequence[Mapping[str, Any]], device: str) -> subprocess.Popen:
-    """Start `python -m resnet_explorer.explain_worker` for `tasks` ({"path", "lens", "options"} each)."""
-    return start("resnet_explorer.explain_worker", {"device": device, "tasks": [
+    """Start `python -m resnet_explorer.jobs.explain_worker` for `tasks` ({"path", "lens", "options"} each)."""
+    return start("resnet_explorer.jobs.explain_worker", {"device": device, "tasks": [
         {"path": str(Path(t["path"]).resolve()), "lens": t["lens"], "options": dict(t.get("options") or {})}
         for t in tasks]})
 

@@ -44,15 +44,15 @@ from typing import Any
 import pandas as pd
 import torch
 
-from . import __version__
-from .data import ImageData
-from .export import rows_to_csv, write_atomic
-from .limits import MAX_IMAGE_SIZE, MAX_RUN_JSON_BYTES
+from .. import __version__
+from ..data import ImageData
+from ..export import rows_to_csv, write_atomic
+from ..limits import MAX_IMAGE_SIZE, MAX_RUN_JSON_BYTES
+from ..models import ModelSpec, ResNet, build_model, count_parameters
+from ..pickle_guard import Malformed, check_torch_file
+from ..training.config import TrainConfig
+from ..training.trainer import Event, Listener, ListenerError, TrainResult, train
 from .liveness import process_identity, writer_alive
-from .models import ModelSpec, ResNet, build_model, count_parameters
-from .pickle_guard import Malformed, check_torch_file
-from .training.config import TrainConfig
-from .training.trainer import Event, Listener, ListenerError, TrainResult, train
 
 DEFAULT_ROOT = Path("runs")
 TABLES: dict[str, tuple[str, ...]] = {
@@ -391,8 +391,8 @@ class Run:
             ValueError: an imported run (no dataset), a split other than "train" or "test", or an index
                 outside the split.
         """
-        from .data import normalize, spread_over_classes
-        from .training.trainer import load_run_data
+        from ..data import normalize, spread_over_classes
+        from ..training.trainer import load_run_data
 
         if split not in ("train", "test"):
             raise ValueError(f"split must be train or test, got {split!r}")

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .limits import check_int
+from ..limits import check_int
 
 __all__ = ["Option", "check_options", "defaults"]
 

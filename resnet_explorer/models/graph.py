@@ -19,8 +19,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .models.resnet import ResNet, build_model
-from .models.spec import ModelSpec
+from .resnet import ResNet, build_model
+from .spec import ModelSpec
 
 NodeKind = Literal["stem", "unit", "pool", "head"]
 EdgeKind = Literal["main", "identity", "projection", "zero_pad"]

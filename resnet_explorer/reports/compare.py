@@ -16,6 +16,17 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from ..models import ModelSpec, count_parameters
+from ..models.graph import build_graph
+from ..plots import (
+    plot_grad_flow_heatmap,
+    plot_grad_flow_profile,
+    plot_residual_heatmap,
+    plot_residual_norms,
+    plot_responses,
+    plot_training_curves,
+)
+from ..runs import Run, are_twins, unique_labels
 from .findings import (
     Check,
     Progress,
@@ -28,17 +39,6 @@ from .findings import (
     spread,
     tail_mean,
 )
-from .graph import build_graph
-from .models import ModelSpec, count_parameters
-from .plots import (
-    plot_grad_flow_heatmap,
-    plot_grad_flow_profile,
-    plot_residual_heatmap,
-    plot_residual_norms,
-    plot_responses,
-    plot_training_curves,
-)
-from .runs import Run, are_twins, unique_labels
 
 
 def _number(value: Any) -> float | None:

@@ -39,10 +39,10 @@ from pathlib import Path
 
 import torch
 
-from .data.imagenet import IMAGENET_CROP, IMAGENET_MEAN, IMAGENET_RESIZE, IMAGENET_STD, imagenet_classes
-from .limits import MAX_CHECKPOINT_BYTES
-from .models import ModelSpec, build_model
-from .pickle_guard import Malformed, check_torch_file
+from ..data.imagenet import IMAGENET_CROP, IMAGENET_MEAN, IMAGENET_RESIZE, IMAGENET_STD, imagenet_classes
+from ..limits import MAX_CHECKPOINT_BYTES
+from ..models import ModelSpec, build_model
+from ..pickle_guard import Malformed, check_torch_file
 from .published import published_file
 
 STATE_ENTRIES: tuple[str, ...] = ("state_dict", "model", "state_dict_ema")  # where a checkpoint keeps its weights
@@ -231,7 +231,7 @@ def to_zoo_state(state: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, t
 
 def importable_names() -> list[str]:
     """The zoo's ImageNet-stem residual nets, the ones a torchvision or timm checkpoint can fill."""
-    from .models import list_variants
+    from ..models import list_variants
 
     return [name for name in list_variants()
             if (spec := ModelSpec.from_name(name)).stem == "imagenet" and spec.residual and not spec.pre_activation]
@@ -293,7 +293,7 @@ def _imported_before(root: Path, digest: str, spec: ModelSpec, names: list[str],
     A candidate is read back whole (`load_run`: run.json, model.pt's tensors against the spec) before
     it is reused, so an earlier import whose model.pt was truncated or altered is passed over.
     """
-    from .runs import is_imported, load_run
+    from .store import is_imported, load_run
 
     if not root.is_dir():
         return None
@@ -348,7 +348,7 @@ def import_weights(path: str | Path, model_name: str, root: str | Path,
         ValueError: one line: the file is missing, damaged, refused, or does not fit `model_name`; wrong classes.
     """
     from .liveness import process_identity
-    from .runs import IMPORTED, new_run_id, remove_stale_staging, run_dir, save_state_dict, staging_dir, versions
+    from .store import IMPORTED, new_run_id, remove_stale_staging, run_dir, save_state_dict, staging_dir, versions
 
     path = Path(path)
     known = published_file(path.name)  # by its name, confirmed by its hash below
