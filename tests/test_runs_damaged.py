@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import resnet_explorer.runs.store  # noqa: F401  (monkeypatched below)
+import resnet_explorer.runs.reader  # noqa: F401  (monkeypatched below)
 from resnet_explorer import ModelSpec, runs
 from resnet_explorer.data import load_data
 from resnet_explorer.runs import RunWriter, list_runs, load_run
@@ -180,7 +180,7 @@ def test_damaged_run_is_a_message(run_copy, monkeypatch, case, damage, file, exp
         raise AssertionError("built a model for a run whose model.pt does not fit")
 
     if file == "model.pt" and "does not fit" not in expected:  # checked before anything is built
-        monkeypatch.setattr(runs.store, "build_model", no_building)
+        monkeypatch.setattr(runs.reader, "build_model", no_building)
     with pytest.raises(ValueError) as caught:
         load_run(run_copy)
     message = str(caught.value)

@@ -293,7 +293,8 @@ def _imported_before(root: Path, digest: str, spec: ModelSpec, names: list[str],
     A candidate is read back whole (`load_run`: run.json, model.pt's tensors against the spec) before
     it is reused, so an earlier import whose model.pt was truncated or altered is passed over.
     """
-    from .store import is_imported, load_run
+    from .reader import load_run
+    from .store import is_imported
 
     if not root.is_dir():
         return None
