@@ -35,7 +35,8 @@ def _init(threads: int) -> None:
 
 def cli_config(model: str, seed: int):
     """The config `train --model MODEL --seed SEED` builds (its defaults otherwise), on the CPU."""
-    from resnet_explorer.cli import _train_config, build_parser
+    from resnet_explorer.cli import build_parser
+    from resnet_explorer.cli.train import _train_config
 
     args = build_parser().parse_args(["train", "--model", model, "--seed", str(seed), "--device", "cpu"])
     return _train_config(args)

@@ -190,7 +190,8 @@ def test_degradation_counts_verdicts_over_seeds(tmp_path, capsys):
 
 
 def test_degradation_defaults_are_the_preset():
-    from resnet_explorer.cli import _train_config, build_parser
+    from resnet_explorer.cli import build_parser
+    from resnet_explorer.cli.train import _train_config
     from resnet_explorer.training.presets import degradation_config, quick_config
 
     args = build_parser().parse_args(["degradation"])

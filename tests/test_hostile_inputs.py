@@ -247,7 +247,7 @@ def test_disk_full_on_a_csv_names_it(tmp_path):
 def test_second_ctrl_c_raises_at_once_first_sets_stop():
     stop = threading.Event()
     before = signal.getsignal(signal.SIGINT)
-    restore = cli._stop_on_signals(stop, stream=open(os.devnull, "w"))
+    restore = cli.stop_on_signals(stop, stream=open(os.devnull, "w"))
     try:
         handler = signal.getsignal(signal.SIGINT)
         handler(signal.SIGINT, None)

@@ -69,14 +69,15 @@ def test_the_source_files_are_all_there():
 
 
 def test_the_package_root_keeps_only_the_public_api_and_leaf_helpers():
-    """Modules are grouped by job (models, data, training, analysis, plots, runs, reports, jobs, ui); the root
-    holds the public API, the CLI and the helpers every group may use, and nothing that imports a group."""
+    """Modules are grouped by job (cli, models, data, training, analysis, plots, runs, reports, jobs, ui); the
+    root holds the public API, `python -m`'s entry and the helpers every group may use, and nothing that imports
+    a group."""
     root = ROOT / PACKAGE
     modules = {p.name for p in root.glob("*.py")}
-    assert modules == {"__init__.py", "__main__.py", "cli.py", "limits.py", "devices.py", "formats.py", "export.py",
+    assert modules == {"__init__.py", "__main__.py", "limits.py", "devices.py", "formats.py", "export.py",
                        "pickle_guard.py"}, modules
     groups = {p.name for p in root.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
-    assert groups == {"models", "data", "training", "analysis", "plots", "runs", "reports", "jobs", "ui"}, groups
+    assert groups == {"cli", "models", "data", "training", "analysis", "plots", "runs", "reports", "jobs", "ui"}, groups
     for leaf in ("limits.py", "devices.py", "formats.py", "pickle_guard.py"):
         tree = ast.parse((root / leaf).read_text())
         imported = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level > 0]
