@@ -21,7 +21,7 @@ from .helpers import (
     train_on_the_page,
 )
 
-STEPS = 50  # a few seconds of training each; the default model usually leaves chance by then, its plain twin not
+STEPS = 50  # a fifth of the defaults' budget: resnet20 has usually left chance by then, plain20 not always
 
 
 def set_steps(page) -> None:
@@ -35,6 +35,7 @@ def _verdict_agrees(page, run) -> None:
 
     progress = progress_of(run.spec.name, run.spec.num_classes, run.tables.get("metrics"), run.tables.get("eval"))
     text = page_text(page)
+    assert progress.evidence() in text  # the same final loss and held-out accuracy
     if progress.at_chance:
         expect(page.locator("[data-testid=stAlert]").filter(has_text="has not left chance").first).to_be_visible()
     else:
@@ -112,6 +113,7 @@ def test_a_short_run_and_its_twin_claim_only_what_the_runs_show(server, page, ru
     said = " ".join(f.text for f in findings)
     assert ("has not left chance" in alerts or "have not left chance" in alerts) == any(
         p.at_chance for p in run_progress(trained).values())
-    for claim in ("trains worse than", "trains better than"):  # the pair's verdict only as the findings word it
-        assert alerts.count(claim) == said.count(claim), claim
+    for claim in ("trains worse than", "trains better than"):  # the pair's verdict only where the findings give it
+        if claim not in said:
+            assert claim not in alerts, claim
     assert "degradation problem." not in alerts.replace("not the degradation problem.", "")
