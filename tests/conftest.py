@@ -20,7 +20,7 @@ def _seed():
 LONGEST_FIRST = (
     # the browser files alone (-n0) on a loaded 2-core machine (load 6-8), before and after they trained
     # 50 steps instead of the defaults and dropped what AppTest checks: train 180 -> 99 s, tour 153 -> 126 s,
-    # home 70 -> 86 s (within the noise; an earlier pair 114 -> 76 s). On the CI machine, before:
+    # home unchanged within the noise (three pairs: 70 -> 86, 63 -> 78, 70 -> 72 s). On the CI machine, before:
     # train ~110 s, tour ~55 s, home ~40 s
     "tests/browser/test_browser_train.py",  # a short run of the default and its twin through the page
     "tests/browser/test_browser_tour.py",
