@@ -9,6 +9,8 @@ which tests/test_app_train_inspect.py checks), trains it through the same `train
 every net, seed and torch thread count the final training loss (mean of the last 20% of logged
 rows), the held-out accuracy of the final evaluation, and whether the run left chance by the rule
 every page uses (`findings.Progress`: loss below 90% of ln 10, accuracy above 10% + 9%).
+Each cell written to --json records the config it trained (`TrainConfig.to_dict()`), which
+tests/test_defaults_measured.py compares with today's defaults: change the defaults, rerun this.
 One-thread cells run two at a time (one core each); two-thread cells one at a time.
 Exit 0 only when every cell left chance.
 """
@@ -60,7 +62,7 @@ def cell(task: tuple[str, int, int]) -> dict:
     progress = progress_of(model, ModelSpec.from_name(model).num_classes, metrics, evals)
     return {"model": model, "seed": seed, "threads": threads, "status": result.status, "loss": progress.loss,
             "accuracy": progress.accuracy, "at_chance": progress.at_chance,
-            "seconds": time.perf_counter() - started}
+            "seconds": time.perf_counter() - started, "config": config.to_dict()}
 
 
 def main() -> int:

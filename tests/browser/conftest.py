@@ -6,6 +6,9 @@ No skip when Chromium is missing: CI installs it, and a missing browser must fai
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from playwright.sync_api import sync_playwright
 
@@ -41,8 +44,16 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, request):
+    """A fresh page; with $BROWSER_TRACE set, a Playwright trace of it is written there (each action and
+    its duration: `playwright show-trace FILE`, or read the JSON lines of its trace.trace)."""
     context = browser.new_context(viewport={"width": 1400, "height": 2400}, accept_downloads=True)
+    trace = os.environ.get("BROWSER_TRACE")
+    if trace:
+        context.tracing.start(snapshots=False, screenshots=False)
     pg = context.new_page()
     yield pg
+    if trace:
+        Path(trace).mkdir(parents=True, exist_ok=True)
+        context.tracing.stop(path=str(Path(trace) / f"{request.node.name}.zip"))
     context.close()

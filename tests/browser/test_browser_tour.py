@@ -1,5 +1,6 @@
-"""The home tour, Attribute (a held-out image and an upload), Explain and Compare in headless Chromium, on
-one small run trained through the CLI before the server starts.
+"""The home tour, Attribute (a held-out image), Explain and Compare in headless Chromium, on
+one small run trained through the CLI before the server starts. An upload's path through Attribute (what
+the model saw, centre-cropped) is AppTest's, in tests/test_app_compare_attribute.py.
 """
 
 from __future__ import annotations
@@ -7,10 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
 
 from .helpers import (
-    ROOT,
     cut_labels,
     no_exception,
     overlaps,
@@ -57,18 +56,6 @@ def test_home_tour_compare_and_attribute(server, page):
     assert all(b["inside"] for b in boxes), [b["text"] for b in boxes if not b["inside"]]
     assert not cut_labels(page, "[data-testid=stDownloadButton] button p, [data-baseweb=tag] span")
     shot(page, "attribute")
-
-    # an upload that is not square: the page shows what the model saw, centre-cropped
-    page.get_by_text("Upload images").click()
-    page.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(str(ROOT / "tests" / "fixtures" / "wide.png"))
-    page.get_by_role("button", name="Attribute", exact=True).click()
-    page.wait_for_selector("[data-testid=stApp][data-test-script-state=running]", timeout=10_000)
-    settle(page, timeout=180_000)
-    no_exception(page)
-    expect(page.get_by_role("heading", name="What the model saw")).to_be_visible()
-    expect(page.locator("[data-testid=stImage]").first).to_be_visible()
-    expect(page.get_by_text("300 x 200 px, scaled and centre-cropped")).to_be_visible()
-    shot(page, "attribute_upload")
 
     # Explain: lesion the run (a few images, one draw) and read its figure at 1400 px
     page.goto(f"{server}/Explain")
