@@ -21,15 +21,16 @@ LONGEST_FIRST = (
     "tests/browser/test_browser_train.py",  # ~110 s: it trains the default and its twin through the page
     "tests/browser/test_browser_tour.py",  # ~55 s
     "tests/browser/test_browser_home.py",  # ~40 s
-    "tests/test_distributed.py",  # ~44 s: four torchrun launches
-    "tests/test_app_train_inspect.py",  # ~36 s
-    "tests/test_app_architecture.py",
-    "tests/test_app_compare_attribute.py",
-    "tests/test_jobs.py",
-    "tests/test_app_explain.py",
-    "tests/test_models.py",
-    "tests/test_cli.py",
-    "tests/test_graph.py",
+    # the next ones: seconds alone (-n0) on the shared 2-core machine at load 3-7
+    "tests/test_jobs.py",  # ~99 s: five real worker processes (train, stop, kill, two dead servers)
+    "tests/test_distributed.py",  # ~94 s: three torchrun launches (the complete run, two Ctrl-C cases)
+    "tests/test_app_train_inspect.py",  # ~68 s: ~44 of them the Train page training through the real worker
+    "tests/test_app_compare_attribute.py",  # ~57 s
+    "tests/test_app_explain.py",  # ~53 s: one real analysis child, the rest on a thread in-process
+    "tests/test_app_architecture.py",  # ~51 s
+    "tests/test_cli.py",  # ~42 s
+    "tests/test_models.py",  # ~30 s
+    "tests/test_graph.py",  # ~27 s
     "tests/test_hostile_inputs.py",
     "tests/test_app_pretrained.py",
 )
