@@ -18,22 +18,20 @@ def _seed():
 # the longest leaves only short files for the end and the two workers finish together (longest processing
 # time first). Measured before: one worker 250 s of tests, the other 198 s. Order within a file is kept.
 LONGEST_FIRST = (
-    # the browser files alone (-n0) on a loaded 2-core machine (load 6-8), before and after they trained
-    # 50 steps instead of the defaults and dropped what AppTest checks: train 180 -> 99 s, tour 153 -> 126 s,
-    # home unchanged within the noise (three pairs: 70 -> 86, 63 -> 78, 70 -> 72 s). On the CI machine, before:
-    # train ~110 s, tour ~55 s, home ~40 s
+    # seconds alone (-n0) on the shared 2-core machine, loaded (load 3-8): the browser files after they trained
+    # 50 steps instead of the defaults (train 180 -> 99 s, tour 153 -> 126 s, home ~70-86 s within the noise)
     "tests/browser/test_browser_train.py",  # a short run of the default and its twin through the page
     "tests/browser/test_browser_tour.py",
-    "tests/test_distributed.py",  # ~44 s: four torchrun launches
+    "tests/test_jobs.py",  # ~99 s: five real worker processes (train, stop, kill, two dead servers)
+    "tests/test_distributed.py",  # ~94 s: three torchrun launches (the complete run, two Ctrl-C cases)
     "tests/browser/test_browser_home.py",
-    "tests/test_app_train_inspect.py",  # ~36 s
-    "tests/test_app_architecture.py",
-    "tests/test_app_compare_attribute.py",
-    "tests/test_jobs.py",
-    "tests/test_app_explain.py",
-    "tests/test_models.py",
-    "tests/test_cli.py",
-    "tests/test_graph.py",
+    "tests/test_app_train_inspect.py",  # ~68 s: ~44 of them the Train page training through the real worker
+    "tests/test_app_compare_attribute.py",  # ~57 s
+    "tests/test_app_explain.py",  # ~53 s: one real analysis child, the rest on a thread in-process
+    "tests/test_app_architecture.py",  # ~51 s
+    "tests/test_cli.py",  # ~42 s
+    "tests/test_models.py",  # ~30 s
+    "tests/test_graph.py",  # ~27 s
     "tests/test_hostile_inputs.py",
     "tests/test_app_pretrained.py",
 )

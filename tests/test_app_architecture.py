@@ -44,12 +44,19 @@ def test_architecture_default(at):
     assert at.session_state["rx_spec"].name == "resnet20"
 
 
-def test_pick_deep_variant(at):
+def test_pick_deep_variant_and_the_page_caps_drawn_units(at):
+    """One session on resnet1202 (its graph takes seconds to trace): it opens collapsed, and an expanded
+    stage draws a capped number of units."""
     at.switch_page(ARCH).run()
     at.selectbox(key="arch_variant").set_value("resnet1202").run()
     assert not at.exception and not at.error
     assert metric(at, "Parameters") == "19,421,274"
     assert at.multiselect[0].label.startswith("Expand stages") and at.multiselect[0].value == []
+    at.multiselect[0].set_value([1]).run()
+    assert not at.exception and not at.error
+    assert at.number_input(key="arch_max_units").value == 12
+    at.number_input(key="arch_max_units").set_value(6).run()
+    assert not at.exception and not at.error
 
 
 def test_bad_name_keeps_session_alive(at):
@@ -185,12 +192,11 @@ def _stage_label_slack(fig, width: int = 1400, px_per_char: int = 7) -> float:
 
 
 def test_deep_stage_expansion_stays_legible():
-    from resnet_explorer.models import ModelSpec
-    from resnet_explorer.models.graph import build_graph
     from resnet_explorer.plots import plot_block_graph
     from resnet_explorer.plots.architecture import MAX_DRAWN_UNITS
+    from tests.test_graph import graph_of  # built once per process
 
-    g = build_graph(ModelSpec.from_name("resnet1202"))
+    g = graph_of("resnet1202")
     assert _stage_label_slack(plot_block_graph(g, {1})) < 0  # every unit drawn: the labels collide
     for stages in ({1}, {2}, {3}, {1, 2, 3}):
         for cap in (4, MAX_DRAWN_UNITS, 20):
@@ -203,16 +209,6 @@ def test_deep_stage_expansion_stays_legible():
     assert [a.text for a in gaps] == ["… 188 …"] and "188 units" in gaps[0].hovertext
     labels = list(next(t for t in fig.data if t.name == "units").text)
     assert "1.5" in labels and "1.194" in labels and "1.6" not in labels and "1.193" not in labels
-
-
-def test_page_caps_drawn_units(at):
-    at.switch_page(ARCH).run()
-    at.selectbox(key="arch_variant").set_value("resnet1202").run()
-    at.multiselect[0].set_value([1]).run()
-    assert not at.exception and not at.error
-    assert at.number_input(key="arch_max_units").value == 12
-    at.number_input(key="arch_max_units").set_value(6).run()
-    assert not at.exception and not at.error
 
 
 def test_plain_net_wording(at):

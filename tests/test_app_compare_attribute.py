@@ -74,6 +74,11 @@ def test_compare_ignores_unknown_linked_runs(runs):
 
 
 def test_compare_preset_trains_every_run(runs, monkeypatch, tmp_path):
+    from resnet_explorer.ui import jobs
+    from tests.test_jobs import in_process_training
+
+    # the worker's own training on a thread here (the worker process itself: test_jobs, and the Train page)
+    monkeypatch.setattr(jobs, "start_process", in_process_training)
     monkeypatch.setenv("RESNET_EXPLORER_RUNS", str(tmp_path))
     at = page("pages/5_Compare.py").run()
     at.multiselect(key="compare_depths").set_value([8, 14])
@@ -261,6 +266,11 @@ def test_attribute_upload_shows_what_the_model_saw_and_errors_clear_results(runs
 
 
 def test_tour_reproduce_starts_the_preset(tmp_path, monkeypatch):
+    from resnet_explorer.ui import jobs
+    from tests.test_jobs import FakeStarter
+
+    monkeypatch.setattr(jobs, "start_process", FakeStarter())  # what is started is the question, not how it trains
+    jobs.QUEUE.reset()
     monkeypatch.setenv("RESNET_EXPLORER_RUNS", str(tmp_path))
     at = page("app.py").run()
     at.button(key="tour_reproduce").click().run()

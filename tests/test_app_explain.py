@@ -1,5 +1,5 @@
-"""The Explain page through AppTest (tiny runs, tiny analyses in the real child process), and its job
-in the shared training queue with a fake child."""
+"""The Explain page through AppTest (tiny runs, tiny analyses: the child's own work on a thread of this
+process, and once in the real child process), and its job in the shared training queue with a fake child."""
 
 import json
 import queue
@@ -37,7 +37,12 @@ def run_root(tmp_path_factory):
 
 @pytest.fixture
 def runs(run_root, monkeypatch):
-    """The two runs, with no saved analysis, in an empty queue."""
+    """The two runs, with no saved analysis, in an empty queue; analyses run as the child runs them, on a
+    thread of this process (the real child: test_lesions_of_the_run_and_its_twin, and test_jobs)."""
+    from resnet_explorer.ui import analysis_jobs
+    from tests.test_jobs import in_process_analysis
+
+    monkeypatch.setattr(analysis_jobs, "start_process", in_process_analysis)
     monkeypatch.setenv("RESNET_EXPLORER_RUNS", str(run_root))
     for row in list_runs(run_root):
         shutil.rmtree(Path(row["path"]) / explain.FOLDER, ignore_errors=True)
@@ -63,7 +68,7 @@ def wait_job(at: AppTest, timeout: float = 30) -> dict:
     pytest.fail(f"the analysis did not end: {at.session_state['rx_analysis_job'].snapshot()}")
 
 
-def run_lens(at: AppTest, lens: str, **options) -> dict:
+def run_lens(at: AppTest, lens: str, timeout: float = 30, **options) -> dict:
     for name, value in options.items():
         widget = at.selectbox(key=f"explain_{lens}_{name}") if name == "dims" else \
             at.number_input(key=f"explain_{lens}_{name}")
@@ -71,7 +76,7 @@ def run_lens(at: AppTest, lens: str, **options) -> dict:
     at.button(key=f"explain_{lens}_run").click()
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    return wait_job(at)
+    return wait_job(at, timeout)
 
 
 def chart_specs(at: AppTest) -> list[str]:
@@ -87,7 +92,11 @@ def test_no_runs_says_so(tmp_path, monkeypatch):
     assert not at.tabs
 
 
-def test_lesions_of_the_run_and_its_twin(runs):
+def test_lesions_of_the_run_and_its_twin(runs, monkeypatch):
+    from resnet_explorer.jobs import explain_worker
+    from resnet_explorer.ui import analysis_jobs
+
+    monkeypatch.setattr(analysis_jobs, "start_process", explain_worker.start_process)  # the real child, once
     at = page()
     assert not at.exception and not at.error
     assert [t.label for t in at.tabs] == [e.title for e in explain.LENSES.values()]
@@ -96,7 +105,7 @@ def test_lesions_of_the_run_and_its_twin(runs):
     # four steps leave both at chance: the page says so before any lens
     stuck = [w.value for w in at.warning if "has not left chance" in w.value]
     assert len(stuck) == 2 and all("those of an untrained net" in w for w in stuck)
-    snap = run_lens(at, "lesion", **TINY)
+    snap = run_lens(at, "lesion", timeout=120, **TINY)  # a fresh interpreter: seconds on two busy cores
     assert snap["status"] == "done" and snap["tasks"] == 2, snap
     assert not at.exception and not at.error
     specs = chart_specs(at)

@@ -121,7 +121,11 @@ def test_two_sessions_train_at_once_and_survive_page_switches(runs, monkeypatch)
     assert not first.exception and not second.exception and not first.error and not second.error
 
 
-def test_train_page_bad_input_keeps_session(runs):
+def test_train_page_bad_input_keeps_session(runs, monkeypatch):
+    from resnet_explorer.ui import jobs
+    from tests.test_jobs import in_process_training
+
+    monkeypatch.setattr(jobs, "start_process", in_process_training)  # the worker's own code, on a thread here
     at = app("pages/2_Train.py")
     at.selectbox(key="train_dataset").set_value("folder")
     at.text_input(key="train_data_root").set_value(str(runs / "does-not-exist"))
@@ -270,7 +274,9 @@ def test_a_second_session_waits_in_line_and_can_leave_it(runs, monkeypatch):
 
 def test_train_page_cifar_missing_says_how_and_download_reaches_the_config(runs, monkeypatch):
     from resnet_explorer.ui import jobs
+    from tests.test_jobs import in_process_training
 
+    monkeypatch.setattr(jobs, "start_process", in_process_training)  # the worker's own code, on a thread here
     at = app("pages/2_Train.py")
     at.selectbox(key="train_dataset").set_value("cifar10")
     at.text_input(key="train_data_root").set_value(str(runs / "no-cifar-here"))

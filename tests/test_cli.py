@@ -89,7 +89,7 @@ TINY_TRAIN = ["--steps", "4", "--batch-size", "16", "--train-size", "64", "--tes
 
 
 def test_train_prints_the_run_folder_last(tmp_path):
-    out = run("train", "--model", "resnet20", *TINY_TRAIN, "--runs", str(tmp_path))
+    out = run("train", "--model", "resnet8", *TINY_TRAIN, "--image-size", "16", "--runs", str(tmp_path))
     assert out.returncode == 0, out.stderr
     folder = out.stdout.strip().splitlines()[-1]
     assert folder.startswith(str(tmp_path))
@@ -97,7 +97,7 @@ def test_train_prints_the_run_folder_last(tmp_path):
     assert {"run.json", "metrics.csv", "eval.csv", "residual_norms.csv", "grad_flow.csv", "responses.csv",
             "model.pt"} <= names
     assert "done: trained 4 steps" in out.stderr and "[" in out.stderr  # progress and summary
-    assert "note: resnet20 has not left chance" in out.stderr  # 4 steps: the run says it learnt nothing yet
+    assert "note: resnet8 has not left chance" in out.stderr  # 4 steps: the run says it learnt nothing yet
     assert "--runs" not in out.stderr  # the new spelling: no note about the old one
 
 
@@ -211,12 +211,26 @@ def test_degradation_bad_seeds_exit_2(capsys):
     assert "--seeds" in err and len(err.strip().splitlines()) == 1
 
 
-def test_closed_pipe_is_not_a_traceback():
-    # the per-unit table of resnet1202 (~100 KB) overflows the pipe buffer, so the write hits the closed pipe
-    proc = subprocess.Popen([sys.executable, "-m", "resnet_explorer", "info", "resnet1202", "--blocks"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    proc.stdout.readline()
-    proc.stdout.close()  # like `| head -1`
+def test_closed_pipe_is_not_a_traceback(capsys):
+    """The reader goes away after one line (like `| head -1`) while the CLI still has output to write.
+
+    The pipe is shrunk to one page, so that a short table overflows it: the write that follows
+    the reader's going away surely finds the pipe closed, without a huge net to describe."""
+    import fcntl
+    import os
+
+    if not hasattr(fcntl, "F_SETPIPE_SZ"):
+        pytest.skip("needs F_SETPIPE_SZ (Linux) to shrink the pipe")
+    args = ["info", "resnet56", "--blocks"]
+    assert main(args) == 0
+    output = capsys.readouterr().out
+    read_end, write_end = os.pipe()
+    capacity = fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    assert len(output.encode()) > capacity + len(output.splitlines()[0]) + 1  # more than the pipe and one line hold
+    proc = subprocess.Popen([sys.executable, "-m", "resnet_explorer", *args], stdout=write_end, stderr=subprocess.PIPE)
+    os.close(write_end)
+    with open(read_end, "rb", buffering=0) as out:  # unbuffered: it takes the first line and nothing more
+        out.readline()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0 and "Traceback" not in err
 

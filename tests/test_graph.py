@@ -1,8 +1,18 @@
+import functools
+
 import pytest
 
 from resnet_explorer import ModelSpec, build_model, list_variants
 from resnet_explorer.models.graph import build_graph, layer_rows
 from resnet_explorer.plots import default_expanded, plot_block_graph
+from tests.test_models import meta_model
+
+
+@functools.cache
+def graph_of(name: str):
+    """`build_graph` of the variant `name` at its default input size, built once per process (a 600-unit
+    graph takes seconds); the tests only read it."""
+    return build_graph(ModelSpec.from_name(name))
 
 # torchvision's model table (GFLOPS column = multiply-accumulates) at 224x224.
 IMAGENET_GMACS = {"resnet18": 1.81, "resnet34": 3.66, "resnet50": 4.09, "resnet101": 7.80, "resnet152": 11.51}
@@ -10,15 +20,15 @@ IMAGENET_GMACS = {"resnet18": 1.81, "resnet34": 3.66, "resnet50": 4.09, "resnet1
 
 @pytest.mark.parametrize("name", list_variants())
 def test_totals_match_the_module(name):
-    graph = build_graph(ModelSpec.from_name(name))
-    model = build_model(name, device="meta")
+    graph = graph_of(name)
+    model = meta_model(name)
     assert graph.total_params == sum(p.numel() for p in model.parameters())
     assert len(graph.units()) == ModelSpec.from_name(name).num_units
 
 
 @pytest.mark.parametrize("name, gmacs", IMAGENET_GMACS.items())
 def test_imagenet_macs(name, gmacs):
-    assert round(build_graph(ModelSpec.from_name(name)).total_macs / 1e9, 2) == gmacs
+    assert round(graph_of(name).total_macs / 1e9, 2) == gmacs
 
 
 def test_cifar_macs_by_hand():
@@ -28,20 +38,20 @@ def test_cifar_macs_by_hand():
     stages = sum(6 * s * s * w * w * 9 for w, s in ((16, 32), (32, 16), (64, 8)))
     # the first conv of stages 2 and 3 reads half the channels
     stages -= 16 * 16 * 32 * 16 * 9 + 8 * 8 * 64 * 32 * 9
-    assert build_graph(ModelSpec.from_name("resnet20")).total_macs == stem + stages + 640
+    assert graph_of("resnet20").total_macs == stem + stages + 640
 
 
 def test_edges_typed_by_shortcut():
-    g = build_graph(ModelSpec.from_name("resnet20"))
+    g = graph_of("resnet20")
     assert g.skip_counts() == {"identity": 7, "projection": 0, "zero_pad": 2}
     assert [e.kind for e in g.skips() if e.target == "layer2.0"] == ["zero_pad"]
-    assert build_graph(ModelSpec.from_name("resnet50")).skip_counts()["projection"] == 4
-    plain = build_graph(ModelSpec.from_name("plain20"))
+    assert graph_of("resnet50").skip_counts()["projection"] == 4
+    plain = graph_of("plain20")
     assert plain.skips() == [] and len([e for e in plain.edges if e.kind == "main"]) == len(plain.nodes) - 1
 
 
 def test_shapes_follow_the_stages():
-    g = build_graph(ModelSpec.from_name("resnet50"))
+    g = graph_of("resnet50")
     assert g.node("stem").out_shape == (64, 56, 56)
     assert g.node("layer4.2").out_shape == (2048, 7, 7)
     assert g.node("fc").out_shape == (1000,)
@@ -50,7 +60,7 @@ def test_shapes_follow_the_stages():
 
 
 def test_stage_rows_sum_to_totals():
-    g = build_graph(ModelSpec.from_name("preact_resnet164"))
+    g = graph_of("preact_resnet164")
     rows = g.stage_rows()
     assert [r["stage"] for r in rows] == ["stem", "layer1", "layer2", "layer3", "head"]
     assert sum(r["params"] for r in rows) == g.total_params
@@ -67,7 +77,7 @@ def test_torchinfo_rows_agree():
     top = [r for r in rows if r["depth"] == 1]
     assert sum(r["params"] for r in top) == 269_722
     # the convs agree with the graph's MACs (torchinfo adds the bias to fc and counts BN too)
-    graph = build_graph(ModelSpec.from_name("resnet20"))
+    graph = graph_of("resnet20")
     conv_macs = sum(r["mult_adds"] for r in rows if r["type"] == "Conv2d")
     assert conv_macs == graph.total_macs - graph.node("fc").macs
     block = next(r for r in rows if r["layer"] == "layer2.0")
@@ -76,7 +86,7 @@ def test_torchinfo_rows_agree():
 
 
 def test_deep_nets_start_collapsed():
-    g = build_graph(ModelSpec.from_name("resnet1202"))
+    g = graph_of("resnet1202")
     assert default_expanded(g) == set()
     fig = plot_block_graph(g)
     units = [t for t in fig.data if t.name == "units"][0]
@@ -86,9 +96,9 @@ def test_deep_nets_start_collapsed():
 
 
 def test_small_nets_start_expanded_with_an_arc_per_skip():
-    g = build_graph(ModelSpec.from_name("resnet20"))
+    g = graph_of("resnet20")
     fig = plot_block_graph(g)
     identity = [t for t in fig.data if t.name and t.name.startswith("identity")][0]
     assert list(identity.x).count(None) == 7
-    assert not [t for t in plot_block_graph(build_graph(ModelSpec.from_name("plain20"))).data
+    assert not [t for t in plot_block_graph(graph_of("plain20")).data
                 if t.name and "shortcut" in t.name]

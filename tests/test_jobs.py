@@ -104,6 +104,74 @@ class FakeStarter:
         return [w.seed for w in self.workers]
 
 
+class ThreadChild:
+    """Stands in for a child process with the child's own work (`work(channel, stop)`) on a thread of this
+    process: the same JSON lines on `stdout`, "stop" on `stdin` sets the stop event, and a work that
+    raises is reported as `child.serve` reports it. For tests about a page or a job rather than the child
+    process itself: no fresh interpreter to import torch (seconds each on two busy cores)."""
+
+    def __init__(self, work):
+        self.returncode = None
+        self.killed = False
+        self.stop = threading.Event()
+        self._lines = queue.Queue()
+        self.stdout = iter(self._lines.get, None)
+        self.stdin = self
+        self.thread = threading.Thread(target=self._run, args=(work,), daemon=True)
+        self.thread.start()
+
+    def _run(self, work):
+        try:
+            work(self, self.stop)
+        except BaseException as err:  # as `child.serve`: the parent must still hear the end
+            self.put(("failed", -1, str(err) or type(err).__name__))
+            self.put(("finished",))
+        finally:
+            if self.returncode is None:
+                self.returncode = 0
+            self._lines.put(None)
+
+    def put(self, message):  # the child's `Channel.put`
+        self._lines.put(json.dumps(message) + "\n")
+
+    def write(self, text):
+        if text.strip() == "stop":
+            self.stop.set()
+
+    def flush(self):
+        pass
+
+    def poll(self):
+        return None if self.thread.is_alive() else self.returncode
+
+    def wait(self, timeout=None):
+        self.thread.join(timeout)
+        return self.returncode
+
+    def kill(self):
+        self.killed = True
+        self.stop.set()
+        self.thread.join()
+        self.returncode = -9
+
+
+def in_process_training(plans, root):
+    """A `starter` for `TrainingJob` that trains the plans as `jobs.worker` does, on a thread here."""
+    from resnet_explorer.jobs.worker import train_plans
+
+    plans = [(ModelSpec.from_dict(spec.to_dict()), TrainConfig.from_dict(config.to_dict())) for spec, config in plans]
+    return ThreadChild(lambda channel, stop: train_plans(plans, str(Path(root).resolve()), channel, stop))
+
+
+def in_process_analysis(tasks, device):
+    """A `starter` for `AnalysisJob` that runs the tasks as `jobs.explain_worker` does, on a thread here."""
+    from resnet_explorer.jobs.explain_worker import run_tasks
+
+    tasks = [{"path": str(Path(t["path"]).resolve()), "lens": t["lens"], "options": dict(t.get("options") or {})}
+             for t in tasks]
+    return ThreadChild(lambda channel, stop: run_tasks(tasks, device, channel, stop))
+
+
 def wait_for(condition, timeout=5.0):
     deadline = time.time() + timeout
     while not condition():
@@ -157,11 +225,16 @@ def test_job_stop_says_stopping_at_once_and_ends_within_a_step(tmp_path):
     assert final["status"] == "stopped" and final["phase"] == "stopped" and final["step"] < 10_000
 
 
-def test_job_trains_every_spec_for_every_seed_with_seed_labels_and_reports_evaluation(tmp_path):
-    config = TrainConfig(steps=4, batch_size=16, train_size=64, test_size=160, probe_every=0, eval_every=2,
-                         device="cpu")
+def test_job_trains_every_spec_for_every_seed_with_seed_labels_and_reports_evaluation_and_bad_data_fails_its_run(
+        tmp_path):
+    """Four runs and, last, one on data that cannot be read, in one worker process: the four train, the
+    fifth fails with one line and the job ends."""
+    config = TrainConfig(steps=4, batch_size=16, train_size=64, test_size=160, image_size=16, probe_every=0,
+                         eval_every=2, device="cpu")
     specs = [TINY, TINY.plain()]
-    job = TrainingJob([(spec, config.replace(seed=seed)) for seed in (0, 1) for spec in specs], tmp_path)
+    bad = TrainConfig(steps=2, batch_size=16, dataset="folder:/nonexistent", device="cpu")
+    job = TrainingJob([*[(spec, config.replace(seed=seed)) for seed in (0, 1) for spec in specs], (TINY, bad)],
+                      tmp_path)
     seen = []
     original = job._on_event
 
@@ -171,15 +244,21 @@ def test_job_trains_every_spec_for_every_seed_with_seed_labels_and_reports_evalu
 
     job._on_event = spy
     job.start().thread.join(timeout=120)
+    assert not job.running
     snaps = job.snapshots()
-    assert [s["status"] for s in snaps] == ["done"] * 4
-    assert [s["seed"] for s in snaps] == [0, 0, 1, 1]
+    assert [s["status"] for s in snaps] == ["done"] * 4 + ["failed"]
+    assert [s["seed"] for s in snaps[:4]] == [0, 0, 1, 1]
     assert snaps[2]["label"].endswith("· seed 1")
-    assert len({s["run_id"] for s in snaps}) == 4
+    assert len({s["run_id"] for s in snaps[:4]}) == 4
     assert "evaluating 3/3" in seen and seen[-1] == "done"  # 160 images in batches of 4 x 16
     # trained in a process of its own, so the UI's Python work cannot slow it (GIL)
-    pids = {json.loads((tmp_path / s["run_id"] / "run.json").read_text())["pid"] for s in snaps}
+    pids = {json.loads((tmp_path / s["run_id"] / "run.json").read_text())["pid"] for s in snaps[:4]}
     assert pids == {job.process.pid} and os.getpid() not in pids
+    # the bad data: that run failed in one line, and no folder was made for it
+    snap = job.snapshot()
+    assert snap is not None and snap["status"] == "failed" and snap["run_id"] is None
+    assert "nonexistent" in snap["message"] and "\n" not in snap["message"]
+    assert len(list(tmp_path.iterdir())) == 4
 
 
 def test_a_dead_training_process_is_reported_not_hung_and_the_next_in_line_starts(tmp_path):
@@ -206,14 +285,6 @@ def test_a_dead_training_process_is_reported_not_hung_and_the_next_in_line_start
     fake.workers[0].finish()
     queued.thread.join(timeout=5)
     assert queued.snapshot()["status"] == "done"
-
-
-def test_bad_data_fails_that_run_with_one_line_and_the_job_ends(tmp_path):
-    config = TrainConfig(steps=2, batch_size=16, dataset="folder:/nonexistent", device="cpu")
-    job = TrainingJob([(TINY, config)], tmp_path).start()
-    job.thread.join(timeout=60)
-    snap = job.snapshot()
-    assert snap["status"] == "failed" and "nonexistent" in snap["message"] and "\n" not in snap["message"]
 
 
 def test_three_jobs_on_one_cpu_train_one_at_a_time_in_order_with_live_places_in_line(tmp_path):

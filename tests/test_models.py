@@ -1,3 +1,4 @@
+import functools
 import json
 from collections import Counter
 from pathlib import Path
@@ -23,6 +24,13 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+@functools.cache
+def meta_model(name: str) -> nn.Module:
+    """The variant `name` on the meta device, built once per process: the deep ones take seconds to build
+    (600-unit nets), and several tests (here and in test_graph) only read them."""
+    return build_model(name, device="meta")
+
+
 @pytest.mark.parametrize("name", list_variants())
 def test_every_variant_builds_and_runs(name):
     spec = ModelSpec.from_name(name)
@@ -39,7 +47,7 @@ def test_every_variant_builds_and_runs(name):
 
 @pytest.mark.parametrize("name, expected", EXACT_PARAMS.items())
 def test_exact_parameter_counts(name, expected):
-    assert n_params(build_model(name, device="meta")) == expected
+    assert n_params(meta_model(name)) == expected
     assert count_parameters(ModelSpec.from_name(name)) == expected
     plain = ModelSpec.from_name(name).plain()
     if plain.shortcut == "A":  # option A is parameter-free: the plain twin is identical
@@ -48,12 +56,12 @@ def test_exact_parameter_counts(name, expected):
 
 @pytest.mark.parametrize("name, low, high", [("preact_resnet164", 1.69e6, 1.71e6), ("preact_resnet1001", 10.2e6, 10.4e6)])
 def test_preact_counts_match_paper(name, low, high):
-    assert low <= n_params(build_model(name, device="meta")) <= high
+    assert low <= n_params(meta_model(name)) <= high
 
 
 @pytest.mark.parametrize("name", list(FIXTURE["models"]))
 def test_torchvision_state_dict_layout(name):
-    ours = {k: list(v.shape) for k, v in build_model(name, device="meta").state_dict().items()}
+    ours = {k: list(v.shape) for k, v in meta_model(name).state_dict().items()}
     assert ours == FIXTURE["models"][name]["shapes"]
 
 
@@ -91,7 +99,7 @@ def test_no_module_is_called_twice_and_no_inplace(name):
 
 @pytest.mark.parametrize("name", ["resnet20", "resnet50", "preact_resnet164", "plain20"])
 def test_taps_present_and_parameter_free(name):
-    model = build_model(name, device="meta")
+    model = meta_model(name)
     for _, block in model.units():
         assert isinstance(block.residual_tap, nn.Identity)
         assert (block.shortcut_tap is None) == (not model.spec.residual)
@@ -139,7 +147,7 @@ def test_zero_init_makes_every_branch_output_zero(name):
 
 
 def test_plain_net_has_no_shortcut_modules():
-    model = build_model("plain56", device="meta")
+    model = meta_model("plain56")
     assert all(b.downsample is None and b.shortcut_tap is None for _, b in model.units())
 
 

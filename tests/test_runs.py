@@ -64,7 +64,7 @@ def test_write_atomic_keeps_old_file_on_crash(tmp_path, monkeypatch):
 def test_killed_run_stays_loadable(tmp_path):
     script = (
         "from resnet_explorer.cli import main; import sys; "
-        f"sys.exit(main(['train', '--model', 'resnet20', '--steps', '100000', '--batch-size', '16', "
+        f"sys.exit(main(['train', '--model', 'resnet8', '--image-size', '16', '--steps', '100000', '--batch-size', '16', "
         f"'--train-size', '256', '--test-size', '32', '--log-every', '1', '--probe-every', '1', "
         f"'--eval-every', '3', '--out', {str(tmp_path)!r}]))"
     )
