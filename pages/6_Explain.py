@@ -1,4 +1,5 @@
-"""Explain: lesions, paths and the loss landscape of a trained run, its twin side by side (resnet_explorer.reports.explain)."""
+"""Explain: lesions, paths, the loss landscape and the unit profile of a trained run, its twin side by side where
+the lens draws one (resnet_explorer.reports.explain: one tab per registered lens)."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,8 @@ st.caption("Three lenses on why residual nets train, each a measurement of a tra
            "of each length (Veit, Wilber & Belongie 2016, *Residual networks behave like ensembles of relatively "
            "shallow networks*); **Loss landscape** evaluates the loss around the trained weights along "
            "filter-normalised random directions (Li et al. 2018, *Visualizing the loss landscape of neural nets*). "
-           "Each result is saved in the run's folder (explain/<lens>/) and shown again on later visits.")
+           "**Unit profile** looks inside the run alone, in eval mode, over its held-out images or a folder of "
+           "yours. Each result is saved in the run's folder (explain/<lens>/) and shown again on later visits.")
 
 runs = [r for r in list_runs(jobs.runs_root()) if (Path(r["path"]) / "model.pt").is_file()]
 no_runs(runs, "No trained run yet: train one on the Train page (or `python -m resnet_explorer train`).")
@@ -79,8 +81,15 @@ for info in picked:  # a net at chance learnt nothing: no lens says anything abo
 
 
 def field(col, lens: str, option) -> Any:
-    """One option's widget, made from its schema (`options.Option`): a select box for choices, else a number."""
+    """One option's widget, made from its schema (`options.Option`): a select box for choices, a toggle for a
+    switch, a text field for a path, else a number."""
     key = f"explain_{lens}_{option.name}"
+    tip = option.help[:1].upper() + option.help[1:]
+    if option.kind is bool:
+        return col.toggle(option.label, value=option.default, key=key, help=tip)
+    if option.kind is str:
+        return col.text_input(option.label, value=option.default, max_chars=int(option.high), key=key, help=tip,
+                              placeholder="none")
     if option.choices:
         return col.selectbox(option.label, list(option.choices), index=list(option.choices).index(option.default),
                              key=key, help=option.help[:1].upper() + option.help[1:])
@@ -108,6 +117,11 @@ def options_form(lens: str) -> dict[str, Any] | None:
     return options if run else None
 
 
+def measured(lens: str) -> list[RunInfo]:
+    """The picked runs a lens measures: the run and its twin, or the run alone for a lens without a twin."""
+    return picked if explain.LENSES[lens].twin else picked[:1]
+
+
 def plain_note(lens: str, info: RunInfo) -> str | None:
     """Why `info`'s run is left out of `lens` (a plain net where the lens needs shortcuts), or None."""
     reason = explain.refusal(lens, run_id=info.id, imported=False, spec=info.spec)
@@ -118,7 +132,7 @@ def start(lens: str, options: dict[str, Any]) -> None:
     """Start the lens on the picked runs (a run the lens cannot measure is left out); errors as st.error."""
     try:
         options = explain.check_options(lens, options)
-        chosen = [info for info in picked if plain_note(lens, info) is None]
+        chosen = [info for info in measured(lens) if plain_note(lens, info) is None]
         if not chosen:
             st.info(plain_note(lens, picked[0]))
             return
@@ -128,22 +142,19 @@ def start(lens: str, options: dict[str, Any]) -> None:
         st.error(str(err))
 
 
-@st.fragment(run_every=jobs.LIVE_SECONDS)
-def live(job: analysis_jobs.AnalysisJob) -> None:
-    """Progress and Stop while the job is queued or running; its end once it has ended."""
-    snap = job.snapshot()
-    fraction = min(1.0, snap["done"] / snap["total"]) if snap["total"] else 0.0
-    st.progress(fraction, text=analysis_jobs.progress_text(snap))
-    if jobs.job_panel(job, "explain", "It", snap["status"] == "queued"):
-        st.rerun()  # once, so the page leaves live mode and draws the saved results
-
-
 def job_end(job: analysis_jobs.AnalysisJob) -> None:
     snap = job.snapshot()
     if snap["status"] == "failed":
         st.error(f"{explain.LENSES[job.lens].title} failed: {snap['message']}")
     elif snap["status"] == "stopped":
         st.info(analysis_jobs.stopped_text(snap, explain.LENSES[job.lens].title))
+
+
+def options_text(options: dict[str, Any]) -> str:
+    """"images 1000, draws 5, seed 0"; a switch as on/off, an empty path as none."""
+    def shown(value: Any) -> str:
+        return ("on" if value else "off") if isinstance(value, bool) else (value if value != "" else "none")
+    return ", ".join(f"{name} {shown(value)}" for name, value in options.items())
 
 
 def rows_for(lens: str, stem: str, results: dict) -> list[dict]:
@@ -162,7 +173,7 @@ def show_results(lens: str, measuring: bool) -> None:
     this lens is queued or running)."""
     entry = explain.LENSES[lens]
     results, options, missing = {}, {}, []
-    for info in picked:
+    for info in measured(lens):
         note = plain_note(lens, info)
         if note:
             st.info(note)
@@ -201,9 +212,9 @@ def show_results(lens: str, measuring: bool) -> None:
             st.info(f"{label}: {note}")
     if len({tuple(sorted(o.items())) for o in options.values()}) > 1:
         st.warning("The runs were measured with different options: "
-                   + "; ".join(f"{label}: {', '.join(f'{k} {v}' for k, v in o.items())}" for label, o in options.items()))
+                   + "; ".join(f"{label}: {options_text(o)}" for label, o in options.items()))
     else:
-        st.caption("Options: " + ", ".join(f"{k} {v}" for k, v in next(iter(options.values())).items()) + ".")
+        st.caption(f"Options: {options_text(next(iter(options.values())))}.")
 
 
 job = analysis_jobs.current_job()
@@ -217,7 +228,7 @@ for tab, lens in zip(tabs, explain.LENSES):
             job = analysis_jobs.current_job()
         if job is not None and job.lens == lens:
             if job.running:
-                live(job)
+                analysis_jobs.live_panel(job, "explain")
             else:
                 job_end(job)
         show_results(lens, job is not None and job.lens == lens and job.running)

@@ -1,21 +1,21 @@
 """Pretrained: import a torchvision or timm ImageNet ResNet, then look inside it with your own photos."""
 
+import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import streamlit as st
 
 from resnet_explorer.analysis import ImageError
-from resnet_explorer.analysis.common import AnalysisStopped
-from resnet_explorer.analysis.profile import profile_units
-from resnet_explorer.analysis.study import dataset_inputs, image_files, images_inputs
-from resnet_explorer.limits import MAX_CHECKPOINT_BYTES
+from resnet_explorer.analysis.study import image_files
+from resnet_explorer.limits import MAX_CHECKPOINT_BYTES, MAX_USER_IMAGES
+from resnet_explorer.models import ModelSpec
 from resnet_explorer.plots.profile import plot_unit_profile
+from resnet_explorer.reports import explain
 from resnet_explorer.runs import list_runs, load_run
 from resnet_explorer.runs.checkpoints import import_weights, importable_names
 from resnet_explorer.runs.published import cached_checkpoints, guess_model, published, what_it_is
-from resnet_explorer.ui import jobs
+from resnet_explorer.ui import analysis_jobs, jobs
 from resnet_explorer.ui.nav import through_app
 from resnet_explorer.ui.run_picker import is_imported, shown_names
 from resnet_explorer.ui.widgets import figure_downloads, page_device, table
@@ -24,10 +24,11 @@ through_app()  # a page opened by its URL on a fresh server: through app.py's na
 st.set_page_config(page_title="Pretrained - ResNet Explorer", layout="wide")
 
 MAX_UPLOAD_MB = 1024  # a checkpoint upload (torchvision's largest ResNet file, wide_resnet101_2 V2, is 485 MB)
-MAX_PHOTOS = 64  # photos profiled at once on this page (the CLI's `profile --images` takes 512)
+MAX_PHOTOS = 64  # photos uploaded for one profile (a folder, as the CLI's `profile --photos`, takes 512)
+PROFILE = "profile"  # the registered task this page runs (`reports.explain`), in the device's line like any job
 SOURCES = ("Checkpoints cached here", "A file on this computer", "Upload a checkpoint")
 IMPORTED = "pre_imported"  # session key: the id of the run imported last
-RESULT = "pre_profile"  # session key: (run id, UnitProfile, note)
+UPLOADS = "pre_uploads"  # session key: the folder the uploaded photos were written to, until the profile read them
 
 st.title("Pretrained")
 st.caption("Bring a pretrained ImageNet ResNet (a torchvision or timm checkpoint you already have) and look inside it "
@@ -153,7 +154,8 @@ with st.form("pre_form"):
     photos = f1.file_uploader(f"Photos (PNG, JPEG, ...; up to {MAX_PHOTOS})", accept_multiple_files=True,
                               type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], max_upload_size=50,
                               key="pre_photos")
-    folder = f2.text_input("Folder of images", key="pre_folder", placeholder="/home/me/photos")
+    folder = f2.text_input(f"Folder of images (the first {MAX_USER_IMAGES} by name)", key="pre_folder",
+                           placeholder="/home/me/photos")
     f3, f4 = st.columns(2)
     held_out = f3.number_input("Held-out images (a trained run)", 1, MAX_PHOTOS, 32, key="pre_held_out",
                                disabled=imported)
@@ -161,51 +163,73 @@ with st.form("pre_form"):
                         key="pre_lesions")
     go = st.form_submit_button("Profile", type="primary", icon=":material/troubleshoot:")
 
+def upload_folder(photos) -> str:
+    """The uploaded photos written into a fresh folder for the profile's process, in upload order (numbered
+    names: the folder is read by name); this session's previous one is removed."""
+    old = st.session_state.pop(UPLOADS, None)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+    folder = tempfile.mkdtemp(prefix="resnet_explorer_photos_")
+    st.session_state[UPLOADS] = folder
+    for i, photo in enumerate(photos):
+        name = Path(photo.name).name.lstrip(".") or "photo"
+        (Path(folder) / f"{i + 1:03d}_{name}").write_bytes(photo.getvalue())
+    return folder
+
+
+job = analysis_jobs.current_job()
 if go:
-    device = page_device()
     try:
-        run = load_run(row["path"], device=device)
         if where.startswith("Your photos"):
             if not photos:
                 raise ImageError("choose some photos to upload first")
-            inputs = images_inputs(run, [(p.name, p.getvalue()) for p in photos[:MAX_PHOTOS]], total=len(photos))
+            if len(photos) > MAX_PHOTOS:
+                st.caption(f"The first {MAX_PHOTOS} of your {len(photos)} photos are profiled.")
+            options = {"photos": upload_folder(photos[:MAX_PHOTOS])}
         elif where.startswith("A folder"):
             if not folder.strip():
                 raise ValueError("type the path of a folder of images first")
-            files, total = image_files(folder.strip(), MAX_PHOTOS)
-            inputs = images_inputs(run, [(f.name, f) for f in files], total=total)
+            options = {"photos": folder.strip()}
         else:
-            inputs = dataset_inputs(run, int(held_out))
-        bar = st.progress(0.0, text="Profiling...")
-        # The profile runs in this script run: any click reruns the page, and Streamlit ends this run at the
-        # next progress update (profile_units restores the model in `finally`), so Stop needs no handler.
-        stop_slot = st.empty()
-        stop_slot.button("Stop profiling", icon=":material/stop:", key="pre_stop")
-        started = time.monotonic()
-
-        def progress(done: int, total: int) -> None:
-            left = (time.monotonic() - started) / done * (total - done) if done else 0.0
-            bar.progress(done / max(total, 1), text=f"Profiling: forward pass {done} of {total}"
-                         + (f", about {left:.0f} s left" if done and left >= 1 else ""))
-
-        with jobs.device_slot(device, lambda text: bar.progress(0.0, text=f"Profile {text}")):
-            profile = profile_units(run.model, inputs.images, lesions=lesions, progress=progress)
-        bar.empty()
-        stop_slot.empty()
-        st.session_state[RESULT] = (run.id, profile, inputs.note)
-    except (ValueError, MemoryError, AnalysisStopped) as err:  # ImageError is a ValueError
-        st.session_state.pop(RESULT, None)
+            options = {"samples": int(held_out)}
+        options = explain.check_options(PROFILE, {**options, "lesions": lesions})
+        reason = explain.refusal(PROFILE, run_id=run_id, imported=imported, spec=ModelSpec.from_dict(row["spec"]),
+                                 options=options)
+        if reason:
+            raise ValueError(reason)
+        if options["photos"]:
+            image_files(options["photos"])  # a folder that is not there, or holds no image: said at once
+        job = analysis_jobs.start_job([(row["path"], PROFILE, options)], page_device(),
+                                      labels=[shown_names(runs)[run_id]])
+    except (ValueError, TypeError, KeyError) as err:  # ImageError is a ValueError
         st.error(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
 
-result = st.session_state.get(RESULT)
-if not result or result[0] != run_id:
+if job is not None and job.lens == PROFILE:
+    if job.running:
+        analysis_jobs.live_panel(job, "pre")
+        st.stop()
+    snap = job.snapshot()
+    if snap["status"] == "failed":
+        st.error(f"Profile failed: {snap['message']}")
+    elif snap["status"] == "stopped":
+        st.info(analysis_jobs.stopped_text(snap, "The profile"))
+    if st.session_state.get(UPLOADS):  # the photos were read: their copy goes
+        shutil.rmtree(st.session_state.pop(UPLOADS), ignore_errors=True)
+
+try:
+    saved = explain.load(row["path"], PROFILE)
+except ValueError as err:  # damaged files: say so, keep the page
+    st.error(str(err))
+    st.stop()
+if saved is None:
     st.info("Choose images, then press Profile.", icon=":material/info:")
     st.stop()
-_, profile, note = result
-if note:
-    st.caption(note)
+profile, used = saved
+if profile.note:
+    st.caption(profile.note)
 fig = plot_unit_profile(profile)
 st.plotly_chart(fig, key="pre_profile_fig", theme=None)
+st.caption(explain.LENSES[PROFILE].caption(PROFILE, shown_names(runs)[run_id], profile, used))
 records = profile.rows.to_dict("records")
 figure_downloads(fig, f"{profile.model}_{run_id[-4:]}_profile", "dl_pre_profile", records)
 with st.expander("Every unit's numbers"):

@@ -38,6 +38,7 @@ JOBS_PER_DEVICE = 1  # training runs the app runs at once per device; more wait 
 # ---- files ------------------------------------------------------------------------------------
 MAX_IMAGE_PIXELS = 20_000_000  # width x height of an uploaded image or one in a training folder,
 # read from the header before decoding
+MAX_PATH_CHARS = 4_096  # a folder path typed into a form or a task's options (Linux's PATH_MAX)
 MAX_USER_IMAGES = 512  # the user's own images read at once (a folder or uploads), each up to MAX_IMAGE_PIXELS
 MAX_ATTRIBUTE_SAMPLES = 10_000  # images one `attribute` command explains (the grid PNG shows the first 32)
 ATTRIBUTE_BATCH = 32  # images attributed at once: memory stays bounded whatever the sample count

@@ -183,7 +183,7 @@ def forms(node) -> list:
 def test_only_run_starts_a_lens_with_the_values_shown(runs):
     at = page()
     lens_forms = forms(at.main)
-    assert len(lens_forms) == 3 and not any(f.proto.form.enter_to_submit for f in lens_forms)  # Enter does not submit
+    assert len(lens_forms) == len(explain.LENSES) and not any(f.proto.form.enter_to_submit for f in lens_forms)  # Enter does not submit
     at.run()  # a rerun (another widget, a page refresh): nothing starts
     assert "rx_analysis_job" not in at.session_state
     at.number_input(key="explain_landscape_grid").set_value(5)
@@ -254,7 +254,7 @@ def test_a_failed_analysis_is_an_error_and_the_session_goes_on(runs, monkeypatch
     assert snap["status"] == "failed"
     assert [e.value for e in at.error] == ["Lesions failed: resnet8 · shapes 16px · abcd: could not write the run folder"]
     at.run()  # a later rerun still draws the page
-    assert not at.exception and len(at.tabs) == 3
+    assert not at.exception and len(at.tabs) == len(explain.LENSES)
 
 
 class FakeChild:
@@ -352,3 +352,21 @@ def test_stop_while_queued_never_starts():
     job.stop()
     job.thread.join(timeout=5)
     assert job.snapshot()["status"] == "stopped" and line.waiting("cpu") == 0
+
+
+def test_the_unit_profile_tab_measures_the_run_alone(runs):
+    """The profile is a lens without a twin: one task, saved in the picked run's folder only, and drawn."""
+    at = page()
+    at.number_input(key="explain_profile_samples").set_value(8)
+    at.toggle(key="explain_profile_lesions").set_value(False)
+    at.button(key="explain_profile_run").click()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    snap = wait_job(at)
+    assert snap["status"] == "done" and snap["tasks"] == 1
+    saved = {model: explain.load(row["path"], "profile") for model, row in runs.items()}
+    assert sum(s is not None for s in saved.values()) == 1  # the picked run, not its twin
+    profile, options = next(s for s in saved.values() if s is not None)
+    assert profile.images == 8 and not profile.lesions and options == {"photos": "", "samples": 8, "lesions": False}
+    tab = next(t for t in at.tabs if t.label == "Unit profile")
+    assert len(tab.get("plotly_chart")) == 1

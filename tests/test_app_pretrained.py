@@ -48,6 +48,25 @@ def env(tmp_path, monkeypatch, checkpoint):
     return runs
 
 
+def profiled(at: AppTest, timeout: float = 120) -> AppTest:
+    """Press Profile, then rerun until this session's profile (a job in the device's line, in its own process)
+    has ended and the page has drawn what it saved."""
+    import time
+
+    at.button(key="FormSubmitter:pre_form-Profile").click().run()
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            job = at.session_state["rx_analysis_job"]
+        except KeyError:  # nothing started (bad input): the page has said why
+            return at
+        if not job.running:
+            return at.run()
+        time.sleep(0.3)
+        at.run()
+    pytest.fail("the profile did not end")
+
+
 class Page:
     """The page opened through app.py's navigation (so its links to other pages resolve)."""
 
@@ -138,6 +157,10 @@ def test_an_uploaded_checkpoint_keeps_its_name(env, checkpoint):
 
 
 def test_profile_an_imported_net_on_uploaded_photos(env):
+    import tempfile
+    import time
+
+    started = time.time() - 1
     at = import_from_hub(env)
     where = at.radio(key="pre_where")
     assert "Held-out images" not in where.options  # an imported net has no dataset
@@ -146,9 +169,11 @@ def test_profile_an_imported_net_on_uploaded_photos(env):
     at.get("file_uploader")[-1].set_value([(f"p{i}.png", photo(colour=(40 * i, 200, 30)), "image/png")
                                            for i in range(3)])
     at.toggle(key="pre_lesions").set_value(False)
-    at.button(key="FormSubmitter:pre_form-Profile").click().run()
+    profiled(at)
     assert not at.exception and not at.error
     assert any("3 images, shorter side scaled to 256 px" in c.value for c in at.caption)
+    assert not any(p.name.startswith("resnet_explorer_photos_") for p in Path(tempfile.gettempdir()).iterdir()
+                   if p.stat().st_mtime > started), "the uploads' copy outlived the profile"
     assert len(at.get("plotly_chart")) == 1
     units = at.dataframe[-1].value
     assert list(units["unit"]) == [f"layer{s}.{i}" for s in range(1, 5) for i in range(2)]  # resnet18's 8 units
@@ -172,23 +197,53 @@ def test_an_uploaded_hash_bomb_is_refused_at_once(env, tmp_path):
     assert list_runs(env) == []
 
 
-def test_out_of_memory_while_profiling_is_one_line_and_the_page_lives_on(env, monkeypatch):
+def test_out_of_memory_while_profiling_is_one_line_and_the_page_lives_on(env, monkeypatch, tmp_path):
+    """In the analysis process, an allocation that fails is the profile's one failed line; on the page it is one
+    st.error, and the next profile runs."""
+    from resnet_explorer.jobs.explain_worker import run_tasks
     from resnet_explorer.models.resnet import ResNet
+    from resnet_explorer.ui import analysis_jobs
 
     at = import_from_hub(env)
-    at.get("file_uploader")[-1].set_value([("p.png", photo(), "image/png")])
-    at.toggle(key="pre_lesions").set_value(False)
+    path = list_runs(env)[0]["path"]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "p.png").write_bytes(photo())
     real = ResNet.forward_stem
 
     def fail(self, x):
         raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 205520896 bytes.")
 
     monkeypatch.setattr(ResNet, "forward_stem", fail)
-    at.button(key="FormSubmitter:pre_form-Profile").click().run()
-    assert not at.exception and len(at.error) == 1
-    assert at.error[0].value.startswith("out of memory profiling 1 image of 224x224 px in batches of 1")
+    said = []
+    run_tasks([{"path": path, "lens": "profile", "options": {"photos": str(folder), "lesions": False}}], "cpu",
+              type("Channel", (), {"put": staticmethod(said.append)}), __import__("threading").Event())
     monkeypatch.setattr(ResNet, "forward_stem", real)
-    at.button(key="FormSubmitter:pre_form-Profile").click().run()
+    failed = [m for m in said if m[0] == "failed"]
+    assert len(failed) == 1 and failed[0][2].startswith("out of memory profiling 1 image of 224x224 px in batches of 1")
+
+    class OutOfMemory:  # the analysis process, replaying what it said
+        def __init__(self, tasks, device):
+            import io
+            import json as js
+            self.stdout = io.StringIO("".join(js.dumps(m) + "\n" for m in said))
+            self.stdin = io.StringIO()
+
+        def poll(self):
+            return 0
+
+        def wait(self):
+            return 0
+
+    real_start = analysis_jobs.start_process
+    monkeypatch.setattr(analysis_jobs, "start_process", OutOfMemory)
+    at.get("file_uploader")[-1].set_value([("p.png", photo(), "image/png")])
+    at.toggle(key="pre_lesions").set_value(False)
+    profiled(at)
+    assert not at.exception and len(at.error) == 1
+    assert at.error[0].value.startswith("Profile failed: ") and "out of memory profiling 1 image" in at.error[0].value
+    monkeypatch.setattr(analysis_jobs, "start_process", real_start)
+    profiled(at)
     assert not at.exception and not at.error and len(at.get("plotly_chart")) == 1
 
 
@@ -222,7 +277,7 @@ def test_profile_a_trained_run_on_its_held_out_images(env):
     assert at.selectbox(key=next(s.key for s in at.selectbox if s.key.startswith("pre_run_"))).value
     at.radio(key="pre_where").set_value("Held-out images")
     at.number_input(key="pre_held_out").set_value(8)
-    at.button(key="FormSubmitter:pre_form-Profile").click().run()
+    profiled(at)
     assert not at.exception and not at.error
     units = at.dataframe[-1].value
     assert list(units["unit"]) == ["layer1.0", "layer2.0", "layer3.0"]  # resnet8: one unit per stage
@@ -277,7 +332,18 @@ def test_a_profile_waits_in_the_devices_line_while_a_training_job_holds_it(env):
         ender = threading.Thread(target=training_ends)
         ender.start()
         at.button(key="FormSubmitter:pre_form-Profile").click().run()
+        while not seen:  # the page shows where the profile waits, with Stop
+            at.run()
+            time.sleep(0.2)
+        assert at.session_state["rx_analysis_job"].snapshot()["status"] == "queued"
+        assert any("queued, 1st in line" in p.proto.text for p in at.get("progress")), "the page says where it waits"
+        assert at.button(key="pre_stop")  # and offers Stop
         ender.join()
+        profiled_after = at.session_state["rx_analysis_job"]
+        deadline = time.monotonic() + 120
+        while profiled_after.running and time.monotonic() < deadline:
+            time.sleep(0.3)
+        at.run()
         assert seen == [(1, 1)]
         assert not at.exception and not at.error and len(at.get("plotly_chart")) == 1
         assert QUEUE.training("cpu") == 0 and QUEUE.waiting("cpu") == 0  # the profile gave its slot back

@@ -14,7 +14,7 @@ from resnet_explorer.runs import RunWriter, load_run
 from resnet_explorer.training import TrainConfig, train
 
 TINY = {"lesion": {"images": 16, "draws": 1}, "paths": {"images": 8, "draws": 1},
-        "landscape": {"grid": 3, "images": 16}}
+        "landscape": {"grid": 3, "images": 16}, "profile": {"samples": 8}}
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +42,11 @@ def twins(tmp_path_factory):
     ("lesion", {"draws": 10**6}, "draws"),
     ("paths", {"images": 10**9}, "images"),
     ("paths", {"steps": 3}, "unknown paths option"),
+    ("profile", {"lesions": "yes"}, "lesions must be true or false"),
+    ("profile", {"lesions": 1}, "lesions must be true or false"),
+    ("profile", {"photos": "x" * 5000}, "photos must be text of at most 4,096 characters"),
+    ("profile", {"photos": 7}, "photos must be text"),
+    ("profile", {"samples": 0}, "samples"),
     ("x-ray", {}, "unknown lens"),
 ])
 def test_options_are_bounded(lens, options, fragment):

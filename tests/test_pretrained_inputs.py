@@ -196,7 +196,7 @@ def test_attribute_cli_on_a_folder_writes_predictions_and_prints_the_top_five(im
 def test_profile_cli_on_a_folder_of_photos_writes_the_table_and_figure(imported, tmp_path, capsys):
     out = tmp_path / "prof"
     assert main(["profile", str(imported), "--out", str(out)]) == 2  # an imported net has no held-out images
-    assert "give --photos FOLDER" in capsys.readouterr().err and not out.exists()
+    assert "has no dataset: give your own images (--photos" in capsys.readouterr().err and not out.exists()
     folder = tmp_path / "photos"
     folder.mkdir()
     for name, size in [("one.png", (320, 240)), ("two.png", (200, 300))]:
@@ -204,8 +204,10 @@ def test_profile_cli_on_a_folder_of_photos_writes_the_table_and_figure(imported,
     assert main(["profile", str(imported), "--images", str(folder), "--no-lesions", "--format", "html",
                  "--out", str(out)]) == 0
     written, err = capsys.readouterr()
-    files = [Path(p) for p in written.split()]
+    *files, folder_printed = [Path(p) for p in written.split()]
+    assert folder_printed == out  # the folder last, as every lens prints it
     assert sorted(p.suffix for p in files) == [".csv", ".html"] and all(p.is_file() for p in files)
+    assert all(p.name.startswith("resnet18_") for p in files)  # named by their run, the figure as the table
     import pandas as pd
 
     rows = pd.read_csv(next(p for p in files if p.suffix == ".csv"))

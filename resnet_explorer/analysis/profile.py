@@ -92,6 +92,8 @@ class UnitProfile:
         num_classes: the net's outputs.
         lesions: whether lesions were measured.
         top1_prob: the intact net's mean probability of its own top-1 class.
+        note: one line on the images (e.g. photos that could not be read, or fewer held-out images than
+            asked for); set by whoever chose them.
     """
 
     rows: pd.DataFrame
@@ -101,6 +103,7 @@ class UnitProfile:
     num_classes: int
     lesions: bool
     top1_prob: float
+    note: str = ""
 
     def headline(self) -> str:
         """One short line on the profile's shape, worked out from the rows (a figure's title)."""

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..formats import FIGURE_FORMATS, INFO_FORMATS, REPORT_FORMATS
 from ..limits import MAX_USER_IMAGES
-from .analyse import GRID_ROWS, cmd_attribute, cmd_explain, cmd_profile, cmd_report
+from .analyse import GRID_ROWS, cmd_attribute, cmd_explain, cmd_report
 from .exits import EXIT_DIVERGED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, STATUS_EXIT, CliError
 from .models import cmd_info, cmd_list
 from .spellings import PHOTOS_NOTE, RUNS_NOTE, check_spellings, renamed
@@ -41,7 +41,7 @@ from .weights import cmd_import_weights
 __all__ = [
     "EXIT_DIVERGED", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "OUT_OF_MEMORY", "PHOTOS_NOTE",
     "RUNS_NOTE", "STATUS_EXIT", "CliError", "build_parser", "cmd_attribute", "cmd_degradation", "cmd_explain",
-    "cmd_import_weights", "cmd_info", "cmd_list", "cmd_profile", "cmd_report", "cmd_train", "main", "stop_on_signals",
+    "cmd_import_weights", "cmd_info", "cmd_list", "cmd_report", "cmd_train", "main", "stop_on_signals",
     "terminal_safe",
 ]
 
@@ -129,17 +129,28 @@ def build_parser() -> argparse.ArgumentParser:
     from ..reports.explain import LENSES
 
     for entry in LENSES.values():  # every flag from the lens's options: its type, bound, default and help
-        p = sub.add_parser(entry.name, help=entry.summary + "; CSV and figures into --out, the folder printed last")
+        p = sub.add_parser(entry.name, help=entry.summary + "; CSV and figures into --out, the folder printed last",
+                           description=entry.summary[:1].upper() + entry.summary[1:] + ". CSV and figures go into "
+                           "--out; the result is also kept in the run folder, for `report` and the Explain page.")
         p.add_argument("run", help="a run folder, or a run id under --runs")
-        p.add_argument("--twin", action="store_true",
-                       help="also analyse the run's twin (found beside it) and draw both together")
+        if entry.twin:
+            p.add_argument("--twin", action="store_true",
+                           help="also analyse the run's twin (found beside it) and draw both together")
         for option in entry.options:
-            p.add_argument(f"--{option.name}", type=option.kind, default=option.default, choices=option.choices,
-                           help=option.cli_help())
+            flag = f"--{option.name}"
+            if option.kind is bool:
+                p.add_argument(flag, action=argparse.BooleanOptionalAction, default=option.default,
+                               help=option.cli_help())
+            elif option.old_flag:  # the one renamed lens option is the user's photos (`--photos` everywhere)
+                renamed(p, flag, option.old_flag, PHOTOS_NOTE.format(old=option.old_flag, command=entry.name),
+                        type=option.kind, metavar="FOLDER", help=option.cli_help())
+            else:  # a str option's default is None here: given or not, `_explain_options` tells
+                p.add_argument(flag, type=option.kind, default=None if option.kind is str else option.default,
+                               choices=option.choices, help=option.cli_help())
         p.add_argument("--device", default="auto", help=DEVICE_HELP)
         p.add_argument("--runs", default="runs", help="the runs folder for run ids (default ./runs)")
         p.add_argument("--format", default="html,png", help=f"figure formats: comma list of {', '.join(FIGURE_FORMATS)}")
-        p.add_argument("--out", required=True, help="output folder")
+        p.add_argument("--out", default=entry.name, help=f"output folder (default ./{entry.name})")
         p.set_defaults(func=cmd_explain, lens=entry.name)
 
     p = sub.add_parser("report", help="figures, tables and an offline index.html comparing runs")
@@ -148,24 +159,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="html,png,svg", help=f"comma list of {', '.join(REPORT_FORMATS)} (default all)")
     p.add_argument("--runs", default="runs", help="the runs folder for run ids (default ./runs)")
     p.set_defaults(func=cmd_report)
-
-    p = sub.add_parser("profile", help="look inside a net without training: residual ratios, responses, lesions",
-                       description="Per residual unit, in eval mode over your images (a folder) or a trained run's "
-                                   "held-out images: the residual ratio ||F(x)|| / ||x||, the response std, and "
-                                   "what deleting the unit alone changes (the share of images whose top class "
-                                   "flips, the drop in its probability). Writes a CSV and the figure into --out.")
-    p.add_argument("run", help="run id or folder (an imported pretrained net or a trained run)")
-    renamed(p, "--photos", "--images", PHOTOS_NOTE.format(old="--images", command="profile"), metavar="FOLDER",
-             help=f"your photos (the first {MAX_USER_IMAGES} by name); needed for an imported net")
-    p.add_argument("--samples", type=int, help="held-out images of a trained run, spread over the classes "
-                                               "(default 64)")
-    p.add_argument("--no-lesions", action="store_true", help="skip the single-unit lesions (one forward pass "
-                                                             "instead of about units/2 + 1)")
-    p.add_argument("--device", default="auto", help=DEVICE_HELP)
-    p.add_argument("--out", default="profile", help="output folder (default ./profile)")
-    p.add_argument("--format", default="html,png", help=f"comma list of {', '.join(FIGURE_FORMATS)} (default html,png)")
-    p.add_argument("--runs", default="runs", help="the runs folder for run ids (default ./runs)")
-    p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("import-weights", help="a pretrained torchvision or timm ImageNet ResNet as a run folder",
                        description="Read a torchvision or timm ResNet checkpoint (weights_only: nothing in it is "

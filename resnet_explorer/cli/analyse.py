@@ -1,4 +1,5 @@
-"""Commands that analyse runs: `attribute`, the lenses (`lesion`, `paths`, `landscape`), `profile`, `report`."""
+"""Commands that analyse runs: `attribute`, every registered lens (`lesion`, `paths`, `landscape`, `profile`),
+`report`."""
 
 from __future__ import annotations
 
@@ -164,7 +165,8 @@ def _explain_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    """`lesion`, `paths` and `landscape`: one lens on a run (and its twin), CSV and figures into --out."""
+    """Every lens (`lesion`, `paths`, `landscape`, `profile`): one lens on a run (and its twin, where the lens
+    draws one), CSV and figures into --out, the result kept in the run folder."""
     from ..analysis.common import AnalysisStopped
     from ..devices import resolve_device
     from ..export import ExportError, check_output_dir, write_atomic, write_figure
@@ -177,10 +179,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     path = Path(_resolve_run_path(args.run, args.runs))
     bare = load_run(path, with_model=False)
-    check_run(lens, bare)  # an imported run: refused before its weights are read or --out is made
+    check_run(lens, bare, options)  # e.g. an imported run: refused before its weights are read or --out is made
     out = check_output_dir(args.out)
     paths = [path]
-    if args.twin:
+    if getattr(args, "twin", False):
         rows = list_runs(path.parent)
         twin = find_twin(rows, bare.id)
         if twin is None:
@@ -193,7 +195,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     for run in runs:
         if run.model is None:
             raise CliError(f"run {run.id} has no saved weights (model.pt) to analyse")
-    reason = refusal(lens, run_id=runs[0].id, imported=runs[0].imported, spec=runs[0].spec)
+    reason = refusal(lens, run_id=runs[0].id, imported=runs[0].imported, spec=runs[0].spec, options=options)
     if reason:
         raise CliError(reason)
     stop = threading.Event()
@@ -202,7 +204,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     written: list[Path] = []
     try:
         for run in runs:
-            reason = refusal(lens, run_id=run.id, imported=run.imported, spec=run.spec)
+            reason = refusal(lens, run_id=run.id, imported=run.imported, spec=run.spec, options=options)
             if reason:  # the twin: the run itself was checked above
                 print(f"note: {run.label} left out: {reason}", file=sys.stderr)
                 continue
@@ -214,6 +216,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
             results[run.label] = result
             for note in LENSES[lens].notes(result):
                 print(f"note: {run.label}: {note}", file=sys.stderr)
+            verdict = LENSES[lens].verdict(result)
+            if verdict:
+                print(verdict, file=sys.stderr)
             try:
                 save(run.path, lens, result, options)  # for `report` and the app's Explain page
             except OSError as err:
@@ -228,6 +233,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     try:
         for stem, fig in figures(lens, results, residual=residual, depth={run.label: run.spec.depth for run in runs},
                                  classes={run.label: run.spec.num_classes for run in runs}).items():
+            if not LENSES[lens].twin:  # a figure of one run is named by it, as its tables are
+                stem = f"{runs[0].spec.name}_{runs[0].id[-4:]}_{stem}"
             written += write_figure(fig, out / stem, [f for f in formats if f in FIGURE_FORMATS])
     except ExportError as err:
         raise CliError(str(err)) from None
@@ -235,63 +242,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
     for p in written:
         print(p)
     print(out)
-    return EXIT_OK
-
-
-def cmd_profile(args: argparse.Namespace) -> int:
-    """Look inside a net without training: per-unit residual ratios, response std and single-unit lesions
-    over the user's images (or a trained run's held-out images), in eval mode."""
-    from ..analysis.common import AnalysisStopped
-    from ..analysis.profile import profile_units
-    from ..analysis.study import dataset_inputs, image_files, images_inputs
-    from ..devices import resolve_device
-    from ..export import ExportError, check_output_dir, write_atomic, write_figure
-    from ..plots.profile import plot_unit_profile
-    from ..runs import load_run
-
-    formats = check_formats(args.format.split(","))
-    if args.photos and args.samples is not None:
-        raise CliError("give --photos or --samples, not both")
-    samples = 64 if args.samples is None else args.samples
-    if not 1 <= samples <= MAX_USER_IMAGES:
-        raise CliError(f"--samples must be 1 to {MAX_USER_IMAGES}, got {samples}")
-    device = resolve_device(args.device)
-    path = Path(_resolve_run_path(args.run, args.runs))
-    bare = load_run(path, with_model=False)
-    if not args.photos and bare.imported:
-        raise CliError(f"run {bare.id} was imported from a checkpoint and has no dataset: give --photos FOLDER "
-                       "(your own photos)")
-    files, total = image_files(args.photos, MAX_USER_IMAGES) if args.photos else ([], 0)
-    out = check_output_dir(args.out)
-    run = load_run(path, device=str(device))
-    if run.model is None:
-        raise CliError(f"run {run.id} has no saved weights (model.pt) to look inside")
-    if args.photos:
-        inputs = images_inputs(run, [(f.name, f) for f in files], total=total)
-    else:
-        inputs = dataset_inputs(run, samples)
-    if inputs.note:
-        print(f"note: {inputs.note}", file=sys.stderr)
-    stop = threading.Event()
-    restore = stop_on_signals(stop)
-    try:
-        profile = profile_units(run.model, inputs.images, lesions=not args.no_lesions,
-                                progress=Counter(f"profile {run.label}"), stop=stop)
-    except AnalysisStopped:
-        print(f"stopped: the profile of {run.label} did not finish; nothing was written", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    finally:
-        restore()
-    stem = f"{run.spec.name}_{run.id[-4:]}_profile"
-    written = [write_atomic(out / f"{stem}.csv", profile.rows.to_csv(index=False))]
-    try:
-        written += write_figure(plot_unit_profile(profile), out / stem,
-                                [f for f in formats if f in FIGURE_FORMATS])
-    except ExportError as err:
-        raise CliError(str(err)) from None
-    print(profile.summary(), file=sys.stderr)
-    for p in written:
-        print(p)
     return EXIT_OK
 
 

@@ -66,7 +66,8 @@ def run_tasks(tasks: Sequence[Mapping[str, Any]], device: str, channel: Any, sto
             channel.put(("done", i, [str(p) for p in written]))
         except AnalysisStopped as err:
             channel.put(("stopped", i, one_line(err) or "stopped on request"))
-        except (ValueError, OSError) as err:  # bad input, a lens that does not apply, a damaged or unwritable run
+        except (ValueError, OSError, MemoryError) as err:  # bad input, a lens that does not apply, a damaged or
+            # unwritable run, an allocation the machine could not make (`analysis.common`'s one line)
             channel.put(("failed", i, one_line(err) or type(err).__name__))
         except Exception as err:  # anything else still ends this task only, in one line
             channel.put(("failed", i, f"{type(err).__name__}: {one_line(err)}"))

@@ -1,6 +1,6 @@
 """A task's options as data: each one's name, type, default, bounds, words and widget, written once.
 
-A task (a lens today) declares a tuple of `Option`s; the CLI's flags, the page's form, the check of
+A task (each lens, the unit profile) declares a tuple of `Option`s; the CLI's flags, the page's form, the check of
 a request and its defaults are all made from it, so a bound or a default is never written twice.
 Light on purpose (no torch, no Streamlit): the CLI builds its parser from these.
 """
@@ -21,16 +21,18 @@ class Option:
     """One option of a task.
 
     Attributes:
-        name: the key in the options dict, and the CLI flag (``--name``).
-        kind: int or float.
+        name: the key in the options dict, and the CLI flag (``--name``; a bool is ``--name/--no-name``).
+        kind: int, float, bool (a switch) or str (a path; "" for none).
         default: its value when not given.
-        low, high: the bounds, inclusive (``above_low``: low itself excluded, for a float).
+        low, high: the bounds, inclusive (``above_low``: low itself excluded, for a float); for a str,
+            ``high`` is its longest length; a bool has none (0, 1).
         help: what it means, one phrase: the CLI's help and the page's tooltip.
         label: the page's field label.
         step: the page's step (None: 1 for an int).
         choices: the only values allowed (the page shows a select box).
         odd: an int that must be odd; `odd_why` says why.
         fmt: the page's number format (e.g. "%.2f").
+        old_flag: the flag's spelling before it was renamed, still accepted by the CLI for one release.
     """
 
     name: str
@@ -46,9 +48,18 @@ class Option:
     odd_why: str = ""
     above_low: bool = False
     fmt: str | None = None
+    old_flag: str = ""
 
     def check(self, value: Any) -> Any:
         """`value` checked against the bounds (one-line ValueError naming the option), as its kind."""
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"{self.name} must be true or false, got {value!r}")
+            return value
+        if self.kind is str:
+            if not isinstance(value, str) or len(value) > self.high:
+                raise ValueError(f"{self.name} must be text of at most {int(self.high):,} characters")
+            return value.strip()
         if self.kind is int:
             value = check_int(self.name, value, int(self.low), int(self.high))
             if self.odd and value % 2 == 0:
@@ -62,6 +73,10 @@ class Option:
 
     def cli_help(self) -> str:
         """The CLI flag's help: the meaning, the bound, the default."""
+        if self.kind is bool:
+            return f"{self.help} (default {'on' if self.default else 'off'})"
+        if self.kind is str:
+            return f"{self.help} (default {self.default or 'none'})"
         bound = (f"one of {', '.join(map(str, self.choices))}" if self.choices
                  else f"at most {self.high:,}" if self.kind is int else f"at most {self.high:g}")
         return f"{self.help}, {bound} (default %(default)s)"

@@ -1,10 +1,14 @@
-"""Three lenses on why residual nets train, as analyses of a saved run: one shape for CLI, app and report.
+"""The lenses on why residual nets train, and the unit profile, as analyses of a saved run: one shape for CLI,
+app and report.
 
 - "lesion": delete units (and swap them) at test time, Veit, Wilber & Belongie 2016, Figs. 3-5
   (`analysis.lesion`);
 - "paths": the gradient each path length carries, the same paper's Fig. 6 (`analysis.paths`);
 - "landscape": the loss around the trained weights along filter-normalised random directions,
-  Li et al. 2018, Figs. 1 and 5 (`analysis.landscape`).
+  Li et al. 2018, Figs. 1 and 5 (`analysis.landscape`);
+- "profile": per unit, in eval mode over the user's photos or the run's held-out images, the residual
+  ratio, the response std and single-unit lesions, with no training (`analysis.profile`); the one
+  entry that also takes an imported net (with photos), and that measures one run, not its twin.
 
 Each lens is one `Lens` entry in the `LENSES` registry: its options as data (`options.Option`:
 the CLI's flags, the Explain page's form, the checks and the defaults are made from them), which
@@ -34,6 +38,8 @@ import plotly.graph_objects as go
 from ..analysis.landscape import LandscapeResult, run_landscape
 from ..analysis.lesion import LesionResult, LesionStudy, lesion_study
 from ..analysis.paths import PathResult, path_gradients
+from ..analysis.profile import UnitProfile, profile_units
+from ..analysis.study import dataset_inputs, image_files, images_inputs
 from ..export import write_atomic
 from ..jobs.options import Option
 from ..jobs.options import check_options as _check_options
@@ -43,19 +49,22 @@ from ..limits import (
     MAX_LANDSCAPE_SPAN,
     MAX_LESION_DRAWS,
     MAX_LESION_IMAGES,
+    MAX_PATH_CHARS,
     MAX_PATH_DRAWS,
     MAX_PATH_IMAGES,
     MAX_SEED,
+    MAX_USER_IMAGES,
 )
 from ..plots.landscape import plot_landscape_1d, plot_landscape_contours, plot_landscape_surfaces
 from ..plots.lesion import plot_k_lesions, plot_reorderings, plot_single_lesions
 from ..plots.paths import plot_path_gradients
+from ..plots.profile import plot_unit_profile
 from ..runs import Run, inside_run
 
 __all__ = ["FOLDER", "LENSES", "Lens", "Result", "analyse", "check_options", "check_run", "figures", "lens_folder",
            "load", "refusal", "register", "save", "saved_lenses", "tables"]
 
-Result = LesionStudy | PathResult | LandscapeResult
+Result = LesionStudy | PathResult | LandscapeResult | UnitProfile
 Progress = Callable[[int, int], None]
 Figures = Callable[..., dict[str, go.Figure]]
 FOLDER = "explain"
@@ -81,9 +90,14 @@ class Lens:
         rebuild: (parts read back, result.json) -> the result; None: the single part is the result.
         extra: result -> what result.json keeps beside the parts.
         notes: result -> lines worth saying beside the figures (a part that was skipped, and why).
+        verdict: result -> what it shows, in a few sentences the CLI prints after the analysis ("": the figures'
+            titles say it; on the pages, the figure's title is the only place it is said).
         shows: (figure stem, result) -> whether that run's result is drawn in that figure.
         left_out: said of a run whose result some figure does not draw (what to run to draw it there).
         needs_residual: why a plain net cannot be measured ("" when it can).
+        imported: the option that names the user's images, with which an imported run (weights without a
+            dataset) can be measured ("": imported runs are refused).
+        twin: the CLI's --twin and the Explain page also measure the run's twin and draw both together.
     """
 
     name: str
@@ -101,9 +115,12 @@ class Lens:
     rebuild: Callable[[dict[str, Any], Mapping[str, Any]], Any] | None = None
     extra: Callable[[Any], dict[str, Any]] = field(default=lambda result: {})
     notes: Callable[[Any], list[str]] = field(default=lambda result: [])
+    verdict: Callable[[Any], str] = field(default=lambda result: "")
     shows: Callable[[str, Any], bool] = field(default=lambda stem, result: True)
     left_out: str = ""
     needs_residual: str = ""
+    imported: str = ""
+    twin: bool = True
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -134,21 +151,27 @@ def check_options(lens: str, options: Mapping[str, Any] | None = None) -> dict[s
     return _check_options(_lens(lens).options, options, lens)
 
 
-def refusal(lens: str, *, run_id: str, imported: bool, spec: Any) -> str | None:
-    """Why `lens` cannot measure a run, in one line, or None: an imported run has no dataset, and a lens
-    with `needs_residual` cannot measure a plain net. The one rule every caller asks."""
+def refusal(lens: str, *, run_id: str, imported: bool, spec: Any, options: Mapping[str, Any] | None = None
+            ) -> str | None:
+    """Why `lens` cannot measure a run, in one line, or None: an imported run has no dataset (a lens that takes
+    one needs its `Lens.imported` option, the user's images, given), and a lens with `needs_residual` cannot
+    measure a plain net. The one rule every caller asks."""
     entry = _lens(lens)
-    if imported:
+    if imported and not entry.imported:
         return (f"run {run_id} was imported from a checkpoint and has no dataset to measure on; "
                 f"{entry.title.lower()} is not supported for imported runs yet")
+    if imported and not (options or {}).get(entry.imported):
+        option = next(o for o in entry.options if o.name == entry.imported)
+        return (f"run {run_id} was imported from a checkpoint and has no dataset: give your own images "
+                f"(--{option.name}, on a page \"{option.label}\")")
     if entry.needs_residual and not spec.residual:
         return f"{spec.name} is a plain net (no shortcuts): {entry.needs_residual}; pick a residual net"
     return None
 
 
-def check_run(lens: str, run: Run) -> None:
-    """Raise `refusal`'s one-line ValueError when `lens` cannot measure `run`."""
-    reason = refusal(lens, run_id=run.id, imported=run.imported, spec=run.spec)
+def check_run(lens: str, run: Run, options: Mapping[str, Any] | None = None) -> None:
+    """Raise `refusal`'s one-line ValueError when `lens` cannot measure `run` (with these options)."""
+    reason = refusal(lens, run_id=run.id, imported=run.imported, spec=run.spec, options=options)
     if reason:
         raise ValueError(reason)
 
@@ -170,7 +193,7 @@ def analyse(lens: str, run: Run, options: Mapping[str, Any] | None = None, *, pr
         AnalysisStopped: ``stop`` was set.
     """
     opts = check_options(lens, options)
-    check_run(lens, run)
+    check_run(lens, run, opts)
     if run.model is None:
         raise ValueError(f"run {run.id} has no saved weights (model.pt) to analyse")
     return LENSES[lens].run(run, opts, progress, stop)
@@ -364,6 +387,60 @@ register(Lens(
     notes=lambda result: [result.note] if result.note else [],
     shows=lambda stem, result: stem == "landscape_1d" or result.dims == 2,
     left_out="only a 1-D landscape is saved for it, so the 2-D figures leave it out: run 2 directions to draw it there",
+))
+
+
+def _profile_run(run: Run, opts: Mapping[str, Any], progress: Progress | None,
+                 stop: threading.Event | None) -> UnitProfile:
+    """`profile_units` over the photos in ``opts["photos"]`` or, without photos, ``opts["samples"]`` held-out images
+    of the run's data, spread over the classes."""
+    if opts["photos"]:
+        files, total = image_files(opts["photos"], MAX_USER_IMAGES)
+        inputs = images_inputs(run, [(f.name, f) for f in files], total=total)
+    else:  # an imported run without photos was refused before (`refusal`)
+        inputs = dataset_inputs(run, opts["samples"])
+    profile = profile_units(run.model, inputs.images, lesions=opts["lesions"], progress=progress, stop=stop)
+    profile.note = inputs.note
+    return profile
+
+
+def _profile_figures(results: Mapping[str, UnitProfile], **_: Any) -> dict[str, go.Figure]:
+    """One figure per run: "profile", then "profile_2", ... (a profile is a run's own, never drawn over another's)."""
+    return {("profile" if i == 0 else f"profile_{i + 1}"): plot_unit_profile(result)
+            for i, result in enumerate(results.values())}
+
+
+def _profile_caption(stem: str, label: str, result: UnitProfile, options: Mapping[str, Any]) -> str:
+    lesions = "each unit also deleted alone" if result.lesions else "no lesions"
+    return f"{label}: {result.images:,} images in eval mode, {lesions}."
+
+
+register(Lens(
+    name="profile", title="Unit profile",
+    summary="look inside a net without training: residual ratios, responses and single-unit lesions per unit, "
+            "in eval mode over your photos (or a trained run's held-out images)",
+    look_for="**What to look for.** Per residual unit, in eval mode: the **residual ratio** ||F(x)||/||x|| (how much "
+             "the unit's branch changes what its shortcut carries), the **response std** of its output, and what "
+             "**deleting that unit alone** does (the share of images whose top class changes). Veit et al. (2016) "
+             "and Greff et al. (2017) read a ratio that falls through a stage as later units refining what earlier "
+             "ones built. The figure's title says what this net shows, each comparison only past its stated factor.",
+    options=(Option("photos", str, "", 0, MAX_PATH_CHARS, "a folder of your own images (the first "
+                    f"{MAX_USER_IMAGES:,}, by name); none: the run's held-out images", "Folder of images",
+                    old_flag="--images"),
+             Option("samples", int, 64, 1, MAX_USER_IMAGES, "held-out images of a trained run's data, spread over "
+                    "the classes, when no photos are given", "Held-out images", step=16),
+             Option("lesions", bool, True, 0, 1, "also delete each unit alone (about units/2 + 1 forward passes "
+                    "instead of one)", "Single-unit lesions")),
+    run=_profile_run,
+    tables=lambda result: {"profile": result.rows},
+    figures=_profile_figures,
+    figure_tables={"profile": "profile"},
+    caption=_profile_caption,
+    part_type=UnitProfile,
+    notes=lambda result: [result.note] if result.note else [],
+    verdict=lambda result: result.summary(),
+    imported="photos",
+    twin=False,
 ))
 
 

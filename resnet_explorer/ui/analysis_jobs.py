@@ -179,6 +179,17 @@ class AnalysisJob(jobs.ChildJob):
             self._status = self._phase = status
 
 
+@st.fragment(run_every=jobs.LIVE_SECONDS)
+def live_panel(job: AnalysisJob, key: str) -> None:
+    """A queued or running analysis: its progress bar, where it waits and Stop (`jobs.job_panel`); reruns the page
+    once when it ends, so the page leaves live mode and draws what was saved (`key`: the page's prefix)."""
+    snap = job.snapshot()
+    fraction = min(1.0, snap["done"] / snap["total"]) if snap["total"] else 0.0
+    st.progress(fraction, text=progress_text(snap))
+    if jobs.job_panel(job, key, "It", snap["status"] == "queued"):
+        st.rerun()
+
+
 def current_job() -> AnalysisJob | None:
     """This session's analysis job (running or ended), or None."""
     job = st.session_state.get(ANALYSIS_JOB)
