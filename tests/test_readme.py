@@ -28,7 +28,7 @@ def test_readme_limits_table_states_the_values_in_limits_py():
                   limits.MAX_PATH_DRAWS, limits.MAX_PATH_PASSES, limits.MAX_LANDSCAPE_GRID,
                   limits.MAX_LANDSCAPE_IMAGES, limits.MAX_CHECKPOINT_BYTES, limits.MAX_USER_IMAGES,
                   limits.MAX_WORLD_SIZE, limits.MAX_PICKLE_BYTES, limits.MAX_PICKLE_NODES, limits.MAX_PICKLE_DEPTH,
-                  limits.MAX_RUN_JSON_BYTES, limits.MAX_CIFAR_FILE_BYTES):
+                  limits.MAX_RUN_JSON_BYTES, limits.MAX_CIFAR_FILE_BYTES, limits.MAX_PATH_CHARS):
         assert f"{value:,}" in section, value
     assert f"{limits.MAX_DATA_BYTES / 1e9:.0f} GB" in section
     assert f"{limits.MIN_WIDTH_MULTIPLIER:g}–{limits.MAX_WIDTH_MULTIPLIER:g}" in section
