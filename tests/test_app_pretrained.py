@@ -37,7 +37,12 @@ def checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def env(tmp_path, monkeypatch, checkpoint):
-    """An empty runs folder and a hub cache holding the checkpoint."""
+    """An empty runs folder and a hub cache holding the checkpoint; a profile runs the analysis process's own
+    work on a thread here (`in_process_analysis`), except where a test puts the real process back."""
+    from resnet_explorer.ui import analysis_jobs
+    from tests.test_jobs import in_process_analysis
+
+    monkeypatch.setattr(analysis_jobs, "start_process", in_process_analysis)
     runs = tmp_path / "runs"
     monkeypatch.setenv("RESNET_EXPLORER_RUNS", str(runs))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
@@ -156,9 +161,15 @@ def test_an_uploaded_checkpoint_keeps_its_name(env, checkpoint):
     assert info["source"]["file"] == "resnet18_mine.pth"
 
 
-def test_profile_an_imported_net_on_uploaded_photos(env):
+def test_profile_an_imported_net_on_uploaded_photos(env, monkeypatch):
+    """Through the real analysis process: the uploads are written to a folder it reads, removed once read."""
     import tempfile
     import time
+
+    from resnet_explorer.jobs import explain_worker
+    from resnet_explorer.ui import analysis_jobs
+
+    monkeypatch.setattr(analysis_jobs, "start_process", explain_worker.start_process)
 
     started = time.time() - 1
     at = import_from_hub(env)

@@ -176,7 +176,9 @@ def test_memory_hungry_requests_are_refused_in_seconds_under_a_memory_limit(tmp_
     assert int(results["deep count"][0]) > 100_000_000
     assert "is large: 9,999 residual units" in results["deep message"][0] or "ceiling" in results["deep message"][0]
     assert "GB in memory" in results["data"][0]
-    assert max(seconds for _, seconds in results.values()) < 5.0, results
+    # refused arithmetically, in well under a second on a quiet machine; the bound only has to tell that from
+    # allocating (minutes, or the memory limit's MemoryError) on a loaded one, where 5 s flaked
+    assert max(seconds for _, seconds in results.values()) < 20.0, results
     assert time.perf_counter() - started < 60
     assert "ceiling of 10,000 residual units" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -502,11 +504,11 @@ def test_hash_bombs_are_refused_in_seconds_wherever_they_come_in(tiny_run, tmp_p
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 2 and all("refused unread" in e for e in errors) and "Traceback" not in proc.stderr
     assert "bare.pth" in errors[0] and "zip.pth" in errors[1]
-    for name in ("bare.pth", "zip.pth"):
-        assert got[name][0] == 2 and got[name][1] < 5, got
+    for name in ("bare.pth", "zip.pth"):  # a 64-level bomb let through never ends (2^64 steps): any bound
+        assert got[name][0] == 2 and got[name][1] < 20, got  # tells refused from hung; 5 s flaked under load
     assert "refused unread" in got["model.pt"][0] and "\n" not in got["model.pt"][0], got
     assert "refused unread" in got["cifar"][0], got
-    assert max(got["model.pt"][1], got["cifar"][1]) < 5, got
+    assert max(got["model.pt"][1], got["cifar"][1]) < 20, got
     assert not (tmp_path / "runs").exists() or list_runs(tmp_path / "runs") == []
 
 
