@@ -205,3 +205,18 @@ def test_a_lens_registered_alone_reaches_the_cli_the_page_and_the_report(twins, 
 
     written = write_report_files([run_path], tmp_path / "report", ["html"])  # the report: its figure
     assert (tmp_path / "report" / "figures" / "toy.html") in written
+
+
+def test_profiles_of_several_runs_are_one_figure_each_named_by_its_net(twins):
+    """A profile is a run's own: one run gives "profile" (the CLI names it by the run), a report of several
+    gives one figure per run, named by its net and numbered where nets repeat."""
+    runs = [load_run(path) for path in twins]
+    results = {run.label: explain.analyse("profile", run, {"samples": 8, "lesions": False}) for run in runs}
+    residual = {run.label: run.spec.residual for run in runs}
+    one = explain.figures("profile", dict(list(results.items())[:1]), residual=residual)
+    assert list(one) == ["profile"]
+    both = explain.figures("profile", results, residual=residual)
+    assert list(both) == ["profile_resnet8", "profile_plain8"]
+    assert [f.layout.title.text.split(":")[0] for f in both.values()] == ["resnet8", "plain8"]
+    again = explain.figures("profile", {"a": results[runs[0].label], "b": results[runs[0].label]}, residual={})
+    assert list(again) == ["profile_resnet8", "profile_resnet8_2"]

@@ -405,9 +405,17 @@ def _profile_run(run: Run, opts: Mapping[str, Any], progress: Progress | None,
 
 
 def _profile_figures(results: Mapping[str, UnitProfile], **_: Any) -> dict[str, go.Figure]:
-    """One figure per run: "profile", then "profile_2", ... (a profile is a run's own, never drawn over another's)."""
-    return {("profile" if i == 0 else f"profile_{i + 1}"): plot_unit_profile(result)
-            for i, result in enumerate(results.values())}
+    """One figure per run (a profile is a run's own, never drawn over another's): "profile" for one run; for
+    several (a report), "profile_<model>", numbered where models repeat."""
+    if len(results) == 1:
+        return {"profile": plot_unit_profile(next(iter(results.values())))}
+    out: dict[str, go.Figure] = {}
+    for result in results.values():
+        stem, n = f"profile_{result.model}", 2
+        while stem in out:
+            stem, n = f"profile_{result.model}_{n}", n + 1
+        out[stem] = plot_unit_profile(result)
+    return out
 
 
 def _profile_caption(stem: str, label: str, result: UnitProfile, options: Mapping[str, Any]) -> str:
