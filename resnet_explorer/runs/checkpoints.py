@@ -44,21 +44,13 @@ from ..limits import MAX_CHECKPOINT_BYTES
 from ..models import ModelSpec, build_model
 from ..pickle_guard import Malformed, check_torch_file
 from .published import published_file
+from .store import first_line, shape_text
 
 STATE_ENTRIES: tuple[str, ...] = ("state_dict", "model", "state_dict_ema")  # where a checkpoint keeps its weights
 STRIPPED_PREFIXES: tuple[str, ...] = ("module.", "_orig_mod.")
 MAX_CLASSES_FILE_BYTES = 10_000_000  # a --classes text file (100,000 names of 100 characters)
 _BN_COUNTER = "num_batches_tracked"
 _MOST = 3  # keys named in a refusal
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()[0].strip() if str(err).strip() else ""
-    return text.split(". ")[0].rstrip(".") or type(err).__name__
-
-
-def _shape(tensor: torch.Tensor) -> str:
-    return "x".join(str(n) for n in tensor.shape) or "a scalar"
 
 
 def _first(items: list[str]) -> str:
@@ -83,7 +75,7 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         size = path.stat().st_size
     except OSError as err:
-        raise ValueError(f"{path}: cannot be read: {err.strerror or _first_line(err)}") from None
+        raise ValueError(f"{path}: cannot be read: {err.strerror or first_line(err)}") from None
     if not path.is_file():
         raise ValueError(f"{path} is not a file")
     if size > MAX_CHECKPOINT_BYTES:
@@ -103,7 +95,7 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
             warnings.simplefilter("ignore")
             loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
     except OSError as err:
-        raise ValueError(f"{name} cannot be read: {err.strerror or _first_line(err)}") from None
+        raise ValueError(f"{name} cannot be read: {err.strerror or first_line(err)}") from None
     except Exception as err:  # UnpicklingError, RuntimeError, EOFError, ... from a damaged or foreign file
         # PyTorch's message goes on to suggest weights_only=False: never repeat that advice
         text = str(err)
@@ -117,7 +109,7 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
             detail = unpickler.group(1).strip().rstrip(".")
             raise ValueError(f"{name} is not a PyTorch checkpoint (or is damaged): {detail}; it was refused "
                              "unread, nothing in it was executed") from None
-        detail = type(err).__name__ if "weights_only" in text else _first_line(err)
+        detail = type(err).__name__ if "weights_only" in text else first_line(err)
         raise ValueError(f"{name} is not a PyTorch checkpoint or is damaged: {detail}") from None
     return _state_of(loaded, name)
 
@@ -140,7 +132,7 @@ def _read_safetensors(path: Path, name: str) -> dict[str, torch.Tensor]:
     try:
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise ValueError(f"{name} is not a readable safetensors file (or is damaged): {_first_line(err)}") from None
+        raise ValueError(f"{name} is not a readable safetensors file (or is damaged): {first_line(err)}") from None
     return _state_of(state, name)
 
 
@@ -219,7 +211,7 @@ def to_zoo_state(state: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, t
             state[key] = torch.zeros(value.shape, dtype=value.dtype)
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    shapes = [f"{k} is {_shape(state[k])} in the file, {_shape(v)} in {spec.name}"
+    shapes = [f"{k} is {shape_text(state[k])} in the file, {shape_text(v)} in {spec.name}"
               for k, v in expected.items() if k in state and state[k].shape != v.shape]
     parts = [f"missing {_first(missing)}" if missing else "", f"unexpected {_first(unexpected)}" if unexpected else "",
              _first(shapes) if shapes else ""]
@@ -271,7 +263,7 @@ def read_classes(path: str | Path, count: int) -> list[str]:
     except UnicodeDecodeError:
         raise ValueError(f"{path.name} is not UTF-8 text") from None
     except OSError as err:
-        raise ValueError(f"class names file {path}: cannot be read: {err.strerror or _first_line(err)}") from None
+        raise ValueError(f"class names file {path}: cannot be read: {err.strerror or first_line(err)}") from None
     names = [line.strip() for line in text.splitlines() if line.strip()]
     if len(names) != count:
         raise ValueError(f"{path.name} names {len(names):,} classes (one per line), but the model has {count:,} "
@@ -382,7 +374,7 @@ def import_weights(path: str | Path, model_name: str, root: str | Path,
     try:
         model.load_state_dict(state, strict=True)
     except Exception as err:  # e.g. a dtype that does not convert
-        raise ValueError(f"{path.name} does not load into {spec.label}: {_first_line(err)}") from None
+        raise ValueError(f"{path.name} does not load into {spec.label}: {first_line(err)}") from None
     if not all(torch.isfinite(p).all() for p in model.state_dict().values() if p.is_floating_point()):
         raise ValueError(f"{path.name} holds weights that are not finite numbers (NaN or infinity)")
 

@@ -30,7 +30,18 @@ from ..pickle_guard import Malformed, check_torch_file
 from ..training.config import TrainConfig
 from .labels import data_label, run_label
 from .liveness import writer_alive
-from .store import DEFAULT_ROOT, STAGING_SUFFIX, TABLES, first_line, inside_run, is_imported, is_int, is_number, section
+from .store import (
+    DEFAULT_ROOT,
+    STAGING_SUFFIX,
+    TABLES,
+    first_line,
+    inside_run,
+    is_imported,
+    is_int,
+    is_number,
+    section,
+    shape_text,
+)
 
 
 @dataclass(frozen=True)
@@ -385,10 +396,6 @@ def _read_state(weights: Path, run: str) -> dict[str, torch.Tensor]:
     return state
 
 
-def _shape(tensor: torch.Tensor) -> str:
-    return "x".join(str(n) for n in tensor.shape) or "a scalar"
-
-
 def _state_mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], most: int = 3) -> str:
     """The first `most` missing keys, unexpected keys and shape mismatches of `found`; "" when it fits."""
 
@@ -398,7 +405,7 @@ def _state_mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Te
 
     missing = [k for k in expected if k not in found]
     unexpected = [k for k in found if k not in expected]
-    shapes = [f"{k} is {_shape(found[k])} in the file, {_shape(v)} in the model"
+    shapes = [f"{k} is {shape_text(found[k])} in the file, {shape_text(v)} in the model"
               for k, v in expected.items() if k in found and found[k].shape != v.shape]
     parts = [f"missing {first(missing)}" if missing else "", f"unexpected {first(unexpected)}" if unexpected else "",
              first(shapes) if shapes else ""]

@@ -326,6 +326,11 @@ def section(info: dict[str, Any], key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def shape_text(tensor: torch.Tensor) -> str:
+    """A tensor's shape as a mismatch message names it: "64x3x7x7", or "a scalar"."""
+    return "x".join(str(n) for n in tensor.shape) or "a scalar"
+
+
 def first_line(err: BaseException) -> str:
     """The first sentence of an error's message (PyTorch's run to paragraphs), or its type's name."""
     text = str(err).strip().splitlines()[0].strip() if str(err).strip() else ""
