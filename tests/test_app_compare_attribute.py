@@ -29,6 +29,12 @@ def run_root(tmp_path_factory):
 
 @pytest.fixture
 def runs(run_root, monkeypatch):
+    """The tiny runs; an attribution runs the analysis process's own work on a thread here
+    (`in_process_analysis`)."""
+    from resnet_explorer.ui import analysis_jobs
+    from tests.test_jobs import in_process_analysis
+
+    monkeypatch.setattr(analysis_jobs, "start_process", in_process_analysis)
     monkeypatch.setenv("RESNET_EXPLORER_RUNS", str(run_root))
     import streamlit as st
 
@@ -39,6 +45,23 @@ def runs(run_root, monkeypatch):
 def page(path: str) -> AppTest:
     at = AppTest.from_file(str(ROOT / path), default_timeout=180)
     return at
+
+
+def attributed(at: AppTest, timeout: float = 180) -> AppTest:
+    """Press Attribute, then rerun until this session's attribution (a job in the device's line, run by the
+    analysis process) has ended and the page has drawn what it saved."""
+    at.button(key="FormSubmitter:attr_form-Attribute").click().run()
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            job = at.session_state["rx_attr_result"]["job"]
+        except KeyError:  # nothing started (bad input): the page has said why
+            return at
+        if not job.running:
+            return at.run()
+        time.sleep(0.2)
+        at.run()
+    pytest.fail("the attribution did not end")
 
 
 def test_home_tour_from_the_shipped_examples():
@@ -112,8 +135,7 @@ def test_attribute_page(runs):
     stuck = [w.value for w in at.warning if "has not left chance" in w.value]
     assert len(stuck) == 2 and all("not what it learnt" in w for w in stuck)
     at.slider(key="attr_count").set_value(2)
-    at.button[0].click()
-    at.run()
+    attributed(at)
     assert not at.exception and not at.error
     charts = at.get("plotly_chart")
     assert len(charts) == 4  # one grid per method (both runs side by side in it) and the scores
@@ -146,8 +168,7 @@ def test_attribute_page_baseline_and_steps(runs):
     at.selectbox(key="attr_baseline").set_value("blur")
     at.selectbox(key="attr_steps").set_value(16)
     at.toggle(key="attr_sanity").set_value(False)
-    at.button[0].click()
-    at.run()
+    attributed(at)
     assert not at.exception and not at.error
     scores = at.dataframe[-1].value
     assert set(scores["baseline"]) == {"blur"} and set(scores["steps"]) == {16}
@@ -161,10 +182,14 @@ def test_attribute_page_baseline_and_steps(runs):
 def test_attribute_bad_upload_keeps_session(runs):
     at = page("pages/4_Attribute.py").run()
     at.radio(key="attr_source").set_value("Upload images").run()  # the upload controls appear
-    at.button[0].click()  # no file chosen
-    at.run()
+    attributed(at)  # no file chosen
     assert not at.exception
-    assert any("upload" in e.value.lower() for e in at.error)
+    assert len(at.error) == 1 and "upload" in at.error[0].value.lower()
+    assert "rx_attr_result" not in at.session_state  # nothing started
+    at.multiselect(key="attr_methods").set_value([])  # no method: one line too, and the page lives on
+    at.get("file_uploader")[0].upload("gray.png", _png("L"), "image/png")
+    attributed(at)
+    assert not at.exception and [e.value for e in at.error] == ["choose at least one method"]
 
 
 def _png(mode: str, size=(40, 30)) -> bytes:
@@ -193,8 +218,7 @@ def test_attribute_uploads(runs, name, content, ok):
     at.get("file_uploader")[0].upload(name, content, "image/png")
     at.multiselect(key="attr_methods").set_value(["saliency"])
     at.toggle(key="attr_sanity").set_value(False)
-    at.button[0].click()
-    at.run()
+    attributed(at)
     assert not at.exception
     if ok:
         assert not at.error and len(at.get("plotly_chart")) == 2  # one method's grid (both runs) and the scores
@@ -254,15 +278,13 @@ def test_attribute_upload_shows_what_the_model_saw_and_errors_clear_results(runs
     at.get("file_uploader")[0].upload("wide.png", _thirds(), "image/png")
     at.multiselect(key="attr_methods").set_value(["saliency"])
     at.toggle(key="attr_sanity").set_value(False)
-    at.button[0].click()
-    at.run()
+    attributed(at)
     assert not at.exception and not at.error
     assert any("300 x 200 px, scaled and centre-cropped to 32 x 32 px" in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) == 2
     at.get("file_uploader")[0].upload("broken.png", b"\x89PNG\r\n\x1a\nnot really", "image/png")
-    at.button[0].click()
-    at.run()
-    assert at.error and not at.get("plotly_chart") and not any("centre-cropped" in c.value for c in at.caption)
+    attributed(at)
+    assert len(at.error) == 1 and "broken.png" in at.error[0].value and not at.get("plotly_chart") and not any("centre-cropped" in c.value for c in at.caption)
 
 
 def test_tour_reproduce_starts_the_preset(tmp_path, monkeypatch):
