@@ -195,9 +195,11 @@ if job_record is not None and "said" not in job_record:  # a request whose job h
     said: tuple[str, str] = ("", "")
     if snap["status"] == "done":
         try:
-            job_record["studies"] = [(session_run(path), attribute.load(out)[0])
-                                     for path, out in zip(job_record["runs"], job_record["outs"])]
-        except (ValueError, TypeError) as err:  # damaged files (TypeError: nothing was saved there)
+            saved = [attribute.load(out) for out in job_record["outs"]]
+            if any(s is None for s in saved):
+                raise ValueError("the attribution saved nothing to read back: press Attribute again")
+            job_record["studies"] = [(session_run(path), study) for path, (study, _) in zip(job_record["runs"], saved)]
+        except ValueError as err:  # damaged files: said in one line, the page lives on
             said = ("error", str(err))
     elif snap["status"] == "failed":
         said = ("error", f"Attribution failed: {snap['message']}")
