@@ -1,5 +1,7 @@
 """Attribute: what a trained network looks at, with captum; plain and residual side by side."""
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import streamlit as st
@@ -7,22 +9,16 @@ import torch
 
 from resnet_explorer.analysis import METHODS, ImageError, layer_choices, method_support
 from resnet_explorer.analysis.attribution import BASELINES, IG_MAX_STEPS, IG_START_STEPS, IG_TOLERANCE
-from resnet_explorer.analysis.common import AnalysisStopped
 from resnet_explorer.analysis.images import FITS
-from resnet_explorer.analysis.study import (
-    dataset_inputs,
-    held_out_size,
-    images_inputs,
-    percent,
-    run_study,
-    score_table,
-    summary,
-)
+from resnet_explorer.analysis.study import held_out_size, percent, score_table, summary
 from resnet_explorer.data import denormalize
+from resnet_explorer.limits import MAX_USER_IMAGES
 from resnet_explorer.plots import plot_attribution_grid, plot_attribution_scores
+from resnet_explorer.reports import attribute
+from resnet_explorer.reports import tasks as task_registry
 from resnet_explorer.reports.findings import progress_of
 from resnet_explorer.runs import list_runs, load_run
-from resnet_explorer.ui import jobs, state
+from resnet_explorer.ui import analysis_jobs, jobs, state
 from resnet_explorer.ui.nav import through_app
 from resnet_explorer.ui.run_picker import is_imported, no_runs, pick_runs, row_label
 from resnet_explorer.ui.widgets import figure_downloads, page_device, table
@@ -31,20 +27,21 @@ through_app()  # a page opened by its URL on a fresh server: through app.py's na
 st.set_page_config(page_title="Attribute - ResNet Explorer", layout="wide")
 
 
-def session_run(path: str, device: str):
-    """A run with its model, kept per session (a model is mutable state: never shared across users)."""
+def session_run(path: str):
+    """A run with its model on the CPU, kept per session (a model is mutable state: never shared across users). The
+    page reads its layers and classes from it; the attribution itself runs in the analysis process."""
     cache = st.session_state.setdefault(state.ATTR_MODELS, {})
     stamp = (Path(path) / "model.pt").stat().st_mtime
-    key = (path, device)
-    if key not in cache or cache[key][0] != stamp:
+    if path not in cache or cache[path][0] != stamp:
         if len(cache) >= 2:
             cache.pop(next(iter(cache)))
-        cache[key] = (stamp, load_run(path, device=device))
-    return cache[key][1]
+        cache[path] = (stamp, load_run(path, device="cpu"))
+    return cache[path][1]
 
 
 FIT_LABELS = {"crop": "scaled and centre-cropped", "pad": "scaled and padded", "stretch": "stretched"}
 MAX_UPLOADS = 8  # images one Attribute press attributes (each method, each run; the CLI takes a folder of 512)
+ATTRIBUTE = attribute.ATTRIBUTE  # the registered task this page runs, one per run, in the device's line like any job
 UPLOAD = "Upload images"
 HELD_OUT = "Held-out images of the run's dataset"
 
@@ -59,7 +56,7 @@ device = page_device()
 
 
 def run_with_classes(row: dict):
-    run = session_run(row["path"], device)
+    run = session_run(row["path"])
     return run, run.classes  # ValueError when run.json names no classes
 
 
@@ -133,40 +130,92 @@ with st.form("attr_form"):
                        value=True, key="attr_sanity")
     go = st.form_submit_button("Attribute", type="primary", icon=":material/visibility:")
 
+job_record = st.session_state.get(state.ATTR_RESULT)  # this session's last request: its job, then what it found
+
+
+def forget(record: dict | None) -> None:
+    """Remove a request's folders (its photos, its saved results) once they are read or no longer wanted."""
+    for folder in (record or {}).get("folders", ()):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def upload_folder(uploads) -> str:
+    """The uploads written into a fresh folder for the analysis process, each under its own name (a repeated
+    name numbered), which the task reads by name."""
+    folder = tempfile.mkdtemp(prefix="resnet_explorer_attr_photos_")
+    taken: set[str] = set()
+    for upload in uploads[:MAX_USER_IMAGES]:
+        name = Path(upload.name).name.lstrip(".") or "image.png"
+        stem, suffix, n = Path(name).stem, Path(name).suffix, 2
+        while name.lower() in taken:
+            name, n = f"{stem} ({n}){suffix}", n + 1
+        taken.add(name.lower())
+        (Path(folder) / name).write_bytes(upload.getvalue())
+    return folder
+
+
 if go:
+    forget(st.session_state.pop(state.ATTR_RESULT, None))  # the previous image's results would read as this one's
+    job_record = None
+    folders: list[str] = []
     try:
         if not methods:
             raise ValueError("choose at least one method")
-        target = None if target_name.startswith("(") else classes.index(target_name)
+        target = -1 if target_name.startswith("(") else classes.index(target_name)
         for run in chosen:
             _ = run.normalisation  # ValueError when run.json cannot say how its images were normalised
-        studies = []
-        line = st.empty()  # the place in the device's line while training or an analysis holds it
-        with jobs.device_slot(device, lambda text: line.info(f"Attribution {text}", icon=":material/schedule:")), \
-                st.spinner("Attributing..."):
-            line.empty()
-            for run in chosen:
-                if uploading:
-                    if not uploads:
-                        raise ImageError("choose an image file to upload first")
-                    inputs = images_inputs(run, [(u.name, u.getvalue()) for u in uploads[:MAX_UPLOADS]], fit=fit,
-                                           total=len(uploads))
-                else:
-                    inputs = dataset_inputs(run, indices=range(int(start), int(start) + count))
-                run_layer = layer if layer in layer_choices(run.model) else None
-                studies.append((run, run_study(run.model, inputs, methods, target=target, layer=run_layer,
-                                               sanity=sanity, baseline=baseline,
-                                               steps=None if step_choice == "adaptive" else int(step_choice))))
-        st.session_state[state.ATTR_RESULT] = studies
-    except (ValueError, AnalysisStopped) as err:  # ImageError is a ValueError: bad uploads land here
-        st.session_state.pop(state.ATTR_RESULT, None)  # the previous image's results would read as this one's
-        st.error(str(err))
+        photos = ""
+        if uploading:
+            if not uploads:
+                raise ImageError("choose an image file to upload first")
+            photos = upload_folder(uploads)
+            folders.append(photos)
+        results = tempfile.mkdtemp(prefix="resnet_explorer_attr_")
+        folders.append(results)
+        outs = [str(Path(results) / str(i)) for i in range(len(chosen))]
+        tasks = [(run.path, ATTRIBUTE, task_registry.check_options(ATTRIBUTE, {
+            "methods": ",".join(methods), "baseline": baseline, "target": target, "sanity": sanity,
+            "steps": 0 if step_choice == "adaptive" else int(step_choice),
+            "layer": layer if layer in layer_choices(run.model) else "",  # a twin of another shape: its last unit
+            "photos": photos, "fit": fit, "count": MAX_UPLOADS if uploading else count, "start": int(start),
+            "out": out})) for run, out in zip(chosen, outs)]
+        job = analysis_jobs.start_job(tasks, device, labels=[run.label for run in chosen])
+        job_record = {"job": job, "runs": [p.row["path"] for p in picked], "outs": outs, "folders": folders}
+        st.session_state[state.ATTR_RESULT] = job_record
+    except (ValueError, TypeError, KeyError) as err:  # ImageError is a ValueError: bad uploads land here
+        forget({"folders": folders})
+        st.error(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
 
-studies = st.session_state.get(state.ATTR_RESULT)
+if job_record is not None and "said" not in job_record:  # a request whose job has not been read back yet
+    job = job_record["job"]
+    if job.running:
+        analysis_jobs.live_panel(job, "attr")
+        st.stop()
+    snap = job.snapshot()
+    said: tuple[str, str] = ("", "")
+    if snap["status"] == "done":
+        try:
+            saved = [attribute.load(out) for out in job_record["outs"]]
+            if any(s is None for s in saved):
+                raise ValueError("the attribution saved nothing to read back: press Attribute again")
+            job_record["studies"] = [(session_run(path), study) for path, (study, _) in zip(job_record["runs"], saved)]
+        except ValueError as err:  # damaged files: said in one line, the page lives on
+            said = ("error", str(err))
+    elif snap["status"] == "failed":
+        said = ("error", f"Attribution failed: {snap['message']}")
+    else:
+        said = ("info", analysis_jobs.stopped_text(snap, "The attribution"))
+    job_record["said"] = said
+    forget(job_record)  # read into this session: the folders go
+
+if job_record is not None and job_record["said"][0]:  # until the next press, each rerun says how it ended
+    kind, text = job_record["said"]
+    (st.error if kind == "error" else st.info)(text)
+
+studies = (job_record or {}).get("studies")
 if not studies:
     st.info("Choose images and methods, then press Attribute.")
     st.stop()
-
 
 
 def cell_note(run, row: dict) -> str:

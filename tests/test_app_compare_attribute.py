@@ -29,6 +29,12 @@ def run_root(tmp_path_factory):
 
 @pytest.fixture
 def runs(run_root, monkeypatch):
+    """The tiny runs; an attribution runs the analysis process's own work on a thread here
+    (`in_process_analysis`)."""
+    from resnet_explorer.ui import analysis_jobs
+    from tests.test_jobs import in_process_analysis
+
+    monkeypatch.setattr(analysis_jobs, "start_process", in_process_analysis)
     monkeypatch.setenv("RESNET_EXPLORER_RUNS", str(run_root))
     import streamlit as st
 
@@ -39,6 +45,23 @@ def runs(run_root, monkeypatch):
 def page(path: str) -> AppTest:
     at = AppTest.from_file(str(ROOT / path), default_timeout=180)
     return at
+
+
+def attributed(at: AppTest, timeout: float = 180) -> AppTest:
+    """Press Attribute, then rerun until this session's attribution (a job in the device's line, run by the
+    analysis process) has ended and the page has drawn what it saved."""
+    at.button(key="FormSubmitter:attr_form-Attribute").click().run()
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            job = at.session_state["rx_attr_result"]["job"]
+        except KeyError:  # nothing started (bad input): the page has said why
+            return at
+        if not job.running:
+            return at.run()
+        time.sleep(0.2)
+        at.run()
+    pytest.fail("the attribution did not end")
 
 
 def test_home_tour_from_the_shipped_examples():
@@ -112,8 +135,7 @@ def test_attribute_page(runs):
     stuck = [w.value for w in at.warning if "has not left chance" in w.value]
     assert len(stuck) == 2 and all("not what it learnt" in w for w in stuck)
     at.slider(key="attr_count").set_value(2)
-    at.button[0].click()
-    at.run()
+    attributed(at)
     assert not at.exception and not at.error
     charts = at.get("plotly_chart")
     assert len(charts) == 4  # one grid per method (both runs side by side in it) and the scores
@@ -146,8 +168,7 @@ def test_attribute_page_baseline_and_steps(runs):
     at.selectbox(key="attr_baseline").set_value("blur")
     at.selectbox(key="attr_steps").set_value(16)
     at.toggle(key="attr_sanity").set_value(False)
-    at.button[0].click()
-    at.run()
+    attributed(at)
     assert not at.exception and not at.error
     scores = at.dataframe[-1].value
     assert set(scores["baseline"]) == {"blur"} and set(scores["steps"]) == {16}
@@ -161,10 +182,14 @@ def test_attribute_page_baseline_and_steps(runs):
 def test_attribute_bad_upload_keeps_session(runs):
     at = page("pages/4_Attribute.py").run()
     at.radio(key="attr_source").set_value("Upload images").run()  # the upload controls appear
-    at.button[0].click()  # no file chosen
-    at.run()
+    attributed(at)  # no file chosen
     assert not at.exception
-    assert any("upload" in e.value.lower() for e in at.error)
+    assert len(at.error) == 1 and "upload" in at.error[0].value.lower()
+    assert "rx_attr_result" not in at.session_state  # nothing started
+    at.multiselect(key="attr_methods").set_value([])  # no method: one line too, and the page lives on
+    at.get("file_uploader")[0].upload("gray.png", _png("L"), "image/png")
+    attributed(at)
+    assert not at.exception and [e.value for e in at.error] == ["choose at least one method"]
 
 
 def _png(mode: str, size=(40, 30)) -> bytes:
@@ -193,8 +218,7 @@ def test_attribute_uploads(runs, name, content, ok):
     at.get("file_uploader")[0].upload(name, content, "image/png")
     at.multiselect(key="attr_methods").set_value(["saliency"])
     at.toggle(key="attr_sanity").set_value(False)
-    at.button[0].click()
-    at.run()
+    attributed(at)
     assert not at.exception
     if ok:
         assert not at.error and len(at.get("plotly_chart")) == 2  # one method's grid (both runs) and the scores
@@ -254,15 +278,13 @@ def test_attribute_upload_shows_what_the_model_saw_and_errors_clear_results(runs
     at.get("file_uploader")[0].upload("wide.png", _thirds(), "image/png")
     at.multiselect(key="attr_methods").set_value(["saliency"])
     at.toggle(key="attr_sanity").set_value(False)
-    at.button[0].click()
-    at.run()
+    attributed(at)
     assert not at.exception and not at.error
     assert any("300 x 200 px, scaled and centre-cropped to 32 x 32 px" in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) == 2
     at.get("file_uploader")[0].upload("broken.png", b"\x89PNG\r\n\x1a\nnot really", "image/png")
-    at.button[0].click()
-    at.run()
-    assert at.error and not at.get("plotly_chart") and not any("centre-cropped" in c.value for c in at.caption)
+    attributed(at)
+    assert len(at.error) == 1 and "broken.png" in at.error[0].value and not at.get("plotly_chart") and not any("centre-cropped" in c.value for c in at.caption)
 
 
 def test_tour_reproduce_starts_the_preset(tmp_path, monkeypatch):
@@ -284,3 +306,143 @@ def test_tour_reproduce_starts_the_preset(tmp_path, monkeypatch):
         job.stop()
         job.thread.join(timeout=120)
     assert not job.running
+
+
+def test_an_attribution_waits_in_the_devices_line_while_a_training_job_holds_it(runs):
+    """A second session's attribution is "queued" behind the training that holds the CPU, then runs."""
+    import threading
+
+    from resnet_explorer.ui.jobs import QUEUE, InlineJob
+
+    QUEUE.reset()
+    training = InlineJob("cpu")  # stands for another session's training job, holding the CPU's one slot
+    QUEUE.enqueue(training)
+    assert QUEUE.wait_turn(training)
+    try:
+        at = page("pages/4_Attribute.py").run()
+        at.slider(key="attr_count").set_value(1)
+        at.multiselect(key="attr_methods").set_value(["saliency"])
+        at.toggle(key="attr_sanity").set_value(False)
+        seen = []
+
+        def training_ends() -> None:
+            deadline = time.monotonic() + 60
+            while QUEUE.waiting("cpu") == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            seen.append((QUEUE.waiting("cpu"), QUEUE.training("cpu")))  # the attribution in line, the training on
+            time.sleep(1.5)  # the page shows its place in line meanwhile
+            QUEUE.release(training)
+
+        ender = threading.Thread(target=training_ends)
+        ender.start()
+        at.button(key="FormSubmitter:attr_form-Attribute").click().run()
+        while not seen:  # the page shows where the attribution waits, with Stop
+            at.run()
+            time.sleep(0.2)
+        job = at.session_state["rx_attr_result"]["job"]
+        assert job.snapshot()["status"] == "queued" and job.lens == "attribute"
+        assert any("queued, 1st in line" in p.proto.text for p in at.get("progress")), "the page says where it waits"
+        assert at.button(key="attr_stop")  # and offers Stop
+        assert not at.get("plotly_chart")  # nothing drawn while it waits
+        ender.join()
+        deadline = time.monotonic() + 120
+        while job.running and time.monotonic() < deadline:
+            time.sleep(0.3)
+        at.run()
+        assert seen == [(1, 1)]
+        assert not at.exception and not at.error and len(at.get("plotly_chart")) == 2  # the grid and the scores
+        assert QUEUE.training("cpu") == 0 and QUEUE.waiting("cpu") == 0  # the attribution gave its slot back
+    finally:
+        QUEUE.reset()
+
+
+def test_stop_on_a_running_attribution_says_so_and_draws_nothing(runs, monkeypatch):
+    from resnet_explorer.analysis import study as study_module
+
+    real = study_module.run_study
+    started = []
+
+    def slow(*args, stop=None, **kwargs):  # waits for Stop, then runs: the study checks it before its first batch
+        started.append(True)
+        stop.wait(60)
+        return real(*args, stop=stop, **kwargs)
+
+    monkeypatch.setattr("resnet_explorer.reports.attribute.run_study", slow)
+    at = page("pages/4_Attribute.py").run()
+    at.slider(key="attr_count").set_value(1)
+    at.multiselect(key="attr_methods").set_value(["saliency"])
+    at.button(key="FormSubmitter:attr_form-Attribute").click().run()
+    job = at.session_state["rx_attr_result"]["job"]
+    deadline = time.monotonic() + 60
+    while not started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    at.run()
+    at.button(key="attr_stop").click().run()
+    while job.running and time.monotonic() < deadline:
+        time.sleep(0.1)
+    at.run()
+    assert not at.exception and not at.error and not at.get("plotly_chart")
+    assert any("The attribution stopped on request" in i.value and "after 0 of 1 batches" in i.value for i in at.info)
+
+
+def test_a_saved_attribution_loads_back_equal_to_run_study(run_root, tmp_path):
+    """The task's result, saved and read back, is the very `run_study` the page called itself before: every map,
+    delta, step count, prediction and score row bit for bit (fixed seeds)."""
+    import torch
+
+    from resnet_explorer.analysis.study import dataset_inputs, run_study
+    from resnet_explorer.reports import attribute, tasks
+    from resnet_explorer.runs import load_run
+
+    run = load_run(list_runs(run_root)[0]["path"])
+    options = tasks.check_options("attribute", {
+        "methods": "saliency,integrated_gradients,smoothgrad,gradcam,occlusion,deeplift", "baseline": "blur",
+        "count": 3, "start": 2, "layer": "layer2", "sanity": True, "out": str(tmp_path / "out")})
+    torch.manual_seed(5)
+    direct = run_study(run.model, dataset_inputs(run, indices=range(2, 5)), options["methods"].split(","),
+                       layer="layer2", sanity=True, baseline="blur")
+    torch.manual_seed(5)
+    entry = tasks.get("attribute")
+    seen = []
+    written = entry.save(run.path, entry.run(run, options, lambda done, total: seen.append((done, total)), None),
+                         options)
+    assert {p.name for p in written} == {"attribution.npz", "result.json", "scores.csv"}
+    assert seen[-1] == (6, 6)  # each method's one batch of images
+    back, back_options = attribute.load(tmp_path / "out")
+    assert back_options == options
+    assert back.scores == direct.scores and list(back.results) == list(direct.results)
+    for name in ("predicted", "confidence", "top_classes", "top_probs"):
+        assert torch.equal(getattr(back, name), getattr(direct, name)), name
+    for name in ("images", "previews", "labels", "masks"):
+        assert torch.equal(getattr(back.inputs, name), getattr(direct.inputs, name)), name
+    assert (back.inputs.names, back.inputs.note, back.inputs.mean, back.inputs.std) == (
+        direct.inputs.names, direct.inputs.note, direct.inputs.mean, direct.inputs.std)
+    for method, result in direct.results.items():
+        again = back.results[method]
+        assert torch.equal(again.heatmap("absolute"), result.heatmap("absolute")), method
+        for name in ("maps", "targets", "delta", "baselines", "steps"):
+            mine, theirs = getattr(again, name), getattr(result, name)
+            assert (mine is None and theirs is None) or torch.equal(mine, theirs), (method, name)
+        assert (again.layer, again.device, again.note) == (result.layer, result.device, result.note)
+    assert attribute.load(tmp_path / "nothing") is None
+    (tmp_path / "out" / "attribution.npz").write_bytes(b"not an npz")
+    with pytest.raises(ValueError, match="damaged"):
+        attribute.load(tmp_path / "out")
+
+
+@pytest.mark.parametrize("options, fragment", [
+    ({"methods": ""}, "methods must be a comma list"),
+    ({"methods": "saliency,xray"}, "methods must be a comma list"),
+    ({"baseline": "red"}, "baseline must be one of zeros, black, blur"),
+    ({"steps": 10_000}, "steps must be from 0 to 512"),
+    ({"fit": "squash"}, "fit must be one of crop, pad, stretch"),
+    ({"count": 0}, "count"),
+    ({"sanity": "yes"}, "sanity must be true or false"),
+    ({"colour": 1}, "unknown attribute option"),
+])
+def test_attribute_options_are_bounded(options, fragment):
+    from resnet_explorer.reports import tasks
+
+    with pytest.raises(ValueError, match=fragment) as info:
+        tasks.check_options("attribute", options)
+    assert "\n" not in str(info.value)

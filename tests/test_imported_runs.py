@@ -23,6 +23,7 @@ from resnet_explorer.runs import RunWriter, find_twin, list_runs, load_run, twin
 from resnet_explorer.runs import checkpoints as ck
 from resnet_explorer.training import TrainConfig, train
 from resnet_explorer.ui.run_picker import best_finished, describe
+from tests.test_app_compare_attribute import attributed
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "pages").glob("*.py"))
@@ -51,6 +52,11 @@ def ids(root) -> dict[str, str]:
 
 @pytest.fixture
 def runs(root, monkeypatch):
+    """The root; an attribution runs the analysis process's own work on a thread here (`in_process_analysis`)."""
+    from resnet_explorer.ui import analysis_jobs
+    from tests.test_jobs import in_process_analysis
+
+    monkeypatch.setattr(analysis_jobs, "start_process", in_process_analysis)
     monkeypatch.setenv("RESNET_EXPLORER_RUNS", str(root))
     import streamlit as st
 
@@ -187,9 +193,9 @@ def test_attribute_on_an_imported_run_takes_uploads_only(runs, ids):
     at.multiselect(key="attr_methods").set_value(["saliency"])
     at.toggle(key="attr_sanity").set_value(False)
     at.get("file_uploader")[0].upload("photo.png", png(), "image/png")
-    at.button[0].click()
-    at.run()
+    attributed(at)
     assert not at.exception and not at.error
+    assert at.session_state["rx_attr_result"]["job"].tasks[0]["lens"] == "attribute"  # run by the analysis process
     assert len(at.get("plotly_chart")) == 2  # the saliency grid and the scores
     assert any("224 x 224" in c.value for c in at.caption)  # what the model saw: ImageNet's crop
 
@@ -200,8 +206,7 @@ def test_attribute_page_lists_the_top_five_beside_each_uploaded_photo(runs, ids)
     uploader.set_value([(f"photo{i}.png", png((40 + 10 * i, 30)), "image/png") for i in range(9)])
     at.multiselect(key="attr_methods").set_value(["saliency"])
     at.toggle(key="attr_sanity").set_value(False)
-    at.button[0].click()
-    at.run()
+    attributed(at)
     assert not at.exception and not at.error
     caption = next(c.value for c in at.caption if "224 x 224" in c.value)
     assert "8 images, shorter side scaled to 256 px" in caption and "the first 8 of 9" in caption

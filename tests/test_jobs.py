@@ -450,19 +450,3 @@ def test_a_server_that_dies_mid_job_leaves_the_run_stopped_not_failed(child, tmp
         assert "BrokenPipe" not in run.message and "failed" not in run.message
     else:
         assert not (path / "explain" / "landscape").exists()
-
-
-def test_device_slot_waits_its_turn_says_where_it_is_and_always_gives_the_slot_back():
-    from resnet_explorer.ui.jobs import InlineJob, device_slot
-
-    holder = InlineJob("cpu")
-    QUEUE.enqueue(holder)
-    assert QUEUE.wait_turn(holder)
-    shown: list[str] = []
-    threading.Timer(2.5, QUEUE.release, args=(holder,)).start()  # past at least one LIVE_SECONDS wait
-    with device_slot("cpu", shown.append):
-        assert QUEUE.training("cpu") == 1 and QUEUE.waiting("cpu") == 0
-    assert shown and shown[0].startswith("queued, 1st in line — one job at a time on cpu")
-    with pytest.raises(RuntimeError, match="boom"), device_slot("cpu", shown.append):
-        raise RuntimeError("boom")
-    assert QUEUE.training("cpu") == 0 and QUEUE.waiting("cpu") == 0

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from ..limits import ATTRIBUTE_BATCH, MAX_ATTRIBUTE_SAMPLES, MAX_USER_IMAGES, ch
 from ..runs import Run
 from . import METHODS, AttributionResult, ImageError, attribute, load_image, mask_share, predict_top, sanity_check
 from .attribution import BASELINES, IG_MAX_STEPS, IG_START_STEPS, IG_TOLERANCE, black_baseline
+from .common import AnalysisStopped
 
 TOP_K = 5  # predictions listed beside every attribution
 
@@ -222,6 +224,8 @@ def run_study(
     sanity: bool = True,
     steps: int | None = None,
     baseline: str = "zeros",
+    progress: Callable[[int, int], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> Study:
     """Attribute `inputs` with every method; score each map against the mask and the sanity check.
 
@@ -243,6 +247,8 @@ def run_study(
             most `IG_MAX_STEPS` (the sanity check's maps use `IG_START_STEPS`).
         baseline: for integrated gradients, DeepLIFT and occlusion: a key of `BASELINES` ("zeros":
             the dataset mean, "black", "blur").
+        progress: called with (done, total) after each chunk of each method (total: methods x chunks).
+        stop: when set, the study ends before the next chunk with `AnalysisStopped`; neither changes a map.
 
     Returns:
         A `Study`: one `AttributionResult` per method over all images, and one score row per
@@ -251,6 +257,7 @@ def run_study(
     Raises:
         ValueError: an unknown method or baseline, no images, or a black baseline for inputs
             that do not say their normalisation.
+        AnalysisStopped: ``stop`` was set.
     """
     if baseline not in BASELINES:
         raise ValueError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
@@ -276,10 +283,13 @@ def run_study(
     # `attribute` passes each method only its own options, and the layer only where it needs one.
     options = {"steps": steps or IG_START_STEPS, "internal_batch_size": 8 * ATTRIBUTE_BATCH, "baseline": base}
     adapt = {} if steps else {"tolerance": IG_TOLERANCE, "max_steps": IG_MAX_STEPS}
+    total, done = len(methods) * len(chunks), 0
     for method in methods:
         kwargs = dict(options, layer=layer) if METHODS[method].needs_layer else options
         parts, shares, areas, corrs = [], [], [], []
         for c in chunks:
+            if stop is not None and stop.is_set():
+                raise AnalysisStopped(f"attribution stopped after {done:,} of {total:,} batches of images")
             part = attribute(model, images[c], method, targets=targets[c], **kwargs, **adapt)
             parts.append(part)
             if inputs.masks is not None:
@@ -288,6 +298,9 @@ def run_study(
                 areas.append(area)
             if sanity:
                 corrs.append(sanity_check(model, images[c], method, targets=targets[c], **kwargs))
+            done += 1
+            if progress is not None:
+                progress(done, total)
         result = _concat(parts)
         study.results[method] = result
         share = torch.cat(shares) if shares else None

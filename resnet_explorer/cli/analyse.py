@@ -65,9 +65,17 @@ def cmd_attribute(args: argparse.Namespace) -> int:
         raise CliError(f"--steps must be 1 or more (Integrated Gradients steps), got {args.steps}")
     import warnings
 
+    from ..reports import tasks
+
     # captum announces its DeepLift hooks on every call; the CLI's user cannot act on it
     warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    try:  # the bounds the app's attribution task checks (`reports.attribute`), before any work
+        checked = tasks.check_options("attribute", {
+            "methods": args.methods, "baseline": args.baseline, "steps": args.steps or 0, "layer": args.layer or "",
+            "sanity": not args.no_sanity})
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    methods = checked["methods"].split(",")
     device = resolve_device(args.device)
     path = _resolve_run_path(args.run, args.runs)
     if not args.photos:

@@ -1,10 +1,10 @@
 """Run explain analyses in a child process, reporting progress to the parent as JSON lines.
 
 The app analyses here for the reason it trains in `worker`: an analysis and the UI's Python work
-in one process contend for the GIL. Each task is one lens on one run (a run, then its twin): the
-run is loaded with its weights on the device, `explain.analyse` measures it and `explain.save`
-writes the result into the run's folder (``explain/<lens>/``), where the page reads it back; the
-result itself never crosses the pipe.
+in one process contend for the GIL. Each task is one registered task (`reports.tasks`: every explain
+lens, and attribution) on one run (a run, then its twin): the run is loaded with its weights on the
+device, the task measures it and saves the result to disk (a lens into the run's ``explain/<lens>/``),
+where the page reads it back; the result itself never crosses the pipe.
 
 The child is `python -m resnet_explorer.jobs.explain_worker`, spoken to as every child is (`child`). Its
 header is {"device": ..., "tasks": [{"path": ..., "lens": ..., "options": {...}}, ...]}; Stop, or a
@@ -41,7 +41,7 @@ def run_tasks(tasks: Sequence[Mapping[str, Any]], device: str, channel: Any, sto
     progress ends "stopped" and the rest are reported "stopped" without starting.
     """
     from ..analysis.common import AnalysisStopped
-    from ..reports import explain
+    from ..reports import tasks as registry
     from ..runs import load_run
 
     for i, task in enumerate(tasks):
@@ -57,12 +57,13 @@ def run_tasks(tasks: Sequence[Mapping[str, Any]], device: str, channel: Any, sto
                 channel.put(("progress", i, int(done), int(total)))
 
         try:
-            options = explain.check_options(task["lens"], task.get("options"))
-            explain.lens_folder(task["path"], task["lens"])  # a link out of the run: refused before the work
+            entry = registry.get(task["lens"])
+            options = registry.check_options(task["lens"], task.get("options"))
+            entry.folder(task["path"], options)  # a link out of the run: refused before the work
             run = load_run(task["path"], device=device)
             channel.put(("started", i, run.label))
-            result = explain.analyse(task["lens"], run, options, progress=progress, stop=stop)
-            written = explain.save(task["path"], task["lens"], result, options)
+            result = entry.run(run, options, progress, stop)
+            written = entry.save(task["path"], result, options)
             channel.put(("done", i, [str(p) for p in written]))
         except AnalysisStopped as err:
             channel.put(("stopped", i, one_line(err) or "stopped on request"))

@@ -29,7 +29,8 @@ class Option:
         help: what it means, one phrase: the CLI's help and the page's tooltip.
         label: the page's field label.
         step: the page's step (None: 1 for an int).
-        choices: the only values allowed (the page shows a select box).
+        choices: the only values allowed (the page shows a select box); with ``many``, of each item.
+        many: a str that is a comma list of ``choices``, at least one, each once (e.g. "saliency,gradcam").
         odd: an int that must be odd; `odd_why` says why.
         fmt: the page's number format (e.g. "%.2f").
         old_flag: the flag's spelling before it was renamed, still accepted by the CLI for one release.
@@ -49,6 +50,7 @@ class Option:
     above_low: bool = False
     fmt: str | None = None
     old_flag: str = ""
+    many: bool = False
 
     def check(self, value: Any) -> Any:
         """`value` checked against the bounds (one-line ValueError naming the option), as its kind."""
@@ -59,17 +61,32 @@ class Option:
         if self.kind is str:
             if not isinstance(value, str) or len(value) > self.high:
                 raise ValueError(f"{self.name} must be text of at most {int(self.high):,} characters")
-            return value.strip()
+            return self._chosen(value.strip())
         if self.kind is int:
             value = check_int(self.name, value, int(self.low), int(self.high))
             if self.odd and value % 2 == 0:
                 raise ValueError(f"{self.name} must be odd, {self.odd_why}; got {value}")
-            return value
+            return self._chosen(value)
         low_words = f"above {self.low:g}" if self.above_low else f"at least {self.low:g}"
         if (isinstance(value, bool) or not isinstance(value, (int, float)) or value != value
                 or not (self.low < value if self.above_low else self.low <= value) or value > self.high):
             raise ValueError(f"{self.name} must be a number {low_words} and at most {self.high:g}, got {value!r}")
         return float(value)
+
+    def _chosen(self, value: Any) -> Any:
+        """`value` (an item list with ``many``, as "a,b") when ``choices`` allow it; else a one-line ValueError."""
+        if self.choices is None:
+            return value
+        if self.many:
+            items = [v.strip() for v in value.split(",") if v.strip()]
+            wrong = [v for v in items if v not in self.choices]
+            if wrong or not items or len(set(items)) < len(items):
+                raise ValueError(f"{self.name} must be a comma list of {', '.join(map(str, self.choices))}, each "
+                                 f"at most once and at least one; got {value!r}")
+            return ",".join(items)
+        if value not in self.choices:
+            raise ValueError(f"{self.name} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+        return value
 
     def cli_help(self) -> str:
         """The CLI flag's help: the meaning, the bound, the default."""

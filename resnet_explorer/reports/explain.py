@@ -60,6 +60,7 @@ from ..plots.lesion import plot_k_lesions, plot_reorderings, plot_single_lesions
 from ..plots.paths import plot_path_gradients
 from ..plots.profile import plot_unit_profile
 from ..runs import Run, inside_run
+from . import tasks
 
 __all__ = ["FOLDER", "LENSES", "Lens", "Result", "analyse", "check_options", "check_run", "figures", "lens_folder",
            "load", "refusal", "register", "save", "saved_lenses", "tables"]
@@ -135,8 +136,15 @@ LENSES: dict[str, Lens] = {}
 
 
 def register(lens: Lens) -> Lens:
-    """Add a lens to the registry (the CLI, the Explain page, the child process and the report find it there)."""
+    """Add a lens to the registry (the CLI, the Explain page and the report find it there), and to the analysis
+    child's tasks (`reports.tasks`): measured by `analyse`, saved by `save` into `lens_folder`."""
     LENSES[lens.name] = lens
+    name = lens.name
+    tasks.register(tasks.Task(
+        name=name, title=lens.title, options=lens.options,
+        run=lambda run, options, progress, stop: analyse(name, run, options, progress=progress, stop=stop),
+        save=lambda run_path, result, options: save(run_path, name, result, options),
+        folder=lambda run_path, options: lens_folder(run_path, name)))
     return lens
 
 

@@ -1,7 +1,7 @@
 """Explain analyses off the script thread: one background job per browser session.
 
-An `AnalysisJob` runs a list of tasks, each one lens on one run (the run, then its twin), in a
-child process (`explain_worker`) that saves each result into its run's folder; a monitor thread
+An `AnalysisJob` runs a list of tasks, each one registered task (`reports.tasks`: a lens, or attribution) on
+one run (the run, then its twin), in a child process (`explain_worker`) that saves each result to disk; a monitor thread
 here folds the child's messages into lock-protected fields that the page's fragment reads through
 `snapshot()`. Neither calls `st.*`. A rerun, a widget change or a page switch leaves it running;
 `stop()` ends it within one batch, with status "stopped".

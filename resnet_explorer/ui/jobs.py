@@ -34,14 +34,12 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from ..analysis.common import AnalysisStopped
 from ..data.base import one_line
 from ..devices import resolve_device
 from ..jobs.stops import NEVER_STARTED, STOPPED_BEFORE_START, STOPPED_IN_LINE
@@ -210,38 +208,12 @@ _job_ids = itertools.count(1)
 
 
 class InlineJob:
-    """Work the page script runs itself (an attribution, a unit profile) in a slot of its device's line."""
+    """A holder of a slot in its device's line that is no child job (the tests stand one in for another session's
+    training job); every job the pages start runs in a child process."""
 
     def __init__(self, device: str) -> None:
         self.id = next(_job_ids)
         self.device = device_key(device)
-
-
-@contextmanager
-def device_slot(device: str, show: Callable[[str], None], queue: TrainingQueue | None = None) -> Iterator[None]:
-    """Hold a slot of `device`'s line (the one training and Explain analyses wait in) while the block runs.
-
-    While other jobs hold the slots, `show` is called with the place in line every `LIVE_SECONDS`
-    ("queued, 2nd in line — ..."); each call is a Streamlit call, so a click (Stop, any widget) that
-    reruns the page ends the wait there. The slot, or the place in line, is given back however the
-    block ends.
-
-    Raises:
-        AnalysisStopped: the line was reset while waiting (the server's queue was cleared).
-    """
-    queue = queue if queue is not None else QUEUE
-    job = InlineJob(device)
-    queue.enqueue(job)
-    try:
-        while not queue.wait_turn(job, timeout=LIVE_SECONDS):
-            place = queue.place(job)
-            if place is None:
-                raise AnalysisStopped("stopped while waiting in line")
-            show(queue_text(place[0], place[1], queue.limit, job.device))
-        yield
-    finally:
-        queue.cancel(job)
-        queue.release(job)
 
 
 def job_panel(job: ChildJob, key: str, what: str, queued: bool) -> bool:
