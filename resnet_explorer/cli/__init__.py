@@ -115,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                   f"mode; a folder's first {MAX_USER_IMAGES} by name)")
     p.add_argument("--target", help="class name or number to explain (default: each image's prediction)")
     p.add_argument("--steps", type=int, default=None,
-                   help=f"Integrated Gradients steps for every image (default: adaptive, {IG_START_STEPS} doubling "
-                        f"until the completeness gap is under {IG_TOLERANCE:.0%}%, at most {IG_MAX_STEPS})")  # %% for argparse
+                   help=f"Integrated Gradients steps for every image, 1 to {IG_MAX_STEPS} (default: adaptive, "
+                        f"{IG_START_STEPS} doubling until the completeness gap is under {IG_TOLERANCE:.0%}%, at most "
+                        f"{IG_MAX_STEPS})")  # %% for argparse
     p.add_argument("--baseline", choices=list(BASELINES), default="zeros",
                    help="baseline of Integrated Gradients, DeepLIFT and Occlusion: zeros (the dataset mean), "
                         "black, or blur (a blurred copy of the image); default zeros")
