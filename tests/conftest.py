@@ -20,6 +20,40 @@ def _scan_installed_components_once() -> None:
 _scan_installed_components_once()
 
 
+def _compile_each_page_once() -> None:
+    """Every new AppTest starts a fresh ScriptCache, so each one re-read, rewrote (Streamlit's "magic") and
+    compiled app.py and its page again: ~22 s of the suite's CPU, by py-spy. The compiled code of one text is
+    the same every time, so it is kept for the rest of the process, keyed by the path and the text itself
+    (a test that writes a script gets its own entry)."""
+    import threading
+
+    from streamlit import config
+    from streamlit.runtime.scriptrunner import magic, script_cache
+    from streamlit.source_util import open_python_file
+
+    compiled: dict[tuple[str, str, bool], object] = {}
+    lock = threading.Lock()
+
+    def get_bytecode(self, script_path: str):
+        import os.path
+
+        path = os.path.abspath(script_path)
+        with open_python_file(path) as f:
+            text = f.read()
+        key = (path, text, bool(config.get_option("runner.magicEnabled")))
+        with lock:
+            code = compiled.get(key)
+            if code is None:
+                body = magic.add_magic(text, path) if key[2] else text
+                code = compiled[key] = compile(body, path, mode="exec", flags=0, dont_inherit=1, optimize=-1)
+        return code
+
+    script_cache.ScriptCache.get_bytecode = get_bytecode
+
+
+_compile_each_page_once()
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
@@ -32,13 +66,11 @@ def _seed():
 # the longest leaves only short files for the end and the two workers finish together (longest processing
 # time first). Measured before: one worker 250 s of tests, the other 198 s. Order within a file is kept.
 LONGEST_FIRST = (
-    # seconds alone (-n0) on the shared 2-core machine, loaded (load 3-8): the browser files after they trained
-    # 50 steps instead of the defaults (train 180 -> 99 s, tour 153 -> 126 s, home ~70-86 s within the noise)
-    "tests/browser/test_browser_train.py",  # a short run of the default and its twin through the page
-    "tests/browser/test_browser_tour.py",
+    # the browser file: one server for its three tests (Home and Architecture, the tour's pages, the Train page
+    # training a short run of the default and its twin); ~150 s of the two workers' ~600
+    "tests/browser/test_browser.py",
     "tests/test_jobs.py",  # ~99 s: five real worker processes (train, stop, kill, two dead servers)
     "tests/test_distributed.py",  # ~94 s: three torchrun launches (the complete run, two Ctrl-C cases)
-    "tests/browser/test_browser_home.py",
     "tests/test_app_train_inspect.py",  # ~68 s: ~44 of them the Train page training through the real worker
     "tests/test_app_compare_attribute.py",  # ~57 s
     "tests/test_app_explain.py",  # ~53 s: one real analysis child, the rest on a thread in-process

@@ -12,14 +12,13 @@ ARCH = "pages/1_Architecture.py"
 
 @pytest.fixture
 def at():
+    """The app through app.py's navigation, not yet run: a test opens its page first (`switch_page` before the
+    first run opens that page alone; running Home first cost ~1.5 s of every test)."""
     import streamlit as st
 
     st.cache_data.clear()
     st.cache_resource.clear()
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    app.run()
-    assert not app.exception
-    return app
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
 
 
 def metric(app, label_start: str) -> str:
@@ -31,6 +30,8 @@ def current_model_caption(app) -> str:
 
 
 def test_home_page(at):
+    at.run()
+    assert not at.exception
     assert "ResNet Explorer" in at.title[0].value
     assert "resnet20" in current_model_caption(at)
 

@@ -23,7 +23,7 @@ def runs(tmp_path, monkeypatch):
 
 
 # The whole walk (train, Compare opens on the run; train its twin, Compare opens on both) runs in the real
-# browser: tests/browser/test_browser_train.py::test_a_short_run_and_its_twin_claim_only_what_the_runs_show.
+# browser: tests/browser/test_browser.py::test_a_short_run_and_its_twin_claim_only_what_the_runs_show.
 
 
 def _page_after(runs_root: str, chosen: list[str] | None, run_id: str) -> None:

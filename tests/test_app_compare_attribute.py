@@ -135,6 +135,7 @@ def test_attribute_page(runs):
     stuck = [w.value for w in at.warning if "has not left chance" in w.value]
     assert len(stuck) == 2 and all("not what it learnt" in w for w in stuck)
     at.slider(key="attr_count").set_value(2)
+    at.selectbox(key="attr_steps").set_value(16)  # fixed IG steps: adaptive ones doubled up to 512 here
     attributed(at)
     assert not at.exception and not at.error
     charts = at.get("plotly_chart")
@@ -397,10 +398,10 @@ def test_a_saved_attribution_loads_back_equal_to_run_study(run_root, tmp_path):
     run = load_run(list_runs(run_root)[0]["path"])
     options = tasks.check_options("attribute", {
         "methods": "saliency,integrated_gradients,smoothgrad,gradcam,occlusion,deeplift", "baseline": "blur",
-        "count": 3, "start": 2, "layer": "layer2", "sanity": True, "out": str(tmp_path / "out")})
+        "count": 3, "start": 2, "layer": "layer2", "sanity": True, "steps": 8, "out": str(tmp_path / "out")})
     torch.manual_seed(5)
     direct = run_study(run.model, dataset_inputs(run, indices=range(2, 5)), options["methods"].split(","),
-                       layer="layer2", sanity=True, baseline="blur")
+                       layer="layer2", sanity=True, baseline="blur", steps=8)  # 8 IG steps: the wiring, not convergence
     torch.manual_seed(5)
     entry = tasks.get("attribute")
     seen = []

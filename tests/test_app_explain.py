@@ -85,7 +85,7 @@ def chart_specs(at: AppTest) -> list[str]:
 
 def test_no_runs_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("RESNET_EXPLORER_RUNS", str(tmp_path))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.switch_page(PAGE).run()
     assert not at.exception
     assert any("No trained run yet" in i.value for i in at.info)

@@ -79,8 +79,7 @@ class Page:
         self.at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
 
     def run(self) -> AppTest:
-        self.at.run()
-        return self.at.switch_page(PAGE).run()
+        return self.at.switch_page(PAGE).run()  # before the first run: the page alone, not Home first
 
 
 def page() -> Page:

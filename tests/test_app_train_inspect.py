@@ -35,8 +35,7 @@ def make_run(root: Path, name: str) -> str:
 
 def app(page: str) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
-    at.switch_page(page).run()
+    at.switch_page(page).run()  # before the first run: the page alone, through app.py's navigation
     return at
 
 

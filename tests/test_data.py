@@ -667,3 +667,26 @@ def test_easy_shapes_are_the_same_classes_drawn_cleaner():
     assert easy.train_masks.float().mean() > standard.train_masks.float().mean()  # bigger objects
     with pytest.raises(ValueError, match="level"):
         shapes_mod.make_shapes(4, level="hard")
+
+
+def test_kept_draws_are_the_callers_own_and_equal_a_fresh_draw(monkeypatch):
+    """make_shapes keeps its last draws (an analysis re-makes a run's data on every page rerun): what it hands
+    back is a copy the caller may change, equal to what drawing again gives, and the keep is bounded."""
+    from resnet_explorer.data import shapes
+
+    monkeypatch.setattr(shapes, "_drawn", {})
+    first = shapes.make_shapes(40, seed=3, stream=1, image_size=16)
+    first[0].zero_()
+    first[2].fill_(True)
+    again = shapes.make_shapes(40, seed=3, stream=1, image_size=16)
+    assert len(shapes._drawn) == 1
+    monkeypatch.setattr(shapes, "_drawn", {})
+    fresh = shapes.make_shapes(40, seed=3, stream=1, image_size=16)
+    assert all(torch.equal(a, b) for a, b in zip(again, fresh))
+    assert again[0].any() and not again[2].all()
+    for seed in range(shapes.CACHE_ENTRIES + 3):
+        shapes.make_shapes(10, seed=seed, image_size=16)
+    assert len(shapes._drawn) == shapes.CACHE_ENTRIES
+    monkeypatch.setattr(shapes, "CACHE_BYTES", 10 * 16 * 16 * 4 - 1)  # one byte short of a draw of 10: not kept
+    shapes.make_shapes(10, seed=99, image_size=16)
+    assert (10, 99, 0, 16, "standard") not in shapes._drawn

@@ -65,7 +65,6 @@ def test_the_train_page_opens_on_the_config_the_bench_measured(cells):
     from resnet_explorer.ui.state import DEFAULT_MODEL
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
     at.switch_page("pages/2_Train.py").run()
     assert not at.exception
     seed = at.number_input(key="train_seed").value

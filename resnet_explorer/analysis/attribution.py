@@ -49,11 +49,18 @@ from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from captum.attr import DeepLift, IntegratedGradients, LayerAttribution, LayerGradCam, NoiseTunnel, Occlusion, Saliency
 from torch import nn
 
 from ..devices import DeviceUnavailableError, resolve_device
 from .common import eval_mode
+
+
+def _captum() -> Any:
+    """captum.attr, imported on first use: it brings matplotlib with it (~0.8 s), which every command that
+    never attributes (train, the lenses, the CLI's parser, the app's other pages) would otherwise pay."""
+    import captum.attr
+
+    return captum.attr
 
 __all__ = [
     "METHODS", "AttributionMethod", "MethodOutput", "SaliencyMethod", "IntegratedGradientsMethod", "SmoothGradMethod",
@@ -313,7 +320,7 @@ class SaliencyMethod(AttributionMethod):
              "https://arxiv.org/abs/1312.6034")
 
     def attribute(self, inputs: torch.Tensor, target: torch.Tensor) -> MethodOutput:
-        return MethodOutput(Saliency(self.model).attribute(_grad_leaf(inputs), target=target))
+        return MethodOutput(_captum().Saliency(self.model).attribute(_grad_leaf(inputs), target=target))
 
 
 class IntegratedGradientsMethod(AttributionMethod):
@@ -350,7 +357,7 @@ class IntegratedGradientsMethod(AttributionMethod):
                                           and 0 < tolerance < 1):
             raise ValueError(f"tolerance must be a fraction between 0 and 1 or None, got {tolerance!r}")
         base = _baselines(inputs, baseline)
-        ig = IntegratedGradients(self.model)
+        ig = _captum().IntegratedGradients(self.model)
         maps, delta = torch.empty_like(inputs), torch.empty(len(inputs), device=inputs.device)
         used = torch.full((len(inputs),), steps, dtype=torch.int64)
         todo = torch.arange(len(inputs), device=inputs.device)
@@ -395,7 +402,7 @@ class SmoothGradMethod(AttributionMethod):
         check_positive_int("n_samples", n_samples)
         if isinstance(stdevs, bool) or not isinstance(stdevs, (int, float)) or not stdevs > 0:
             raise ValueError(f"stdevs must be a positive fraction of the input range, got {stdevs!r}")
-        tunnel = NoiseTunnel(Saliency(self.model))
+        tunnel = _captum().NoiseTunnel(_captum().Saliency(self.model))
         maps = []
         for i in range(inputs.shape[0]):
             xi = inputs[i:i + 1]
@@ -421,8 +428,8 @@ class GradCamMethod(AttributionMethod):
 
     def attribute(self, inputs: torch.Tensor, target: torch.Tensor) -> MethodOutput:
         module = self.model.get_submodule(self.layer)
-        cam = LayerGradCam(self.model, module).attribute(_grad_leaf(inputs), target=target, relu_attributions=True)
-        return MethodOutput(LayerAttribution.interpolate(cam, tuple(inputs.shape[2:]), interpolate_mode="bilinear"))
+        cam = _captum().LayerGradCam(self.model, module).attribute(_grad_leaf(inputs), target=target, relu_attributions=True)
+        return MethodOutput(_captum().LayerAttribution.interpolate(cam, tuple(inputs.shape[2:]), interpolate_mode="bilinear"))
 
 
 class OcclusionMethod(AttributionMethod):
@@ -450,7 +457,7 @@ class OcclusionMethod(AttributionMethod):
         if window > min(height, width):
             raise ValueError(f"window {window} is larger than the {height} x {width} input")
         windows = ((height - window) // stride + 1) * ((width - window) // stride + 1)
-        maps = Occlusion(self.model).attribute(
+        maps = _captum().Occlusion(self.model).attribute(
             inputs, sliding_window_shapes=(channels, window, window), strides=(channels, stride, stride),
             baselines=_baselines(inputs, baseline), target=target,
             perturbations_per_eval=max(1, min(windows, 256 // n)),
@@ -477,7 +484,7 @@ class DeepLiftMethod(AttributionMethod):
         """
         inputs = _grad_leaf(inputs)
         base = _baselines(inputs, baseline)
-        maps, delta = DeepLift(self.model).attribute(inputs, baselines=base, target=target,
+        maps, delta = _captum().DeepLift(self.model).attribute(inputs, baselines=base, target=target,
                                                      return_convergence_delta=True)
         return MethodOutput(maps, delta, base)
 

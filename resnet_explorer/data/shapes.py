@@ -24,6 +24,7 @@ object's pixels (the whole patch for the textured classes).
 from __future__ import annotations
 
 import math
+import threading
 
 import torch
 
@@ -219,6 +220,30 @@ def make_shapes(
         raise ValueError(f"shapes needs image_size >= {MIN_IMAGE_SIZE} (thinner shapes vanish), got {image_size!r}")
     if level not in SHAPES_LEVELS:
         raise ValueError(f"shapes level must be one of {', '.join(SHAPES_LEVELS)}, got {level!r}")
+    key = (n, seed, stream, image_size, level)
+    with _drawn_lock:
+        kept = _drawn.get(key)
+    if kept is None:
+        kept = _draw(*key)
+        if n * image_size * image_size * 4 <= CACHE_BYTES:  # images (3 bytes a pixel) and masks (1)
+            with _drawn_lock:
+                _drawn[key] = kept
+                while len(_drawn) > CACHE_ENTRIES:
+                    _drawn.pop(next(iter(_drawn)))
+    return tuple(t.clone() for t in kept)  # the caller's own tensors: it may change them in place
+
+
+# The draws last asked for, by (n, seed, stream, image_size, level): an analysis of a run re-makes its data from
+# the config (`Run.sample`: all 10,000 + 2,000 images, ~1 s, to take a few), and a page asks again on every
+# rerun. Bounded: at most CACHE_ENTRIES draws, each of at most CACHE_BYTES (the defaults' 10,000 at 32 px are
+# 41 MB), oldest out first.
+CACHE_ENTRIES = 4
+CACHE_BYTES = 48 * 2**20
+_drawn: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+_drawn_lock = threading.Lock()
+
+
+def _draw(n: int, seed: int, stream: int, image_size: int, level: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(stream_seed(seed, stream))
     labels = (torch.arange(n) % len(SHAPES_CLASSES))[torch.randperm(n, generator=g)]
     params = _draw_params(labels, g, level)

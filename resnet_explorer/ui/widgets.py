@@ -281,9 +281,13 @@ def static_export_problem() -> str | None:
 
 
 def figure_downloads(fig: go.Figure, stem: str, key: str, rows: Sequence[dict[str, Any]] | None = None) -> None:
-    """Downloads for a figure: HTML (self-contained), PNG, SVG, its data as CSV (when tabular) and JSON."""
+    """Downloads for a figure: HTML (self-contained), PNG, SVG, its data as CSV (when tabular) and JSON.
+
+    The HTML, PNG, SVG and JSON are made when clicked. An HTML file embeds plotly.js (4.7 MB): made on every
+    rerun, the browser fetched each one as the page drew (~1 s of the server's CPU apiece to build and gzip
+    it, six per Inspect page), whether or not the user ever downloaded it."""
     cols = st.columns(5)
-    cols[0].download_button("HTML", figure_to_html(fig), f"{stem}.html", "text/html", key=f"{key}_html",
+    cols[0].download_button("HTML", lambda: figure_to_html(fig), f"{stem}.html", "text/html", key=f"{key}_html",
                             icon=":material/download:", on_click="ignore")
     problem = static_export_problem()
     for col, fmt, mime in ((cols[1], "png", "image/png"), (cols[2], "svg", "image/svg+xml")):

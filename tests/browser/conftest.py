@@ -1,5 +1,5 @@
-"""Fixtures of the browser tests: one served app per test file (so pytest-xdist can hand the files to
-different workers), Chromium, a page at 1400 px.
+"""Fixtures of the browser tests: one served app and one Chromium for the file (test_browser.py, whose tests
+run in order on one server), a fresh page at 1400 px for each test.
 
 No skip when Chromium is missing: CI installs it, and a missing browser must fail the run.
 """
