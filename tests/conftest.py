@@ -20,40 +20,6 @@ def _scan_installed_components_once() -> None:
 _scan_installed_components_once()
 
 
-def _compile_each_page_once() -> None:
-    """Every new AppTest starts a fresh ScriptCache, so each one re-read, rewrote (Streamlit's "magic") and
-    compiled app.py and its page again: ~22 s of the suite's CPU, by py-spy. The compiled code of one text is
-    the same every time, so it is kept for the rest of the process, keyed by the path and the text itself
-    (a test that writes a script gets its own entry)."""
-    import threading
-
-    from streamlit import config
-    from streamlit.runtime.scriptrunner import magic, script_cache
-    from streamlit.source_util import open_python_file
-
-    compiled: dict[tuple[str, str, bool], object] = {}
-    lock = threading.Lock()
-
-    def get_bytecode(self, script_path: str):
-        import os.path
-
-        path = os.path.abspath(script_path)
-        with open_python_file(path) as f:
-            text = f.read()
-        key = (path, text, bool(config.get_option("runner.magicEnabled")))
-        with lock:
-            code = compiled.get(key)
-            if code is None:
-                body = magic.add_magic(text, path) if key[2] else text
-                code = compiled[key] = compile(body, path, mode="exec", flags=0, dont_inherit=1, optimize=-1)
-        return code
-
-    script_cache.ScriptCache.get_bytecode = get_bytecode
-
-
-_compile_each_page_once()
-
-
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

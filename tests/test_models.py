@@ -178,3 +178,31 @@ def test_large_model_needs_confirmation():
 def test_build_model_rejects_other_types():
     with pytest.raises(ValueError):
         build_model(42)
+
+
+def test_a_meta_build_skips_the_initialisers_for_its_own_thread_only():
+    """On the meta device the initialisers are skipped (nothing to fill); the shapes are those of a real build, and
+    a model built on another thread meanwhile is initialised as always."""
+    import threading
+
+    from resnet_explorer.models import resnet
+
+    meta = build_model("resnet20", device="meta")
+    real = build_model("resnet20", device="cpu")
+    assert {k: v.shape for k, v in meta.state_dict().items()} == {k: v.shape for k, v in real.state_dict().items()}
+    torch.manual_seed(0)
+    expected = build_model("resnet20", device="cpu").state_dict()
+    built = {}
+
+    def other_thread():
+        torch.manual_seed(0)
+        built["state"] = build_model("resnet20", device="cpu").state_dict()
+
+    with resnet._NoInit():  # as during a meta build on this thread
+        worker = threading.Thread(target=other_thread)
+        worker.start()
+        worker.join()
+        skipped = torch.ones(3)
+        torch.nn.init.zeros_(skipped)
+    assert skipped.tolist() == [1.0, 1.0, 1.0]  # this thread's fills were skipped ...
+    assert all(torch.equal(v, built["state"][k]) for k, v in expected.items())  # ... the other thread's were not

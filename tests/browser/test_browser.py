@@ -36,6 +36,7 @@ from .helpers import (
     train_on_the_page,
 )
 
+
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory):
     """One small finished run (resnet8, 40 steps on shapes-easy at 16 px) for the pages to show."""
