@@ -91,17 +91,19 @@ TINY_TRAIN = ["--steps", "4", "--batch-size", "16", "--train-size", "64", "--tes
               "--probe-every", "2"]
 
 
-def test_train_prints_the_run_folder_last(tmp_path):
-    out = run("train", "--model", "resnet8", *TINY_TRAIN, "--image-size", "16", "--runs", str(tmp_path))
-    assert out.returncode == 0, out.stderr
-    folder = out.stdout.strip().splitlines()[-1]
+def test_train_prints_the_run_folder_last(tmp_path, capsys):
+    # in-process (a shell's `python -m resnet_explorer` is test_bad_input_from_a_shell's, and torchrun's)
+    assert main(["train", "--model", "resnet8", *TINY_TRAIN, "--image-size", "16", "--runs", str(tmp_path)]) == 0
+    out = capsys.readouterr()
+    assert out.out.strip().splitlines()[-1] == out.out.strip()  # the folder is all stdout holds
+    folder = out.out.strip().splitlines()[-1]
     assert folder.startswith(str(tmp_path))
     names = {p.name for p in __import__("pathlib").Path(folder).iterdir()}
     assert {"run.json", "metrics.csv", "eval.csv", "residual_norms.csv", "grad_flow.csv", "responses.csv",
             "model.pt"} <= names
-    assert "done: trained 4 steps" in out.stderr and "[" in out.stderr  # progress and summary
-    assert "note: resnet8 has not left chance" in out.stderr  # 4 steps: the run says it learnt nothing yet
-    assert "--runs" not in out.stderr  # the new spelling: no note about the old one
+    assert "done: trained 4 steps" in out.err and "[" in out.err  # progress and summary
+    assert "note: resnet8 has not left chance" in out.err  # 4 steps: the run says it learnt nothing yet
+    assert "--runs" not in out.err  # the new spelling: no note about the old one
 
 
 def test_train_plain_twin(tmp_path, capsys):

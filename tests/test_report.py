@@ -6,8 +6,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
@@ -61,11 +59,6 @@ def full_report(runs, tmp_path_factory) -> tuple[int, Path, list[str]]:
         code = main(["report", str(runs["resnet20"]), str(runs["plain20"]), "--out", str(out),
                      "--format", "html,png,svg"])
     return code, out, stdout.getvalue().splitlines()
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "resnet_explorer", *args], capture_output=True, text=True,
-                          timeout=300, stdin=subprocess.DEVNULL, cwd=ROOT)
 
 
 def test_summary_rows(runs):
