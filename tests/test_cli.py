@@ -50,7 +50,9 @@ def test_info_composed(capsys):
         (["info", "resnet10004"], "pass --yes"),
         # the attribution task's own checks (`reports.attribute`), before a run is looked for
         (["attribute", "no-such-run", "--methods", "saliency,xray", "--out", "/tmp/x"], "methods must be a comma list"),
-        (["attribute", "no-such-run", "--steps", "10000", "--out", "/tmp/x"], "steps must be from 0 to 512"),
+        (["attribute", "no-such-run", "--steps", "10000", "--out", "/tmp/x"], "--steps must be from 1 to 512"),
+        (["attribute", "no-such-run", "--steps", "0", "--out", "/tmp/x"], "--steps must be from 1 to 512"),
+        (["profile", "no-such-run", "--photos", "/tmp/x", "--samples", "8"], "give --samples or --photos, not both"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(args, fragment, capsys):

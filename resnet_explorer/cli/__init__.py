@@ -145,8 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
             elif option.old_flag:  # the one renamed lens option is the user's photos (`--photos` everywhere)
                 renamed(p, flag, option.old_flag, PHOTOS_NOTE.format(old=option.old_flag, command=entry.name),
                         type=option.kind, metavar="FOLDER", help=option.cli_help())
-            else:  # a str option's default is None here: given or not, `_explain_options` tells
-                p.add_argument(flag, type=option.kind, default=None if option.kind is str else option.default,
+            else:  # a str option's default (and one used `unless` another) is None here: given or not, tells
+                given = option.kind is str or option.unless
+                p.add_argument(flag, type=option.kind, default=None if given else option.default,
                                choices=option.choices, help=option.cli_help())
         p.add_argument("--device", default="auto", help=DEVICE_HELP)
         p.add_argument("--runs", default="runs", help="the runs folder for run ids (default ./runs)")

@@ -42,7 +42,7 @@ def _resolve_run_path(run: str, runs_root: str) -> Path:
 def cmd_attribute(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..analysis.attribution import IG_TOLERANCE
+    from ..analysis.attribution import IG_MAX_STEPS, IG_TOLERANCE
     from ..analysis.study import (
         dataset_inputs,
         image_files,
@@ -61,8 +61,9 @@ def cmd_attribute(args: argparse.Namespace) -> int:
 
     if args.photos and args.samples is not None:
         raise CliError("give --samples or --photos, not both")
-    if args.steps is not None and args.steps < 1:
-        raise CliError(f"--steps must be 1 or more (Integrated Gradients steps), got {args.steps}")
+    if args.steps is not None and not 1 <= args.steps <= IG_MAX_STEPS:  # the task's 0 ("adaptive") is no flag here
+        raise CliError(f"--steps must be from 1 to {IG_MAX_STEPS} (Integrated Gradients steps; leave it out for "
+                       f"adaptive steps), got {args.steps}")
     import warnings
 
     from ..reports import tasks
@@ -169,7 +170,12 @@ def _class_index(text: str, n: int) -> int:
 def _explain_options(args: argparse.Namespace) -> dict[str, Any]:
     from ..reports.explain import LENSES
 
-    return {o.name: getattr(args, o.name) for o in LENSES[args.lens].options if getattr(args, o.name, None) is not None}
+    options = LENSES[args.lens].options
+    given = {o.name: getattr(args, o.name) for o in options if getattr(args, o.name, None) is not None}
+    for o in options:
+        if o.unless and o.name in given and given.get(o.unless):
+            raise CliError(f"give --{o.name} or --{o.unless}, not both (--{o.name} is used only without --{o.unless})")
+    return given
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

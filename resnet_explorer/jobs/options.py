@@ -34,6 +34,8 @@ class Option:
         odd: an int that must be odd; `odd_why` says why.
         fmt: the page's number format (e.g. "%.2f").
         old_flag: the flag's spelling before it was renamed, still accepted by the CLI for one release.
+        unless: another option that, when given, leaves this one unused (profile's held-out ``samples`` unless
+            ``photos``): the CLI refuses the two together in one line.
     """
 
     name: str
@@ -51,6 +53,7 @@ class Option:
     fmt: str | None = None
     old_flag: str = ""
     many: bool = False
+    unless: str = ""
 
     def check(self, value: Any) -> Any:
         """`value` checked against the bounds (one-line ValueError naming the option), as its kind."""
@@ -96,7 +99,8 @@ class Option:
             return f"{self.help} (default {self.default or 'none'})"
         bound = (f"one of {', '.join(map(str, self.choices))}" if self.choices
                  else f"at most {self.high:,}" if self.kind is int else f"at most {self.high:g}")
-        return f"{self.help}, {bound} (default %(default)s)"
+        return f"{self.help}, {bound} (default {self.default:,})" if self.kind is int else \
+            f"{self.help}, {bound} (default {self.default:g})"
 
 
 def defaults(options: Sequence[Option]) -> dict[str, Any]:

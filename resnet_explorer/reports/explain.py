@@ -444,7 +444,7 @@ register(Lens(
                     f"{MAX_USER_IMAGES:,}, by name); none: the run's held-out images", "Folder of images",
                     old_flag="--images"),
              Option("samples", int, 64, 1, MAX_USER_IMAGES, "held-out images of a trained run's data, spread over "
-                    "the classes, when no photos are given", "Held-out images", step=16),
+                    "the classes, when no photos are given", "Held-out images", step=16, unless="photos"),
              Option("lesions", bool, True, 0, 1, "also delete each unit alone (about units/2 + 1 forward passes "
                     "instead of one)", "Single-unit lesions")),
     run=_profile_run,
