@@ -83,7 +83,7 @@ CLI_CASES = [
     ("steps and epochs", ["train", *TINY, "--epochs", "1", "--out", "{out}"], 2, "not both"),
     ("samples 0", ["attribute", "{run}", "--samples", "0", "--out", "{out}"], 2, "from 1 to"),
     ("samples 10^9", ["attribute", "{run}", "--samples", "1000000000", "--out", "{out}"], 2, "from 1 to"),
-    ("ig steps 0", ["attribute", "{run}", "--steps", "0", "--out", "{out}"], 2, "--steps must be 1"),
+    ("ig steps 0", ["attribute", "{run}", "--steps", "0", "--out", "{out}"], 2, "--steps must be from 1 to 512"),
     ("summary depth -1", ["info", "resnet20", "--summary-depth", "-1"], 2, "--summary-depth"),
     ("input size 0", ["info", "resnet20", "--input-size", "0"], 2, "--input-size"),
     ("plain zero-init", ["train", *TINY, "--plain", "--zero-init", "--out", "{out}"], 2, "--zero-init needs shortcuts"),

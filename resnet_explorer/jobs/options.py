@@ -99,8 +99,8 @@ class Option:
             return f"{self.help} (default {self.default or 'none'})"
         bound = (f"one of {', '.join(map(str, self.choices))}" if self.choices
                  else f"at most {self.high:,}" if self.kind is int else f"at most {self.high:g}")
-        return f"{self.help}, {bound} (default {self.default:,})" if self.kind is int else \
-            f"{self.help}, {bound} (default {self.default:g})"
+        default = f"{self.default:,}" if self.kind is int else str(self.default)  # the Option's, not argparse's
+        return f"{self.help}, {bound} (default {default})"
 
 
 def defaults(options: Sequence[Option]) -> dict[str, Any]:
