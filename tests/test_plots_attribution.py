@@ -320,3 +320,13 @@ def test_grid_six_method_headers_never_overlap_and_keep_their_full_name_in_hover
     # notes under neighbouring cells do not run into each other either (12 px type, ~6.5 px per character)
     note = next(a for a in fig.layout.annotations if "mask" in (a.text or ""))
     assert max(len(line) for line in note.text.split("<br>")) * 6.5 <= CELL + 16
+
+
+def test_grid_title_claims_no_comparison_it_cannot_see():
+    """One net's maps (or one method's over two nets): the title says what the colours and outline mean, and names
+    no plain-vs-residual comparison that the grid alone cannot know it shows."""
+    masks = np.zeros((2, 8, 8), dtype=bool)
+    for heat in ({"a": np.ones((2, 8, 8))}, {"a": np.ones((2, 8, 8)), "b": np.ones((2, 8, 8))}):
+        title = plot_attribution_grid(_inputs(2), heat, masks=masks).layout.title.text
+        assert "plain and residual" not in title and "Compare" not in title
+        assert "Cyan outline: the object mask." in title

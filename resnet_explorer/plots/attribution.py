@@ -202,10 +202,12 @@ def plot_attribution_grid(images: ArrayLike | None, heatmaps: Mapping[str, Array
                                    yref="paper", xanchor="center", yanchor="top", yshift=-3, showarrow=False,
                                    font=dict(size=12, color="#333"), align="center")
 
-    masked = "; cyan outline: the object mask" if mask is not None else ""
+    # no "compare" sentence: the columns are methods of one net, or one method over several nets, and the plot
+    # cannot tell (it once said "plain and residual nets" over a single run's maps)
+    last = "<br>Cyan outline: the object mask." if mask is not None else ""
     fig.update_layout(
         title=dict(text=f"{title}<br><sup>Brighter = more attribution; each map is scaled to its own 99th "
-                        f"percentile.<br>Compare where plain and residual nets look{masked}.</sup>",
+                        f"percentile.{last}</sup>",
                    font=dict(size=18), yref="container", y=1 - 34 / (top + plot_h + bottom), yanchor="bottom",
                    x=0, xref="paper"),
         width=fig_w, height=top + plot_h + bottom, font=dict(size=13), plot_bgcolor="white", showlegend=False,
